@@ -1,0 +1,55 @@
+"""Register and memory map of the trainer's control/status bus (docs/registers.md).
+
+Word-addressed, 32-bit data. Shared by the hardware and the host driver.
+"""
+from __future__ import annotations
+
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["CsrSignature", "REG", "ID_VALUE", "PARAM_WINDOW", "param_address", "CTRL_INFER", "STATUS_BITS"]
+
+ID_VALUE = 0xBF0A_0001
+
+REG = {
+    "ID": 0x00,          # RO  identification, ID_VALUE
+    "CTRL": 0x01,        # RW  bit0: mode (0 train, 1 infer)
+    "STATUS": 0x02,      # RO  bit0 busy, bit1 length error (sticky), bit2 bus error (sticky); write 1s to clear
+    "LR": 0x03,          # RW  learning-rate code (lr / B * 2**lr_frac_bits)
+    "BATCH": 0x04,       # RW  mini-batch size, 1 .. config batch_size
+    "SAMPLES": 0x05,     # RO  samples completed (train and infer)
+    "CYCLES_LO": 0x06,   # RO  cycles spent on samples, low word (latched on read of LO)
+    "CYCLES_HI": 0x07,   # RO  high word of the value latched by the last CYCLES_LO read
+    "DROPPED": 0x08,     # RO  samples dropped for a wrong length
+    "SIGNATURE": 0x09,   # RO  fold of every parameter written by the last update (see golden signature)
+    "UPDATES": 0x0A,     # RO  parameter updates applied
+}
+CTRL_INFER = 1 << 0
+STATUS_BITS = {"busy": 1 << 0, "length_error": 1 << 1, "bus_error": 1 << 2}
+
+# Parameter window: address = PARAM_WINDOW | bank << 20 | word address in the bank.
+PARAM_WINDOW = 1 << 28
+BANK_SHIFT = 20
+ADDR_WIDTH = 29
+
+
+def param_address(bank: int, addr: int) -> int:
+    return PARAM_WINDOW | (bank << BANK_SHIFT) | addr
+
+
+class CsrSignature(wiring.Signature):
+    """A simple synchronous register bus (host side is the initiator).
+
+    The host holds ``addr`` and ``re`` (or ``we`` with ``wdata``) until ``ack`` is high,
+    then drops them; ``rdata`` is valid while ``ack`` is high. One access per ack.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "addr": Out(ADDR_WIDTH),
+            "wdata": Out(32),
+            "we": Out(1),
+            "re": Out(1),
+            "rdata": In(32),
+            "ack": In(1),
+        })

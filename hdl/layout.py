@@ -1,0 +1,103 @@
+"""Where every parameter, activation and error lives in the trainer's memories.
+
+Pure Python, shared by the hardware generator and the host driver, so the two cannot
+disagree about an address. Row j of layer l lives in bank (lane) ``j % P`` at slot
+``j // P``; a slot holds the row's ``n_in + 1`` words (bias last). All layers share one
+memory per bank, layer after layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from golden.config import Config
+
+__all__ = ["Layout", "HardwareLimitError", "check_limits"]
+
+# Limits of the generator (checked before any hardware is built).
+MAX_BANK_WORDS = 1 << 20  # parameter words per bank: the CSR window has 20 address bits per bank
+MAX_LAYER_WIDTH = 4096
+MAX_LANES = 64
+
+
+class HardwareLimitError(ValueError):
+    """A config the hardware generator cannot build; names the limit."""
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Layout:
+    cfg: Config
+
+    @property
+    def lanes(self) -> int:
+        return self.cfg.lanes
+
+    def n_in(self, l):
+        return self.cfg.layers[l]
+
+    def n_out(self, l):
+        return self.cfg.layers[l + 1]
+
+    def blocks(self, l) -> int:
+        """Row blocks of layer l (P rows each, the last may be partial)."""
+        return _ceil_div(self.n_out(l), self.lanes)
+
+    def row_words(self, l) -> int:
+        return self.n_in(l) + 1
+
+    def wbase(self, l) -> int:
+        """First word of layer l in every bank."""
+        return sum(self.blocks(i) * self.row_words(i) for i in range(l))
+
+    @property
+    def wdepth(self) -> int:
+        return self.wbase(self.cfg.n_layers)
+
+    def param_location(self, l, j, k) -> tuple[int, int]:
+        """(bank, address in bank) of parameter W_l[j, k] (k = n_in is the bias)."""
+        P = self.lanes
+        return j % P, self.wbase(l) + (j // P) * self.row_words(l) + k
+
+    # activations a_0 (input) .. a_L (output), one memory, layer after layer
+    def abase(self, i) -> int:
+        return sum(self.cfg.layers[:i])
+
+    @property
+    def adepth(self) -> int:
+        return sum(self.cfg.layers)
+
+    # errors delta_l, banked like the rows they belong to
+    def dbase(self, l) -> int:
+        return sum(self.blocks(i) for i in range(l))
+
+    @property
+    def ddepth(self) -> int:
+        return self.dbase(self.cfg.n_layers)
+
+    # useful MACs per training sample (ARCHITECTURE.md definition)
+    def useful_macs(self) -> int:
+        L = self.cfg.n_layers
+        prod = [self.n_in(l) * self.n_out(l) for l in range(L)]
+        return sum(prod) + sum(prod[1:]) + sum(prod)
+
+
+def check_limits(cfg: Config) -> Layout:
+    """Refuse configs the generator cannot hold, naming the limit and the value."""
+    lay = Layout(cfg)
+    if cfg.lanes > MAX_LANES:
+        raise HardwareLimitError(f"hardware.lanes = {cfg.lanes} exceeds the limit of {MAX_LANES} lanes")
+    for i, n in enumerate(cfg.layers):
+        if n > MAX_LAYER_WIDTH:
+            raise HardwareLimitError(f"network.layers[{i}] = {n} exceeds the limit of {MAX_LAYER_WIDTH} units")
+    if lay.wdepth > MAX_BANK_WORDS:
+        raise HardwareLimitError(
+            f"parameters need {lay.wdepth} words per bank with {cfg.lanes} lanes, over the limit of "
+            f"{MAX_BANK_WORDS}; add lanes or shrink the network")
+    if cfg.forward_acc_width() > 48 or cfg.backward_acc_width() > 48:
+        raise HardwareLimitError(
+            f"accumulators of {max(cfg.forward_acc_width(), cfg.backward_acc_width())} bits exceed the "
+            f"48-bit datapath limit; use narrower formats or smaller layers")
+    return lay

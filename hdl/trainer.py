@@ -1,0 +1,656 @@
+"""The trainer: forward pass, backpropagation and SGD update of an MLP, in hardware.
+
+One ``Trainer(cfg)`` per config. P = cfg.lanes lanes, each one multiplier; parameters of
+every layer banked by output row (hdl/layout.py). The sequencer walks, per sample:
+
+    LOAD   input (and target) beats from ``s_data``; wrong length -> drop + error flag
+    FWD l  for each block of P rows: for k in 0..n_in: acc[p] += W[row p, k] * a[k]
+           (k = n_in is the bias, input 1.0); a drain unit requantizes and activates the
+           P sums while the next block accumulates
+    OUT    output codes to ``m_data``; in training also the output deltas
+    BWD l  for k: sum over row blocks of the P products W[j, k] * delta[j] (adder tree),
+           requantize, times the derivative of the stored a[k] -> delta of layer l-1
+    UPD l  for each block: eps[p] = lr * delta[p]; for k: W -= round(eps * a[k]) (or
+           accumulate into the batch sums and apply on the batch's last sample)
+
+Every narrowing is golden's requantize (hdl/arith.py); results equal golden/fixed_model.py
+bit for bit. Backward of layer l runs before its update, so it sees the old weights.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.config import Config
+from golden.fixed_model import init_params
+from golden.lfsr import LFSR_MASK, lane_seed
+
+from .activation import ActivationDerivative, ActivationFunction
+from .arith import requantize, round_shift, saturate
+from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
+from .layout import Layout, check_limits
+from .output import ce_delta, mse_delta
+
+__all__ = ["Trainer", "beat_layout", "SIGNATURE_ROTATE"]
+
+SIGNATURE_ROTATE = 3  # signature: sig = rotl32(sig, 3) ^ (w mod 2**width), per lane, lanes XORed
+
+
+def beat_layout(cfg: Config):
+    """AXI4-Stream-like beat: one act-format code and ``last`` (tlast)."""
+    return data.StructLayout({"data": signed(cfg.act.width), "last": 1})
+
+
+def _bits(n):
+    return max(1, (n - 1).bit_length())
+
+
+class Trainer(wiring.Component):
+    """MLP trainer generated from one config.
+
+    Members
+    -------
+    s_data : In(stream.Signature(beat_layout))
+        Samples: ``n_in`` input codes then (train mode) ``n_out`` target codes, ``last`` on
+        the final beat.
+    m_data : Out(stream.Signature(beat_layout))
+        Results: the ``n_out`` output codes of every sample, ``last`` on the final one.
+    csr : In(CsrSignature)
+        Control/status and parameter access (hdl/csr.py, docs/registers.md).
+    """
+
+    def __init__(self, cfg: Config):
+        self._layout = check_limits(cfg)
+        self._cfg = cfg
+        super().__init__({
+            "s_data": In(stream.Signature(beat_layout(cfg))),
+            "m_data": Out(stream.Signature(beat_layout(cfg))),
+            "csr": In(CsrSignature()),
+        })
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def elaborate(self, platform):
+        cfg, lay = self._cfg, self._layout
+        m = Module()
+        P, L = cfg.lanes, cfg.n_layers
+        af, wf, ef = cfg.act.frac_bits, cfg.weight.frac_bits, cfg.error.frac_bits
+        AW, WW, EW = cfg.act.width, cfg.weight.width, cfg.error.width
+        one = cfg.act.one
+        n_in0, n_outL = cfg.layers[0], cfg.layers[-1]
+        train_B = cfg.batch_size > 1
+        softmax_out = cfg.activations[-1] == "softmax"
+
+        # ---------------- memories ----------------------------------------------------
+        params = init_params(cfg)
+        wdepth = max(lay.wdepth, 1)
+        winit = [[0] * wdepth for _ in range(P)]
+        for l, w in enumerate(params):
+            for j in range(w.shape[0]):
+                for k in range(w.shape[1]):
+                    b, a = lay.param_location(l, j, k)
+                    winit[b][a] = int(w[j, k])
+        wmem = [Memory(shape=signed(WW), depth=wdepth, init=winit[p]) for p in range(P)]
+        for p, mem in enumerate(wmem):
+            m.submodules[f"wmem{p}"] = mem
+        w_rd = [mem.read_port() for mem in wmem]
+        w_wr = [mem.write_port() for mem in wmem]
+        GW = cfg.grad_acc_width()
+        if train_B:
+            gmem = [Memory(shape=signed(GW), depth=wdepth, init=[]) for _ in range(P)]
+            for p, mem in enumerate(gmem):
+                m.submodules[f"gmem{p}"] = mem
+            g_rd = [mem.read_port() for mem in gmem]
+            g_wr = [mem.write_port() for mem in gmem]
+        m.submodules.amem = amem = Memory(shape=signed(AW), depth=lay.adepth, init=[])
+        a_rd, a_wr = amem.read_port(), amem.write_port()
+        ddepth = max(lay.ddepth, 1)
+        dmem = [Memory(shape=signed(EW), depth=ddepth, init=[]) for _ in range(P)]
+        for p, mem in enumerate(dmem):
+            m.submodules[f"dmem{p}"] = mem
+        d_rd = [mem.read_port() for mem in dmem]
+        d_wr = [mem.write_port() for mem in dmem]
+        m.submodules.tmem = tmem = Memory(shape=signed(AW), depth=n_outL, init=[])
+        t_rd, t_wr = tmem.read_port(), tmem.write_port()
+
+        # ---------------- activation units (one per kind in use) ----------------------
+        act_fn, act_d = {}, {}
+        for kind in set(cfg.activations) - {"softmax"}:
+            act_fn[kind] = ActivationFunction(cfg, kind)
+            act_d[kind] = ActivationDerivative(cfg, kind)
+            m.submodules[f"act_{kind}"] = act_fn[kind]
+            m.submodules[f"actd_{kind}"] = act_d[kind]
+        if softmax_out:
+            from .output import SoftmaxUnit
+            m.submodules.softmax = smax = SoftmaxUnit(cfg)
+
+        # ---------------- output FIFO ---------------------------------------------------
+        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=AW + 1, depth=max(4, n_outL + 1))
+        m.d.comb += [
+            self.m_data.payload.data.eq(ofifo.r_data[:AW]),
+            self.m_data.payload.last.eq(ofifo.r_data[AW]),
+            self.m_data.valid.eq(ofifo.r_rdy),
+            ofifo.r_en.eq(self.m_data.ready),
+        ]
+
+        # ---------------- control registers -------------------------------------------
+        mode_infer = Signal()
+        lr = Signal(16, init=cfg.lr_code)
+        batch = Signal(16, init=cfg.batch_size)
+        batch_cnt = Signal(16)
+        samples = Signal(32)
+        dropped = Signal(32)
+        updates = Signal(32)
+        cycles = Signal(64)
+        err_len = Signal()
+        err_bus = Signal()
+        apply = Signal()  # this sample completes a mini-batch
+        m.d.comb += apply.eq(batch_cnt + 1 >= batch)
+
+        # ---------------- per-lane datapath ---------------------------------------------
+        EPSW = 17 + EW
+        mul_a = [Signal(signed(max(WW, EPSW, 17)), name=f"mul_a{p}") for p in range(P)]
+        mul_b = [Signal(signed(max(AW, EW)), name=f"mul_b{p}") for p in range(P)]
+        prod = [Signal(signed(len(mul_a[0]) + len(mul_b[0])), name=f"prod{p}") for p in range(P)]
+        for p in range(P):
+            m.d.comb += prod[p].eq(mul_a[p] * mul_b[p])  # the lane's one multiplier
+        FAW = cfg.forward_acc_width()
+        BAW = cfg.backward_acc_width()
+        acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]
+        shadow = Array(Signal(signed(FAW), name=f"shadow{p}") for p in range(P))
+        eps = [Signal(signed(EPSW), name=f"eps{p}") for p in range(P)]
+        lfsr = [Signal(32, init=lane_seed(cfg.sr_seed, p), name=f"lfsr{p}") for p in range(P)]
+        sig = [Signal(32, name=f"sig{p}") for p in range(P)]
+
+        # datapath phase selection (comb), drives the multiplier operands
+        ph_fwd, ph_bwd, ph_eps, ph_upd = Signal(), Signal(), Signal(), Signal()
+
+        k_lane = Signal(range(P))  # k_cnt % P and k_cnt // P, kept as counters (no dividers)
+        k_slot = Signal(16)
+
+        # pipeline stage 1 control (registered from the issue stage)
+        s1_valid = Signal()
+        s1_first = Signal()
+        s1_last = Signal()
+        s1_bias = Signal()
+        s1_rowbase = Signal(16)  # first row of the block in stage 1
+        s1_k = Signal(16)
+        s1_addr = Signal(range(wdepth + 1))
+        s1_klane = Signal(range(P))
+        s1_kslot = Signal(16)
+
+        # issue-stage signals (comb defaults), set by the sequencer
+        iss_valid = Signal()
+        iss_first = Signal()
+        iss_last = Signal()
+        iss_bias = Signal()
+        iss_rowbase = Signal(16)
+        iss_k = Signal(16)
+        iss_waddr = Signal(range(wdepth + 1))
+        m.d.sync += [
+            s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_bias.eq(iss_bias),
+            s1_rowbase.eq(iss_rowbase), s1_k.eq(iss_k), s1_addr.eq(iss_waddr),
+            s1_klane.eq(k_lane), s1_kslot.eq(k_slot),
+        ]
+        a_in = Signal(signed(AW))  # activation operand in stage 1 (bias column reads 1.0)
+        m.d.comb += a_in.eq(Mux(s1_bias, one, a_rd.data))
+
+        # ---------------- drain unit (forward): requantize + activate P sums ----------
+        drain_active = Signal()
+        drain_sel = Signal(range(P + 1))
+        drain_rowbase = Signal(16)
+        drain_layer = Signal(range(L + 1))
+        drain_z = Signal(signed(AW))
+        drain_row = Signal(16)
+        drain_row_valid = Signal()
+        drain_stall = Signal()
+        m.d.comb += [
+            drain_z.eq(requantize(shadow[drain_sel], wf + af, cfg.act)),
+            drain_row.eq(drain_rowbase + drain_sel),
+        ]
+        n_out_of = Array(Const(cfg.layers[l + 1], 16) for l in range(L))
+        m.d.comb += drain_row_valid.eq(drain_row < n_out_of[drain_layer])
+
+        layer_of_state = Signal(range(L + 1))  # layer of the current sequencer state
+
+        # ---------------- CSR access to parameters (only while idle) -----------------
+        idle = Signal()
+        csr = self.csr
+        csr_param = Signal()
+        csr_bank = Signal(8)
+        csr_word = Signal(BANK_SHIFT)
+        m.d.comb += [
+            csr_param.eq(csr.addr[28]),
+            csr_bank.eq(csr.addr[BANK_SHIFT:28]),
+            csr_word.eq(csr.addr[:BANK_SHIFT]),
+        ]
+        csr_rd_param = Signal()  # CSR owns the weight read ports this cycle
+        csr_wr_param = Signal()
+
+        # default addresses
+        for p in range(P):
+            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(s1_addr)]
+            if train_B:
+                m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(s1_addr)]
+
+        # ---------------- sequencer ---------------------------------------------------
+        load_cnt = Signal(range(n_in0 + n_outL + 1))
+        expect = Signal(range(n_in0 + n_outL + 1))
+        m.d.comb += expect.eq(Mux(mode_infer, n_in0, n_in0 + n_outL))
+        k_cnt = Signal(16)
+        rb_cnt = Signal(16)
+        waddr = Signal(range(wdepth + 1))
+        j_cnt = Signal(16)
+        j_lane = Signal(range(P))
+        j_slot = Signal(16)
+        out_pending = Signal()  # OUT phase: a read was issued last cycle
+        sm_count = Signal(16)  # softmax probabilities written back
+        upd_eps = Signal()  # UPD: this cycle loads eps (data of the delta read issued last cycle)
+        bwd_s2 = Signal()
+        bwd_sum = Signal(signed(BAW))
+        bwd_acc = Signal(signed(BAW))
+        bwd_a = Signal(signed(AW))
+        bwd_klane = Signal(range(P))
+        bwd_kslot = Signal(16)
+
+        with m.FSM(name="seq"):
+            with m.State("LOAD"):
+                m.d.comb += idle.eq(load_cnt == 0)
+                m.d.comb += self.s_data.ready.eq(1)
+                with m.If(self.s_data.valid):
+                    beat = self.s_data.payload
+                    with m.If(load_cnt < n_in0):
+                        m.d.comb += [a_wr.addr.eq(load_cnt), a_wr.data.eq(beat.data), a_wr.en.eq(1)]
+                    with m.Else():
+                        m.d.comb += [t_wr.addr.eq(load_cnt - n_in0), t_wr.data.eq(beat.data), t_wr.en.eq(1)]
+                    with m.If(load_cnt == expect - 1):
+                        m.d.sync += load_cnt.eq(0)
+                        with m.If(beat.last):
+                            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(0))]
+                            m.next = "FWD0"
+                        with m.Else():
+                            m.d.sync += err_len.eq(1)
+                            m.next = "SKIP"
+                    with m.Elif(beat.last):  # too short: drop
+                        m.d.sync += [load_cnt.eq(0), err_len.eq(1), dropped.eq(dropped + 1)]
+                    with m.Else():
+                        m.d.sync += load_cnt.eq(load_cnt + 1)
+            with m.State("SKIP"):  # too long: consume up to and including `last`, then drop
+                m.d.comb += self.s_data.ready.eq(1)
+                with m.If(self.s_data.valid & self.s_data.payload.last):
+                    m.d.sync += dropped.eq(dropped + 1)
+                    m.next = "LOAD"
+
+            for l in range(L):
+                n_in, n_out = cfg.layers[l], cfg.layers[l + 1]
+                nb = lay.blocks(l)
+                last_layer = l == L - 1
+                # ---- forward: issue reads -------------------------------------------
+                with m.State(f"FWD{l}"):
+                    m.d.comb += layer_of_state.eq(l)
+                    m.d.comb += ph_fwd.eq(1)
+                    is_last_k = k_cnt == n_in
+                    # the snapshot at the end of this block needs the drain free
+                    stall = is_last_k & drain_active
+                    m.d.comb += [
+                        iss_waddr.eq(waddr), iss_k.eq(k_cnt), iss_rowbase.eq(rb_cnt * P),
+                        a_rd.addr.eq(lay.abase(l) + k_cnt),
+                    ]
+                    with m.If(~stall):
+                        m.d.comb += [iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
+                                     iss_bias.eq(is_last_k)]
+                        m.d.sync += waddr.eq(waddr + 1)
+                        with m.If(is_last_k):
+                            m.d.sync += k_cnt.eq(0)
+                            with m.If(rb_cnt == nb - 1):
+                                m.d.sync += rb_cnt.eq(0)
+                                m.next = f"FWDW{l}"
+                            with m.Else():
+                                m.d.sync += rb_cnt.eq(rb_cnt + 1)
+                        with m.Else():
+                            m.d.sync += k_cnt.eq(k_cnt + 1)
+                with m.State(f"FWDW{l}"):
+                    m.d.comb += layer_of_state.eq(l)
+                    m.d.comb += ph_fwd.eq(1)
+                    done = ~s1_valid & ~drain_active
+                    if last_layer and softmax_out:
+                        done = done & (sm_count == n_outL)
+                    with m.If(done):
+                        m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
+                        if last_layer:
+                            m.next = "OUT"
+                        else:
+                            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(l + 1))]
+                            m.next = f"FWD{l + 1}"
+
+            # ---- output codes (and output deltas when training) -------------------------
+            with m.State("OUT"):
+                m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_cnt), t_rd.addr.eq(j_cnt)]
+                issue = (j_cnt < n_outL) & ofifo.w_rdy & ~out_pending
+                with m.If(issue):
+                    m.d.sync += out_pending.eq(1)
+                with m.If(out_pending):
+                    a_out = a_rd.data
+                    m.d.comb += [
+                        ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
+                        ofifo.w_en.eq(1),
+                    ]
+                    if softmax_out:
+                        delta = ce_delta(a_out, t_rd.data, cfg)
+                    else:
+                        kind = cfg.activations[-1]
+                        m.d.comb += act_d[kind].a.eq(a_out)
+                        delta = mse_delta(a_out, t_rd.data, act_d[kind].d, cfg)
+                    for p in range(P):
+                        m.d.comb += [d_wr[p].addr.eq(lay.dbase(L - 1) + j_slot), d_wr[p].data.eq(delta),
+                                     d_wr[p].en.eq(~mode_infer & (j_lane == p))]
+                    m.d.sync += [out_pending.eq(0), j_cnt.eq(j_cnt + 1)]
+                    with m.If(j_lane == P - 1):
+                        m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
+                    with m.Else():
+                        m.d.sync += j_lane.eq(j_lane + 1)
+                with m.If((j_cnt == n_outL) & ~out_pending):
+                    with m.If(mode_infer):
+                        m.next = "DONE"
+                    with m.Else():
+                        m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                        m.next = f"BWD{L - 1}" if L > 1 else f"UPDE{L - 1}"
+
+            for l in range(L - 1, -1, -1):
+                n_in, n_out = cfg.layers[l], cfg.layers[l + 1]
+                nb = lay.blocks(l)
+                rw = lay.row_words(l)
+                if l > 0:
+                    # ---- backward through layer l: delta_{l-1}[k], k < n_in --------------
+                    with m.State(f"BWD{l}"):
+                        m.d.comb += layer_of_state.eq(l)
+                        m.d.comb += ph_bwd.eq(1)
+                        is_last_rb = rb_cnt == nb - 1
+                        m.d.comb += [
+                            iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
+                            iss_waddr.eq(lay.wbase(l) + rb_cnt * rw + k_cnt), iss_k.eq(k_cnt),
+                            iss_rowbase.eq(rb_cnt * P),
+                            a_rd.addr.eq(lay.abase(l) + k_cnt),
+                        ]
+                        for p in range(P):
+                            m.d.comb += d_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
+                        with m.If(is_last_rb):
+                            m.d.sync += rb_cnt.eq(0)
+                            with m.If(k_cnt == n_in - 1):
+                                m.d.sync += [k_cnt.eq(0), k_lane.eq(0), k_slot.eq(0)]
+                                m.next = f"BWDW{l}"
+                            with m.Else():
+                                m.d.sync += k_cnt.eq(k_cnt + 1)
+                                with m.If(k_lane == P - 1):
+                                    m.d.sync += [k_lane.eq(0), k_slot.eq(k_slot + 1)]
+                                with m.Else():
+                                    m.d.sync += k_lane.eq(k_lane + 1)
+                        with m.Else():
+                            m.d.sync += rb_cnt.eq(rb_cnt + 1)
+                    with m.State(f"BWDW{l}"):
+                        m.d.comb += layer_of_state.eq(l)
+                        m.d.comb += ph_bwd.eq(1)
+                        with m.If(~s1_valid & ~bwd_s2):
+                            m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
+                            m.next = f"UPDE{l}"
+                # ---- update layer l: per block, load eps then walk the row words -------
+                with m.State(f"UPDE{l}"):  # issue the delta reads of block rb_cnt
+                    m.d.comb += layer_of_state.eq(l)
+                    m.d.comb += ph_upd.eq(1)  # stage 1 may still hold the previous block's last word
+                    for p in range(P):
+                        m.d.comb += d_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
+                    m.d.sync += [upd_eps.eq(1), k_cnt.eq(0), waddr.eq(lay.wbase(l) + rb_cnt * rw)]
+                    if l == L - 1:
+                        with m.If(apply & (rb_cnt == 0)):
+                            m.d.sync += [s.eq(0) for s in sig]
+                    m.next = f"UPD{l}"
+                with m.State(f"UPD{l}"):
+                    m.d.comb += layer_of_state.eq(l)
+                    m.d.comb += ph_upd.eq(1)
+                    is_last_k = k_cnt == n_in
+                    m.d.comb += [
+                        iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k), iss_bias.eq(is_last_k),
+                        iss_waddr.eq(waddr), iss_k.eq(k_cnt), iss_rowbase.eq(rb_cnt * P),
+                        a_rd.addr.eq(lay.abase(l) + k_cnt),
+                    ]
+                    m.d.sync += [waddr.eq(waddr + 1), upd_eps.eq(0)]
+                    with m.If(is_last_k):
+                        with m.If(rb_cnt == nb - 1):
+                            m.next = f"UPDW{l}"
+                        with m.Else():
+                            m.d.sync += rb_cnt.eq(rb_cnt + 1)
+                            m.next = f"UPDE{l}"
+                    with m.Else():
+                        m.d.sync += k_cnt.eq(k_cnt + 1)
+                with m.State(f"UPDW{l}"):
+                    m.d.comb += layer_of_state.eq(l)
+                    m.d.comb += ph_upd.eq(1)
+                    with m.If(~s1_valid):
+                        m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
+                        if l > 0:
+                            m.d.sync += waddr.eq(lay.wbase(l - 1))
+                            m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPDE{l - 1}"
+                        else:
+                            m.next = "DONE"
+
+            with m.State("DONE"):
+                m.d.sync += samples.eq(samples + 1)
+                with m.If(~mode_infer):
+                    with m.If(apply):
+                        m.d.sync += [batch_cnt.eq(0), updates.eq(updates + 1)]
+                    with m.Else():
+                        m.d.sync += batch_cnt.eq(batch_cnt + 1)
+                m.next = "LOAD"
+
+        # cycles: everything but waiting for the first beat of a sample
+        with m.If(~idle):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        # ---------------- stage 1: multiply / accumulate per phase -------------------
+        row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]
+        n_out_cur = Signal(16)
+        # the layer of stage 1 is the layer of the sequencer state (waits keep it stable)
+        m.d.comb += n_out_cur.eq(n_out_of[layer_of_state])
+        for p in range(P):
+            m.d.comb += row_valid[p].eq(s1_rowbase + p < n_out_cur)
+
+        # Later statements win in Amaranth: every "advance/clear" comes before the "start"
+        # that may happen in the same cycle.
+        with m.If(drain_active & ~drain_stall):
+            with m.If((drain_sel == P - 1) | (drain_row + 1 >= n_out_of[drain_layer])):
+                m.d.sync += drain_active.eq(0)
+            with m.Else():
+                m.d.sync += drain_sel.eq(drain_sel + 1)
+        m.d.sync += bwd_s2.eq(0)
+
+        # forward MAC + snapshot for the drain unit
+        with m.If(ph_fwd):
+            for p in range(P):
+                m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(a_in)]
+            with m.If(s1_valid):
+                for p in range(P):
+                    m.d.sync += acc[p].eq(Mux(s1_first, prod[p], acc[p] + prod[p]))
+                with m.If(s1_last):
+                    for p in range(P):
+                        m.d.sync += shadow[p].eq(Mux(s1_first, prod[p], acc[p] + prod[p]))
+                    m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_rowbase.eq(s1_rowbase),
+                                 drain_layer.eq(layer_of_state)]
+
+        # drain: one lane per cycle; writes a_{l+1} or feeds the softmax unit
+        with m.Switch(drain_layer):
+            for l in range(L):
+                with m.Case(l):
+                    kind = cfg.activations[l]
+                    if kind == "softmax":
+                        m.d.comb += [
+                            smax.i.payload.z.eq(drain_z),
+                            smax.i.payload.last.eq(drain_row == n_outL - 1),
+                            smax.i.valid.eq(drain_active & drain_row_valid),
+                            drain_stall.eq(~smax.i.ready),
+                        ]
+                    else:
+                        m.d.comb += act_fn[kind].z.eq(drain_z)
+                        with m.If(drain_active & drain_row_valid):
+                            m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + drain_row), a_wr.data.eq(act_fn[kind].a),
+                                         a_wr.en.eq(1)]
+        if softmax_out:
+            m.d.comb += smax.o.ready.eq(1)
+            with m.If(smax.o.valid):
+                m.d.comb += [a_wr.addr.eq(lay.abase(L) + sm_count), a_wr.data.eq(smax.o.payload.p), a_wr.en.eq(1)]
+                m.d.sync += sm_count.eq(sm_count + 1)
+
+        # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
+        tree = Signal(signed(BAW))
+        with m.If(ph_bwd):
+            for p in range(P):
+                m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(Mux(row_valid[p], d_rd[p].data, 0))]
+            m.d.comb += tree.eq(sum(prod[p] for p in range(P)))
+            with m.If(s1_valid):
+                m.d.sync += bwd_acc.eq(Mux(s1_first, tree, bwd_acc + tree))
+                with m.If(s1_first):
+                    m.d.sync += bwd_a.eq(a_rd.data)
+                with m.If(s1_last):
+                    m.d.sync += [bwd_sum.eq(Mux(s1_first, tree, bwd_acc + tree)), bwd_s2.eq(1),
+                                 bwd_klane.eq(s1_klane), bwd_kslot.eq(s1_kslot)]
+        with m.If(bwd_s2):
+            with m.Switch(layer_of_state):
+                for l in range(1, L):
+                    with m.Case(l):
+                        kind = cfg.activations[l - 1]
+                        s = requantize(bwd_sum, wf + ef, cfg.error)
+                        m.d.comb += act_d[kind].a.eq(bwd_a)
+                        delta = requantize(s * act_d[kind].d, ef + af, cfg.error)
+                        for p in range(P):
+                            m.d.comb += [
+                                d_wr[p].addr.eq(lay.dbase(l - 1) + bwd_kslot),
+                                d_wr[p].data.eq(delta),
+                                d_wr[p].en.eq(bwd_klane == p),
+                            ]
+
+        # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
+        with m.If(upd_eps):
+            for p in range(P):
+                eps_row_valid = rb_cnt * P + p < n_out_cur
+                m.d.comb += [mul_a[p].eq(lr), mul_b[p].eq(Mux(eps_row_valid, d_rd[p].data, 0))]
+                m.d.sync += eps[p].eq(prod[p])
+        with m.Elif(ph_upd):  # upd_eps cycles never hold a valid stage 1
+            for p in range(P):
+                m.d.comb += [mul_a[p].eq(eps[p]), mul_b[p].eq(a_in)]
+        with m.If(ph_upd & s1_valid):
+            for p in range(P):
+                lfsr_next = Mux(lfsr[p][0], (lfsr[p] >> 1) ^ LFSR_MASK, lfsr[p] >> 1)
+                if train_B:
+                    g_sum = Signal(signed(GW), name=f"g_sum{p}")
+                    m.d.comb += g_sum.eq(g_rd[p].data + prod[p])
+                    m.d.comb += [g_wr[p].data.eq(Mux(apply, 0, g_sum)), g_wr[p].en.eq(row_valid[p])]
+                    total = g_sum
+                else:
+                    total = prod[p]
+                step = round_shift(total, cfg.update_shift, cfg.rounding, lfsr_next)
+                w_new = saturate(w_rd[p].data - step, cfg.weight)
+                w_new_sig = Signal(signed(WW), name=f"w_new{p}")
+                m.d.comb += w_new_sig.eq(w_new)
+                with m.If(apply & row_valid[p]):
+                    m.d.comb += [w_wr[p].data.eq(w_new_sig), w_wr[p].en.eq(1)]
+                    if cfg.rounding == "stochastic":
+                        m.d.sync += lfsr[p].eq(lfsr_next)
+                    rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
+                    m.d.sync += sig[p].eq(rot ^ w_new_sig.as_unsigned())
+
+        # ---------------- control/status bus ---------------------------------------------
+        rdata = Signal(32)
+        cycles_hi = Signal(32)
+        sig_all = Signal(32)
+        m.d.comb += [csr.rdata.eq(rdata), sig_all.eq(_xor_all(sig))]
+        bank_sel = Signal(range(P))
+        m.d.comb += bank_sel.eq(csr_bank[:max(1, (P - 1).bit_length())] if P > 1 else 0)
+        bank_ok = (csr_bank < P) & (csr_word < lay.wdepth)
+        regs_ro = {
+            REG["ID"]: Const(ID_VALUE, 32),
+            REG["CTRL"]: mode_infer,
+            REG["STATUS"]: Cat(~idle, err_len, err_bus),
+            REG["LR"]: lr,
+            REG["BATCH"]: batch,
+            REG["SAMPLES"]: samples,
+            REG["CYCLES_HI"]: cycles_hi,
+            REG["DROPPED"]: dropped,
+            REG["SIGNATURE"]: sig_all,
+            REG["UPDATES"]: updates,
+        }
+        w_rdata = Array(w_rd[p].data for p in range(P))
+        with m.FSM(name="csr"):
+            with m.State("IDLE"):
+                with m.If(csr.re | csr.we):
+                    with m.If(csr_param):
+                        with m.If(~idle | ~bank_ok):
+                            m.d.sync += [err_bus.eq(1), rdata.eq(0)]
+                            m.next = "ACK"
+                        with m.Elif(csr.we):
+                            for p in range(P):
+                                m.d.comb += [w_wr[p].addr.eq(csr_word), w_wr[p].data.eq(csr.wdata[:WW]),
+                                             w_wr[p].en.eq(bank_sel == p)]
+                            m.d.sync += rdata.eq(0)
+                            m.next = "ACK"
+                        with m.Else():
+                            for p in range(P):
+                                m.d.comb += w_rd[p].addr.eq(csr_word)
+                            m.next = "PARAM_READ"
+                    with m.Elif(csr.we):
+                        with m.Switch(csr.addr):
+                            with m.Case(REG["CTRL"]):
+                                m.d.sync += mode_infer.eq(csr.wdata[0])
+                            with m.Case(REG["STATUS"]):  # write 1 to clear the sticky error flags
+                                with m.If(csr.wdata[1]):
+                                    m.d.sync += err_len.eq(0)
+                                with m.If(csr.wdata[2]):
+                                    m.d.sync += err_bus.eq(0)
+                            with m.Case(REG["LR"]):
+                                with m.If((csr.wdata >= 1) & (csr.wdata <= 0xFFFF)):
+                                    m.d.sync += lr.eq(csr.wdata)
+                                with m.Else():
+                                    m.d.sync += err_bus.eq(1)
+                            with m.Case(REG["BATCH"]):
+                                with m.If((csr.wdata >= 1) & (csr.wdata <= cfg.batch_size) & idle):
+                                    m.d.sync += [batch.eq(csr.wdata), batch_cnt.eq(0)]
+                                with m.Else():
+                                    m.d.sync += err_bus.eq(1)
+                            with m.Default():
+                                m.d.sync += err_bus.eq(1)
+                        m.d.sync += rdata.eq(0)
+                        m.next = "ACK"
+                    with m.Else():
+                        with m.Switch(csr.addr):
+                            for addr, value in regs_ro.items():
+                                with m.Case(addr):
+                                    m.d.sync += rdata.eq(value)
+                            with m.Case(REG["CYCLES_LO"]):
+                                m.d.sync += [rdata.eq(cycles[:32]), cycles_hi.eq(cycles[32:])]
+                            with m.Default():
+                                m.d.sync += [rdata.eq(0), err_bus.eq(1)]
+                        m.next = "ACK"
+            with m.State("PARAM_READ"):
+                m.d.sync += rdata.eq(w_rdata[bank_sel].as_unsigned() | Mux(w_rdata[bank_sel] < 0,
+                                     Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
+                m.next = "ACK"
+            with m.State("ACK"):
+                m.d.comb += csr.ack.eq(1)
+                m.next = "RELEASE"
+            with m.State("RELEASE"):  # wait for the host to drop re/we
+                with m.If(~csr.re & ~csr.we):
+                    m.next = "IDLE"
+        return m
+
+
+def _xor_all(sigs):
+    out = sigs[0]
+    for s_ in sigs[1:]:
+        out = out ^ s_
+    return out

@@ -1,0 +1,126 @@
+"""Host driver of the trainer: one class, any transport.
+
+``TrainerHost`` speaks in registers, parameters and samples; a transport moves words
+(simulated bus in cocotb or amaranth.sim, or a serial link on a board). The same driver
+code therefore runs against the simulation and the hardware.
+
+A transport provides four coroutines::
+
+    async csr_read(addr) -> int
+    async csr_write(addr, value) -> None
+    async send_beats(codes: list[int]) -> None      # `last` set on the final code
+    async recv_beats(n: int) -> list[int]           # n codes, checks `last` on the n-th
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from golden.config import Config
+from hdl.csr import CTRL_INFER, ID_VALUE, REG, STATUS_BITS, param_address
+from hdl.layout import Layout
+
+__all__ = ["TrainerHost", "TrainerError"]
+
+
+class TrainerError(RuntimeError):
+    pass
+
+
+def _signed(v: int, width: int) -> int:
+    v &= (1 << width) - 1
+    return v - (1 << width) if v >> (width - 1) else v
+
+
+class TrainerHost:
+    def __init__(self, cfg: Config, transport):
+        self.cfg = cfg
+        self.layout = Layout(cfg)
+        self.t = transport
+
+    # ---- registers -------------------------------------------------------------------
+    async def read(self, name: str) -> int:
+        return await self.t.csr_read(REG[name])
+
+    async def write(self, name: str, value: int) -> None:
+        await self.t.csr_write(REG[name], value)
+
+    async def check_id(self) -> None:
+        got = await self.read("ID")
+        if got != ID_VALUE:
+            raise TrainerError(f"ID register reads {got:#010x}, expected {ID_VALUE:#010x}: not a trainer")
+
+    async def set_mode(self, infer: bool) -> None:
+        await self.write("CTRL", CTRL_INFER if infer else 0)
+
+    async def status(self) -> dict:
+        v = await self.read("STATUS")
+        return {name: bool(v & bit) for name, bit in STATUS_BITS.items()}
+
+    async def wait_idle(self, max_polls: int = 1_000_000) -> None:
+        """Poll STATUS until the trainer has finished its sample (parameters are stable)."""
+        for _ in range(max_polls):
+            if not (await self.read("STATUS")) & STATUS_BITS["busy"]:
+                return
+        raise TrainerError(f"trainer still busy after {max_polls} STATUS polls")
+
+    async def clear_errors(self) -> None:
+        await self.write("STATUS", STATUS_BITS["length_error"] | STATUS_BITS["bus_error"])
+
+    async def cycles(self) -> int:
+        lo = await self.read("CYCLES_LO")
+        hi = await self.read("CYCLES_HI")
+        return hi << 32 | lo
+
+    # ---- parameters ------------------------------------------------------------------
+    async def read_param(self, l: int, j: int, k: int) -> int:
+        bank, addr = self.layout.param_location(l, j, k)
+        return _signed(await self.t.csr_read(param_address(bank, addr)), self.cfg.weight.width)
+
+    async def write_param(self, l: int, j: int, k: int, code: int) -> None:
+        fmt = self.cfg.weight
+        if not fmt.min_code <= int(code) <= fmt.max_code:
+            raise ValueError(f"parameter code {code} of layer {l} [{j}, {k}] outside {fmt} "
+                             f"[{fmt.min_code}, {fmt.max_code}]")
+        bank, addr = self.layout.param_location(l, j, k)
+        await self.t.csr_write(param_address(bank, addr), int(code) & 0xFFFFFFFF)
+
+    async def read_params(self) -> list:
+        await self.wait_idle()
+        out = []
+        for l in range(self.cfg.n_layers):
+            n_out, n_in = self.cfg.layers[l + 1], self.cfg.layers[l]
+            w = np.zeros((n_out, n_in + 1), dtype=np.int64)
+            for j in range(n_out):
+                for k in range(n_in + 1):
+                    w[j, k] = await self.read_param(l, j, k)
+            out.append(w)
+        return out
+
+    async def write_params(self, params) -> None:
+        await self.wait_idle()
+        for l, w in enumerate(params):
+            for j in range(w.shape[0]):
+                for k in range(w.shape[1]):
+                    await self.write_param(l, j, k, int(w[j, k]))
+
+    # ---- samples ---------------------------------------------------------------------
+    def _codes(self, values, n, what, fmt):
+        v = np.asarray(values, dtype=np.int64).reshape(-1)
+        if v.size != n:
+            raise ValueError(f"{what} has {v.size} codes, the network expects {n}")
+        if v.min() < fmt.min_code or v.max() > fmt.max_code:
+            raise ValueError(f"{what} holds codes outside {fmt} [{fmt.min_code}, {fmt.max_code}]")
+        return [int(c) for c in v]
+
+    async def send_train(self, x, t) -> None:
+        """Queue one training sample (input codes, then target codes)."""
+        c = self.cfg
+        await self.t.send_beats(self._codes(x, c.layers[0], "input", c.act) +
+                                self._codes(t, c.layers[-1], "target", c.act))
+
+    async def send_infer(self, x) -> None:
+        await self.t.send_beats(self._codes(x, self.cfg.layers[0], "input", self.cfg.act))
+
+    async def recv_output(self) -> np.ndarray:
+        codes = await self.t.recv_beats(self.cfg.layers[-1])
+        return np.array([_signed(v, self.cfg.act.width) for v in codes], dtype=np.int64)
