@@ -40,8 +40,9 @@ def param_address(bank: int, addr: int) -> int:
 class CsrSignature(wiring.Signature):
     """A simple synchronous register bus (host side is the initiator).
 
-    The host holds ``addr`` and ``re`` (or ``we`` with ``wdata``) until ``ack`` is high,
-    then drops them; ``rdata`` is valid while ``ack`` is high. One access per ack.
+    The host holds ``addr`` and ``re`` (or ``we`` with ``wdata``) until it sees ``ack``
+    high at a clock edge; ``ack`` is high for exactly one cycle, with ``rdata`` valid in it.
+    In the cycle after ``ack`` the host drops ``re``/``we`` or presents its next access.
     """
 
     def __init__(self):

@@ -59,6 +59,9 @@ class Trainer(wiring.Component):
         Results: the ``n_out`` output codes of every sample, ``last`` on the final one.
     csr : In(CsrSignature)
         Control/status and parameter access (hdl/csr.py, docs/registers.md).
+    busy : Out(1)
+        High from the first beat of a sample until the trainer can take the next one
+        (the STATUS busy bit as a wire, for an interrupt or a testbench to wait on).
     """
 
     def __init__(self, cfg: Config):
@@ -68,6 +71,7 @@ class Trainer(wiring.Component):
             "s_data": In(stream.Signature(beat_layout(cfg))),
             "m_data": Out(stream.Signature(beat_layout(cfg))),
             "csr": In(CsrSignature()),
+            "busy": Out(1),
         })
 
     @property
@@ -450,6 +454,7 @@ class Trainer(wiring.Component):
                         m.d.sync += batch_cnt.eq(batch_cnt + 1)
                 m.next = "LOAD"
 
+        m.d.comb += self.busy.eq(~idle)
         # cycles: everything but waiting for the first beat of a sample
         with m.If(~idle):
             m.d.sync += cycles.eq(cycles + 1)
@@ -640,12 +645,9 @@ class Trainer(wiring.Component):
                 m.d.sync += rdata.eq(w_rdata[bank_sel].as_unsigned() | Mux(w_rdata[bank_sel] < 0,
                                      Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
                 m.next = "ACK"
-            with m.State("ACK"):
+            with m.State("ACK"):  # one cycle; the next cycle may start the next access
                 m.d.comb += csr.ack.eq(1)
-                m.next = "RELEASE"
-            with m.State("RELEASE"):  # wait for the host to drop re/we
-                with m.If(~csr.re & ~csr.we):
-                    m.next = "IDLE"
+                m.next = "IDLE"
         return m
 
 

@@ -19,7 +19,6 @@ class AmaranthTransport:
         ctx.set(csr.re, 1)
         value, = await ctx.tick().sample(csr.rdata).until(csr.ack)
         ctx.set(csr.re, 0)
-        await ctx.tick()
         return value
 
     async def csr_write(self, addr: int, value: int) -> None:
@@ -29,7 +28,10 @@ class AmaranthTransport:
         ctx.set(csr.we, 1)
         await ctx.tick().until(csr.ack)
         ctx.set(csr.we, 0)
-        await ctx.tick()
+
+    async def wait_idle(self) -> None:
+        if self.ctx.get(self.dut.busy):
+            await self.ctx.tick().until(~self.dut.busy)
 
     async def send_beats(self, codes) -> None:
         ctx, s = self.ctx, self.dut.s_data

@@ -57,7 +57,11 @@ class TrainerHost:
         return {name: bool(v & bit) for name, bit in STATUS_BITS.items()}
 
     async def wait_idle(self, max_polls: int = 1_000_000) -> None:
-        """Poll STATUS until the trainer has finished its sample (parameters are stable)."""
+        """Wait until the trainer has finished its sample (parameters are stable): on the
+        transport's busy wire if it has one, else by polling STATUS."""
+        if hasattr(self.t, "wait_idle"):
+            await self.t.wait_idle()
+            return
         for _ in range(max_polls):
             if not (await self.read("STATUS")) & STATUS_BITS["busy"]:
                 return

@@ -1,0 +1,128 @@
+"""cocotb test module for the trainer (run by sim/rtl_run.py under Icarus or Verilator).
+
+The job comes as a JSON file named by the environment variable ``BPF_JOB``:
+``config`` (TOML-shaped dict), ``dataset``, ``epochs``, ``max_samples``, ``check_params``,
+``stall_prob``, ``seed``, ``progress`` (a JSON-lines file the parent tails) and
+``result`` (where the summary is written). Which scenario runs is the cocotb testcase.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.utils import get_sim_time
+
+from golden.config import config_from_dict
+from golden.datasets import load_dataset
+from golden.fixed_model import FixedMLP
+from golden.train import quantize_dataset
+
+from sim.cocotb_transport import CocotbTransport
+from sim.host import TrainerHost
+from sim.train_flow import run_training
+from sim.trainer_session import TrainingSession
+
+CLOCK_NS = 10
+
+
+def _job():
+    with open(os.environ["BPF_JOB"]) as f:
+        return json.load(f)
+
+
+async def _start(dut, job):
+    cfg = config_from_dict(job["config"])
+    if not job.get("external_clock"):
+        Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    for name in ("s_data__valid", "m_data__ready", "csr__re", "csr__we", "csr__addr", "csr__wdata"):
+        getattr(dut, name).value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
+    transport = CocotbTransport(dut, cfg.act.width, job.get("stall_prob", 0.0), job.get("seed", 0))
+    return cfg, TrainerHost(cfg, transport)
+
+
+def _write(path, obj, mode="w"):
+    if path:
+        with open(path, mode) as f:
+            f.write(json.dumps(obj) + "\n")
+
+
+@cocotb.test()
+async def train(dut):
+    """The main job: train epoch by epoch, compare every output and every update with golden."""
+    job = _job()
+    cfg, host = await _start(dut, job)
+    ds = load_dataset(cfg, job.get("dataset"))
+    progress = job.get("progress")
+    count = {"n": 0}
+
+    def on_sample():
+        count["n"] += 1
+        if count["n"] % 50 == 0:
+            _write(progress, {"samples": count["n"]}, "a")
+
+    def on_epoch(rec):
+        _write(progress, {"epoch": rec.as_dict()}, "a")
+
+    t0 = time.perf_counter()
+    c0 = get_sim_time("ns") / CLOCK_NS
+    records, session = await run_training(cfg, ds, host, job["epochs"], job.get("check_params", "signature"),
+                                          on_epoch=on_epoch, on_sample=on_sample,
+                                          max_samples=job.get("max_samples"))
+    wall = time.perf_counter() - t0
+    sim_cycles = get_sim_time("ns") / CLOCK_NS - c0
+    r = session.result
+    _write(job.get("result"), {
+        "mismatches": r.mismatches,
+        "first_mismatch": str(r.first) if r.first else None,
+        "samples": r.samples,
+        "updates": r.updates,
+        "epochs": [rec.as_dict() for rec in records],
+        "sim_cycles": sim_cycles,
+        "wall_seconds": wall,
+        "dropped": await host.read("DROPPED"),
+    })
+    assert r.mismatches == 0, str(r.first)
+
+
+@cocotb.test()
+async def bad_length(dut):
+    """Short and long samples set the error flag, are dropped, and lose nothing after them."""
+    job = _job()
+    cfg, host = await _start(dut, job)
+    ds = load_dataset(cfg, job.get("dataset"))
+    q = quantize_dataset(cfg, ds)
+    session = TrainingSession(cfg, host, FixedMLP(cfg), "every")
+    n_in, n_out = cfg.layers[0], cfg.layers[-1]
+    x, t = q.X_train[0], q.T_train[0]
+    good = [int(v) for v in x] + [int(v) for v in t]
+    await session.train_sample(q.X_train[1], q.T_train[1])
+    await host.wait_idle()
+    assert not (await host.status())["length_error"]
+    await host.t.send_beats(good[:-1])  # too short
+    await host.wait_idle()
+    assert (await host.status())["length_error"], "short sample did not set the length error flag"
+    await host.clear_errors()
+    await host.t.send_beats(good + [0, 0])  # too long
+    await host.wait_idle()
+    assert (await host.status())["length_error"], "long sample did not set the length error flag"
+    assert await host.read("DROPPED") == 2
+    assert await host.read("SAMPLES") == 1, "a dropped sample was counted as trained"
+    await host.clear_errors()
+    for i in range(len(q.X_train[:4])):
+        await session.train_sample(q.X_train[i], q.T_train[i])
+    r = await session.finish()
+    _write(job.get("result"), {"mismatches": r.mismatches, "first_mismatch": str(r.first) if r.first else None,
+                               "samples": r.samples})
+    assert r.mismatches == 0, str(r.first)
+    assert not (await host.status())["length_error"]
+    assert np.all(np.array([len(o) for o in r.outputs]) == n_out)
+    _ = n_in
