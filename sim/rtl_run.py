@@ -82,7 +82,7 @@ def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: 
         kw["build_args"] = ["-Wno-fatal"]
     else:
         kw["timescale"] = ("1ns", "1ps")
-    runner.build(**kw)
+    runner.build(**kw, log_file=bdir / "build.log")
     marker.write_text("ok\n")
     return b
 
@@ -99,8 +99,9 @@ def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_di
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]
     results = runner.test(hdl_toplevel=build.toplevel, test_module=test_module, testcase=testcase,
                           hdl_toplevel_lang="verilog", build_dir=build.dir, test_dir=run_dir, extra_env=env,
+                          log_file=run_dir / "sim.log",
                           **({"timescale": ("1ns", "1ps")} if build.simulator == "icarus" else {}))
-    return {"results_xml": str(results)}
+    return {"results_xml": str(results), "log": str(run_dir / "sim.log")}
 
 
 def trainer_verilog(cfg: Config) -> str:
