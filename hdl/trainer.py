@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import Config
 from golden.fixed_model import init_params
 from golden.lfsr import LFSR_MASK, lane_seed
+from golden.signature import SIGNATURE_ROTATE
 
 from .activation import ActivationDerivative, ActivationFunction
 from .arith import requantize, round_shift, saturate
@@ -33,9 +34,9 @@ from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignatu
 from .layout import Layout, check_limits
 from .output import ce_delta, mse_delta
 
-__all__ = ["Trainer", "beat_layout", "SIGNATURE_ROTATE"]
+__all__ = ["Trainer", "beat_layout"]
 
-SIGNATURE_ROTATE = 3  # signature: sig = rotl32(sig, 3) ^ (w mod 2**width), per lane, lanes XORed
+
 
 
 def beat_layout(cfg: Config):

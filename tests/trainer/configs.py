@@ -1,0 +1,27 @@
+"""Small trainer configs for the tests: each varies one thing the sequencer must get right."""
+from golden.config import load_config
+
+XOR = "examples/xor.toml"
+
+
+def xor(**changes):
+    cfg = load_config(XOR)
+    return cfg.with_(**changes) if changes else cfg
+
+
+def variants():
+    """(id, config) pairs: lane counts that do and do not divide the layers, depth, batch,
+    stochastic rounding, every hidden activation, softmax + cross-entropy."""
+    return [
+        ("xor-4lanes", xor()),
+        ("1lane-deep-backward", xor(lanes=1, layers=(2, 4, 3, 1), activations=("sigmoid",) * 3)),
+        ("3lanes-partial-blocks", xor(lanes=3, layers=(2, 5, 1))),
+        ("3-hidden-layers", xor(lanes=2, layers=(2, 5, 4, 3, 1), activations=("sigmoid",) * 4)),
+        ("batch4", xor(batch_size=4, lanes=3)),
+        ("stochastic-batch2", xor(rounding="stochastic", batch_size=2, lanes=3, sr_seed=7)),
+        ("tanh-relu-leaky-linear", xor(layers=(2, 5, 4, 3, 1), lanes=2,
+                                       activations=("tanh", "relu", "leaky_relu", "linear"))),
+        ("interpolated-tables", xor(lut_interpolate=True, activations=("tanh", "sigmoid"))),
+        ("softmax-ce", xor(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy",
+                           lanes=2)),
+    ]
