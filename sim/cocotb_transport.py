@@ -91,6 +91,11 @@ class CocotbTransport:
             d.m_data__ready.value = 0 if stall else 1
             await ReadOnly()
             valid = bool(d.m_data__valid.value)
+            if not valid and not stall:
+                # let the simulator run free until the trainer has output (no per-cycle Python)
+                await RisingEdge(d.m_data__valid)
+                await ReadOnly()
+                valid = bool(d.m_data__valid.value)
             payload = int(d.m_data__payload.value) if valid and not stall else None
             await RisingEdge(self.clk)
             if payload is not None:

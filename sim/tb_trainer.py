@@ -13,7 +13,6 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
@@ -37,8 +36,7 @@ def _job():
 
 async def _start(dut, job):
     cfg = config_from_dict(job["config"])
-    if not job.get("external_clock"):
-        Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    # the clock runs in the Verilog wrapper (sim/rtl_run.py: clock_wrapper), period CLOCK_NS
     for name in ("s_data__valid", "m_data__ready", "csr__re", "csr__we", "csr__addr", "csr__wdata"):
         getattr(dut, name).value = 0
     dut.rst.value = 1
@@ -76,7 +74,8 @@ async def train(dut):
     c0 = get_sim_time("ns") / CLOCK_NS
     records, session = await run_training(cfg, ds, host, job["epochs"], job.get("check_params", "signature"),
                                           on_epoch=on_epoch, on_sample=on_sample,
-                                          max_samples=job.get("max_samples"))
+                                          max_samples=job.get("max_samples"),
+                                          evaluate=job.get("evaluate", True))
     wall = time.perf_counter() - t0
     sim_cycles = get_sim_time("ns") / CLOCK_NS - c0
     r = session.result

@@ -41,8 +41,10 @@ class EpochRecord:
 
 
 async def run_training(cfg: Config, ds: Dataset, host, epochs: int, check_params: str = "signature",
-                       on_epoch=None, on_sample=None, max_samples: int | None = None) -> tuple:
-    """Returns (records, session). ``max_samples`` caps training samples per epoch (for short runs)."""
+                       on_epoch=None, on_sample=None, max_samples: int | None = None,
+                       evaluate: bool = True) -> tuple:
+    """Returns (records, session). ``max_samples`` caps training samples per epoch (for short runs);
+    ``evaluate=False`` skips the per-epoch test-set pass and golden evaluation (benchmarks)."""
     golden = GoldenRun.start(cfg, ds)
     session = TrainingSession(cfg, host, golden.fixed, check_params)
     q = golden.q
@@ -73,18 +75,22 @@ async def run_training(cfg: Config, ds: Dataset, host, epochs: int, check_params
         train_cycles += await host.cycles() - cycles_before
         rtl_out = session.result.outputs[first:]
         fixed_out = session.result.golden_outputs[first:]
-        await host.set_mode(infer=True)
-        test_out = [await session.infer(x) for x in q.X_test]
-        stats = golden.evaluate(e)
+        if evaluate:
+            await host.set_mode(infer=True)
+            test_out = [await session.infer(x) for x in q.X_test]
+            stats = golden.evaluate(e)
+            rtl_acc = ds.accuracy(cfg.act.to_float(np.array(test_out)), ds.y_test)
+        else:
+            stats, rtl_acc = None, float("nan")
         T = cfg.act.to_float(np.array(targets))
         rec = EpochRecord(
             epoch=e,
             rtl_loss=loss_value(cfg.loss, cfg.act.to_float(np.array(rtl_out)), T),
             fixed_loss=loss_value(cfg.loss, cfg.act.to_float(np.array(fixed_out)), T),
-            float_loss=stats.float_loss,
-            rtl_test_accuracy=ds.accuracy(cfg.act.to_float(np.array(test_out)), ds.y_test),
-            fixed_test_accuracy=stats.fixed_test_accuracy,
-            float_test_accuracy=stats.float_test_accuracy,
+            float_loss=stats.float_loss if stats else float("nan"),
+            rtl_test_accuracy=rtl_acc,
+            fixed_test_accuracy=stats.fixed_test_accuracy if stats else float("nan"),
+            float_test_accuracy=stats.float_test_accuracy if stats else float("nan"),
             mismatches=session.result.mismatches,
             samples=session.result.samples,
             train_cycles=train_cycles,

@@ -18,7 +18,7 @@ __all__ = ["run_train", "SIM_CHOICES", "summarise"]
 SIM_CHOICES = ("verilator", "icarus", "amaranth")
 
 
-def _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress):
+def _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress, evaluate):
     from amaranth.sim import Simulator
 
     from hdl.trainer import Trainer
@@ -42,7 +42,8 @@ def _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress):
         t0 = time.perf_counter()
         records, session = await run_training(cfg, ds, host, epochs, check_params,
                                               on_epoch=lambda r: on_progress({"epoch": r.as_dict()}),
-                                              on_sample=on_sample, max_samples=max_samples)
+                                              on_sample=on_sample, max_samples=max_samples,
+                                              evaluate=evaluate)
         box["records"], box["session"] = records, session
         box["wall"] = time.perf_counter() - t0
 
@@ -89,7 +90,7 @@ def summarise(cfg: Config, simulator: str, raw: dict) -> dict:
 
 def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = None, epochs: int | None = None,
               max_samples: int | None = None, check_params: str | None = None, stall_prob: float = 0.0,
-              on_progress=None, build_root: str = "build") -> dict:
+              on_progress=None, build_root: str = "build", evaluate: bool = True) -> dict:
     if simulator not in SIM_CHOICES:
         raise ValueError(f"--sim must be one of {', '.join(SIM_CHOICES)}, got {simulator!r}")
     check_limits(cfg)  # refuse what the hardware cannot hold before building anything
@@ -100,11 +101,11 @@ def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = N
         check_params = "every" if n_params <= 64 else "signature"
     on_progress = on_progress or (lambda rec: None)
     if simulator == "amaranth":
-        raw = _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress)
+        raw = _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress, evaluate)
     else:
         from .rtl_run import run_trainer_job
         raw = run_trainer_job(cfg, simulator, dataset=dataset, epochs=epochs, max_samples=max_samples,
                               check_params=check_params, stall_prob=stall_prob, on_progress=on_progress,
-                              build_root=build_root)
+                              build_root=build_root, evaluate=evaluate)
     return summarise(cfg, simulator, raw)
 
