@@ -1,16 +1,22 @@
 """Transport for ``sim.host.TrainerHost`` over cocotb (Icarus, Verilator).
 
 Drives the trainer's ports as Amaranth names them in Verilog (``s_data__payload``,
-``s_data__valid``, ``csr__addr``, ...). Each beat costs two simulator callbacks: the
-handshake is decided on settled values (ReadOnly) before the clock edge, which is the
-same on every simulator. Optional random idle (source) and backpressure (sink) cycles
-come from seeded generators.
+``s_data__valid``, ``csr__addr``, ...) inside the testbench top of sim/rtl_run.py.
+Samples and results move per sample, not per cycle: a sample's beats are written into the
+wrapper's burst memory through VPI and the wrapper streams them; results are captured by
+the wrapper and read back once the expected number has arrived. The simulator runs free
+in between. Random idle cycles on the input stream and backpressure on the output stream
+(``stall_prob``) come from the wrapper's LFSRs; control-bus accesses get random idle
+cycles from a seeded generator. Handshakes on the control bus are decided on settled
+values (ReadOnly) before the clock edge, the same on every simulator.
 """
 from __future__ import annotations
 
 import random
 
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from .rtl_run import BURST_DEPTH
 
 __all__ = ["CocotbTransport"]
 
@@ -23,6 +29,7 @@ class CocotbTransport:
         self.mask = (1 << data_width) - 1
         self.stall_prob = stall_prob
         self.rng = random.Random(seed)
+        self._gap = min(255, int(stall_prob * 256))  # wrapper LFSR threshold for stream stalls
 
     def _stall(self) -> bool:
         return self.stall_prob > 0 and self.rng.random() < self.stall_prob
@@ -68,40 +75,39 @@ class CocotbTransport:
 
     async def send_beats(self, codes) -> None:
         d = self.dut
+        while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):
+            await RisingEdge(self.clk)  # the previous burst is still streaming
         n = len(codes)
+        if n > BURST_DEPTH:
+            raise ValueError(f"a sample of {n} beats exceeds the testbench burst memory ({BURST_DEPTH})")
+        mem = d.s_data__burst_mem
         for i, c in enumerate(codes):
-            if self._stall():
-                d.s_data__valid.value = 0
-                await self._idle_cycles()
-            d.s_data__payload.value = (int(c) & self.mask) | ((i == n - 1) << self.w)
-            d.s_data__valid.value = 1
-            while True:
-                await ReadOnly()
-                ready = bool(d.s_data__ready.value)
-                await RisingEdge(self.clk)
-                if ready:
-                    break
-        d.s_data__valid.value = 0
+            mem[i].value = (int(c) & self.mask) | ((i == n - 1) << self.w)
+        d.s_data__burst_len.value = n
+        d.s_data__gap.value = self._gap
+        d.s_data__burst_req.value = (int(d.s_data__burst_req.value) + 1) & 0xFFFFFFFF
 
     async def recv_beats(self, n: int) -> list:
         d = self.dut
+        d.m_data__gap.value = self._gap
+        d.m_data__cap_enable.value = 1
+        if int(d.m_data__cap_count.value) < n:
+            d.m_data__cap_goal.value = n
+            await RisingEdge(d.m_data__cap_done)
         out = []
-        while len(out) < n:
-            stall = self._stall()
-            d.m_data__ready.value = 0 if stall else 1
-            await ReadOnly()
-            valid = bool(d.m_data__valid.value)
-            if not valid and not stall:
-                # let the simulator run free until the trainer has output (no per-cycle Python)
-                await RisingEdge(d.m_data__valid)
-                await ReadOnly()
-                valid = bool(d.m_data__valid.value)
-            payload = int(d.m_data__payload.value) if valid and not stall else None
-            await RisingEdge(self.clk)
-            if payload is not None:
-                last = (payload >> self.w) & 1
-                if last != (len(out) == n - 1):
-                    raise AssertionError(f"output beat {len(out)} of {n} has last={last}")
-                out.append(payload & self.mask)
-        d.m_data__ready.value = 0
+        mem = d.m_data__cap_mem
+        for i in range(n):
+            payload = int(mem[i].value)
+            last = (payload >> self.w) & 1
+            if last != (i == n - 1):
+                raise AssertionError(f"output beat {i} of {n} has last={last}")
+            out.append(payload & self.mask)
+        d.m_data__cap_goal.value = 0xFFFF
+        d.m_data__cap_clear_req.value = (int(d.m_data__cap_clear_req.value) + 1) & 0xFFFFFFFF
+        # The wrapper clears its count at the next edge. Some simulators (Icarus) show values
+        # from before that edge's updates right after it, so settle (ReadOnly) and step one
+        # more edge: the next call then never sees this sample's count.
+        await RisingEdge(self.clk)
+        await ReadOnly()
+        await RisingEdge(self.clk)
         return out

@@ -50,7 +50,11 @@ class TrainerHost:
             raise TrainerError(f"ID register reads {got:#010x}, expected {ID_VALUE:#010x}: not a trainer")
 
     async def set_mode(self, infer: bool) -> None:
-        await self.write("CTRL", CTRL_INFER if infer else 0)
+        want = CTRL_INFER if infer else 0
+        await self.write("CTRL", want)
+        got = await self.read("CTRL")
+        if got != want:
+            raise TrainerError(f"CTRL reads {got:#x} after writing {want:#x}: the mode did not change")
 
     async def status(self) -> dict:
         v = await self.read("STATUS")

@@ -20,7 +20,7 @@ from golden.config import Config, config_to_dict
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
-_BUILD_FLAGS_VERSION = "wrapper-clock timing O2 public-depth1 v2"  # change when build flags change
+_BUILD_FLAGS_VERSION = "wrapper-clock-bursts timing O2 public-depth1 v3"  # change when build flags change
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -46,28 +46,96 @@ def _icarus_time0_fix(text: str) -> str:
                   r"reg \1;\n  initial #1 \1 = 1'b1;", text)
 
 
+BURST_DEPTH = 4096  # beats one burst or capture can hold
+
+
 def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tuple[str, str]:
-    """A testbench top that instantiates ``toplevel`` and generates its clock in Verilog, so
-    the simulator runs free between the testbench's events instead of calling Python twice
-    per cycle. Inputs become registers the testbench writes; outputs become wires."""
+    """A testbench top around ``toplevel``: generates the clock in Verilog and adds, for each
+    stream port, a burst engine the testbench loads through VPI without advancing time.
+
+    The simulator then runs free between per-sample events instead of calling Python for
+    every cycle or beat. Plain inputs stay registers the testbench writes; outputs are
+    wires. For an input stream ``s``: the testbench fills ``s__burst_mem``, sets
+    ``s__burst_len`` and increments ``s__burst_req``; the wrapper drives the beats (with
+    random idle cycles when ``s__gap`` > 0, from a 16-bit LFSR) and copies ``req`` to
+    ``s__burst_ack`` when done. For an output stream ``m``: with ``m__cap_enable`` set the
+    wrapper drives ready (random backpressure when ``m__gap`` > 0) and stores beats in
+    ``m__cap_mem``; ``m__cap_count`` counts them, ``m__cap_clear_req`` increments clear it,
+    and ``m__cap_done`` rises when ``m__cap_count >= m__cap_goal``."""
     m = re.search(rf"^module {toplevel}\((.*?)\);(.*?)^endmodule", verilog_text, re.S | re.M)
     if m is None:
         raise ValueError(f"module {toplevel} not found in the Verilog")
     decls = re.findall(r"^\s*(input|output)\s*(\[[^\]]+\])?\s*([\w$\\]+)\s*;", m.group(2), re.M)
-    lines = ["`timescale 1ns/1ps", f"module {toplevel}_tb;"]
+    ports = {name: (direction, rng or "") for direction, rng, name in decls}
+    in_streams = [n[:-7] for n, (d, _) in ports.items()
+                  if n.endswith("__valid") and d == "input" and ports.get(n[:-7] + "__ready", ("",))[0] == "output"]
+    out_streams = [n[:-7] for n, (d, _) in ports.items()
+                   if n.endswith("__valid") and d == "output" and ports.get(n[:-7] + "__ready", ("",))[0] == "input"]
+    muxed = {f"{s}__valid" for s in in_streams} | {f"{s}__payload" for s in in_streams} | \
+            {f"{s}__ready" for s in out_streams}
+    D = BURST_DEPTH
+    L = [f"`timescale 1ns/1ps", f"module {toplevel}_tb;"]
     conns = []
-    for direction, rng, name in decls:
-        rng = rng or ""
+    for name, (direction, rng) in ports.items():
         if name == "clk":
-            lines += ["  reg clk = 1'b0;", f"  always #{period_ns // 2} clk = ~clk;"]
+            L += ["  reg clk = 1'b0;", f"  always #{period_ns // 2} clk = ~clk;"]
         elif direction == "input":
-            lines.append(f"  reg {rng} {name} = 0;")
+            L.append(f"  reg {rng} {name} = 0;")
         else:
-            lines.append(f"  wire {rng} {name};")
-        conns.append(f".{name}({name})")
-    lines.append(f"  {toplevel} dut ({', '.join(conns)});")
-    lines.append("endmodule")
-    return "\n".join(lines) + "\n", f"{toplevel}_tb"
+            L.append(f"  wire {rng} {name};")
+        conns.append(f".{name}({name}_mux)" if name in muxed else f".{name}({name})")
+    for s_ in in_streams:
+        rng = ports[f"{s_}__payload"][1]
+        L += [
+            f"  reg {rng} {s_}__burst_mem [0:{D - 1}];",
+            f"  reg [15:0] {s_}__burst_len = 0;",
+            f"  reg [31:0] {s_}__burst_req = 0;",
+            f"  reg [31:0] {s_}__burst_ack = 0;",
+            f"  reg [15:0] {s_}__burst_pos = 0;",
+            f"  reg [7:0] {s_}__gap = 0;",
+            f"  reg [15:0] {s_}__lfsr = 16'hACE1;",
+            f"  wire {s_}__active = {s_}__burst_req != {s_}__burst_ack;",
+            f"  wire {s_}__idle = {s_}__lfsr[7:0] < {s_}__gap;",
+            f"  wire {s_}__valid_mux = {s_}__active ? !{s_}__idle : {s_}__valid;",
+            f"  wire {rng} {s_}__payload_mux = {s_}__active ? {s_}__burst_mem[{s_}__burst_pos] : {s_}__payload;",
+            "  always @(posedge clk) begin",
+            f"    {s_}__lfsr <= {{{s_}__lfsr[14:0], {s_}__lfsr[15] ^ {s_}__lfsr[13] ^ {s_}__lfsr[12] ^ {s_}__lfsr[10]}};",
+            f"    if ({s_}__active && {s_}__valid_mux && {s_}__ready) begin",
+            f"      if ({s_}__burst_pos == {s_}__burst_len - 16'd1) begin",
+            f"        {s_}__burst_pos <= 0;",
+            f"        {s_}__burst_ack <= {s_}__burst_req;",
+            "      end else",
+            f"        {s_}__burst_pos <= {s_}__burst_pos + 16'd1;",
+            "    end",
+            "  end",
+        ]
+    for s_ in out_streams:
+        rng = ports[f"{s_}__payload"][1]
+        L += [
+            f"  reg {rng} {s_}__cap_mem [0:{D - 1}];",
+            f"  reg [15:0] {s_}__cap_count = 0;",
+            f"  reg [15:0] {s_}__cap_goal = 16'hFFFF;",
+            f"  reg [31:0] {s_}__cap_clear_req = 0;",
+            f"  reg [31:0] {s_}__cap_clear_ack = 0;",
+            f"  reg {s_}__cap_enable = 0;",
+            f"  reg [7:0] {s_}__gap = 0;",
+            f"  reg [15:0] {s_}__lfsr = 16'hBEEF;",
+            f"  wire {s_}__ready_mux = {s_}__cap_enable ? !({s_}__lfsr[7:0] < {s_}__gap) : {s_}__ready;",
+            f"  wire {s_}__cap_done = {s_}__cap_count >= {s_}__cap_goal;",
+            "  always @(posedge clk) begin",
+            f"    {s_}__lfsr <= {{{s_}__lfsr[14:0], {s_}__lfsr[15] ^ {s_}__lfsr[13] ^ {s_}__lfsr[12] ^ {s_}__lfsr[10]}};",
+            f"    if ({s_}__cap_clear_req != {s_}__cap_clear_ack) begin",
+            f"      {s_}__cap_count <= 0;",
+            f"      {s_}__cap_clear_ack <= {s_}__cap_clear_req;",
+            f"    end else if ({s_}__cap_enable && {s_}__valid && {s_}__ready_mux) begin",
+            f"      {s_}__cap_mem[{s_}__cap_count] <= {s_}__payload;",
+            f"      {s_}__cap_count <= {s_}__cap_count + 16'd1;",
+            "    end",
+            "  end",
+        ]
+    L.append(f"  {toplevel} dut ({', '.join(conns)});")
+    L.append("endmodule")
+    return "\n".join(L) + "\n", f"{toplevel}_tb"
 
 
 @dataclass
