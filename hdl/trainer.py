@@ -147,7 +147,8 @@ class Trainer(wiring.Component):
         ]
 
         # ---------------- control registers -------------------------------------------
-        mode_infer = Signal()
+        mode_infer = Signal()  # CTRL: mode of the next sample
+        cur_infer = Signal()  # mode of the sample in flight, latched at its first beat
         lr = Signal(16, init=cfg.lr_code)
         batch = Signal(16, init=cfg.batch_size)
         batch_cnt = Signal(16)
@@ -249,7 +250,7 @@ class Trainer(wiring.Component):
         # ---------------- sequencer ---------------------------------------------------
         load_cnt = Signal(range(n_in0 + n_outL + 1))
         expect = Signal(range(n_in0 + n_outL + 1))
-        m.d.comb += expect.eq(Mux(mode_infer, n_in0, n_in0 + n_outL))
+        m.d.comb += expect.eq(Mux(Mux(load_cnt == 0, mode_infer, cur_infer), n_in0, n_in0 + n_outL))
         k_cnt = Signal(16)
         rb_cnt = Signal(16)
         waddr = Signal(range(wdepth + 1))
@@ -272,6 +273,8 @@ class Trainer(wiring.Component):
                 m.d.comb += self.s_data.ready.eq(1)
                 with m.If(self.s_data.valid):
                     beat = self.s_data.payload
+                    with m.If(load_cnt == 0):
+                        m.d.sync += cur_infer.eq(mode_infer)
                     with m.If(load_cnt < n_in0):
                         m.d.comb += [a_wr.addr.eq(load_cnt), a_wr.data.eq(beat.data), a_wr.en.eq(1)]
                     with m.Else():
@@ -356,14 +359,14 @@ class Trainer(wiring.Component):
                         delta = mse_delta(a_out, t_rd.data, act_d[kind].d, cfg)
                     for p in range(P):
                         m.d.comb += [d_wr[p].addr.eq(lay.dbase(L - 1) + j_slot), d_wr[p].data.eq(delta),
-                                     d_wr[p].en.eq(~mode_infer & (j_lane == p))]
+                                     d_wr[p].en.eq(~cur_infer & (j_lane == p))]
                     m.d.sync += [out_pending.eq(0), j_cnt.eq(j_cnt + 1)]
                     with m.If(j_lane == P - 1):
                         m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
                     with m.Else():
                         m.d.sync += j_lane.eq(j_lane + 1)
                 with m.If((j_cnt == n_outL) & ~out_pending):
-                    with m.If(mode_infer):
+                    with m.If(cur_infer):
                         m.next = "DONE"
                     with m.Else():
                         m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
@@ -448,7 +451,7 @@ class Trainer(wiring.Component):
 
             with m.State("DONE"):
                 m.d.sync += samples.eq(samples + 1)
-                with m.If(~mode_infer):
+                with m.If(~cur_infer):
                     with m.If(apply):
                         m.d.sync += [batch_cnt.eq(0), updates.eq(updates + 1)]
                     with m.Else():

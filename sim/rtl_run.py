@@ -20,7 +20,7 @@ from golden.config import Config, config_to_dict
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
-_BUILD_FLAGS_VERSION = "wrapper-clock-bursts timing O2 public-depth1 v3"  # change when build flags change
+_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-ring timing O2 public-depth1 v4"  # change when build flags change
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -59,9 +59,9 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
     ``s__burst_len`` and increments ``s__burst_req``; the wrapper drives the beats (with
     random idle cycles when ``s__gap`` > 0, from a 16-bit LFSR) and copies ``req`` to
     ``s__burst_ack`` when done. For an output stream ``m``: with ``m__cap_enable`` set the
-    wrapper drives ready (random backpressure when ``m__gap`` > 0) and stores beats in
-    ``m__cap_mem``; ``m__cap_count`` counts them, ``m__cap_clear_req`` increments clear it,
-    and ``m__cap_done`` rises when ``m__cap_count >= m__cap_goal``."""
+    wrapper drives ready (random backpressure when ``m__gap`` > 0) and stores beat number
+    c at ``m__cap_mem[c mod BURST_DEPTH]``; ``m__cap_count`` counts beats since reset (32
+    bits) and ``m__cap_done`` is high while ``m__cap_count >= m__cap_goal``."""
     m = re.search(rf"^module {toplevel}\((.*?)\);(.*?)^endmodule", verilog_text, re.S | re.M)
     if m is None:
         raise ValueError(f"module {toplevel} not found in the Verilog")
@@ -113,10 +113,8 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
         rng = ports[f"{s_}__payload"][1]
         L += [
             f"  reg {rng} {s_}__cap_mem [0:{D - 1}];",
-            f"  reg [15:0] {s_}__cap_count = 0;",
-            f"  reg [15:0] {s_}__cap_goal = 16'hFFFF;",
-            f"  reg [31:0] {s_}__cap_clear_req = 0;",
-            f"  reg [31:0] {s_}__cap_clear_ack = 0;",
+            f"  reg [31:0] {s_}__cap_count = 0;",
+            f"  reg [31:0] {s_}__cap_goal = 32'hFFFFFFFF;",
             f"  reg {s_}__cap_enable = 0;",
             f"  reg [7:0] {s_}__gap = 0;",
             f"  reg [15:0] {s_}__lfsr = 16'hBEEF;",
@@ -124,12 +122,9 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
             f"  wire {s_}__cap_done = {s_}__cap_count >= {s_}__cap_goal;",
             "  always @(posedge clk) begin",
             f"    {s_}__lfsr <= {{{s_}__lfsr[14:0], {s_}__lfsr[15] ^ {s_}__lfsr[13] ^ {s_}__lfsr[12] ^ {s_}__lfsr[10]}};",
-            f"    if ({s_}__cap_clear_req != {s_}__cap_clear_ack) begin",
-            f"      {s_}__cap_count <= 0;",
-            f"      {s_}__cap_clear_ack <= {s_}__cap_clear_req;",
-            f"    end else if ({s_}__cap_enable && {s_}__valid && {s_}__ready_mux) begin",
-            f"      {s_}__cap_mem[{s_}__cap_count] <= {s_}__payload;",
-            f"      {s_}__cap_count <= {s_}__cap_count + 16'd1;",
+            f"    if ({s_}__cap_enable && {s_}__valid && {s_}__ready_mux) begin",
+            f"      {s_}__cap_mem[{s_}__cap_count[{D.bit_length() - 2}:0]] <= {s_}__payload;",
+            f"      {s_}__cap_count <= {s_}__cap_count + 32'd1;",
             "    end",
             "  end",
         ]
@@ -226,11 +221,12 @@ def trainer_verilog(cfg: Config) -> str:
     return verilog.convert(Trainer(cfg), name="trainer")
 
 
-def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", dataset: str | None = None,
-                    epochs: int = 1, max_samples: int | None = None, check_params: str = "signature",
-                    stall_prob: float = 0.0, seed: int = 0, on_progress=None, build_root: str = "build",
-                    evaluate: bool = True) -> dict:
+def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", plan=None,
+                    dataset: str | None = None, check_params: str = "signature",
+                    stall_prob: float = 0.0, seed: int = 0, on_progress=None, build_root: str = "build") -> dict:
     """Build (if needed) and run one trainer job; returns the result dict written by the test.
+
+    ``plan`` (sim.golden_plan.TrainingPlan) drives the ``train`` testcase.
 
     ``on_progress(record)`` is called from the calling thread with each progress record
     ({"samples": n} or {"epoch": {...}}) while the simulation runs.
@@ -241,10 +237,13 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", dat
     result = job_dir / "result.json"
     for f in (progress, result):
         f.unlink(missing_ok=True)
+    plan_file = job_dir / "plan.pickle"
+    if plan is not None:
+        plan.save(plan_file)
     job = {
-        "config": config_to_dict(cfg), "dataset": dataset or cfg.dataset, "epochs": epochs,
-        "max_samples": max_samples, "check_params": check_params, "stall_prob": stall_prob, "seed": seed,
-        "progress": str(progress), "result": str(result), "evaluate": evaluate,
+        "config": config_to_dict(cfg), "dataset": dataset or cfg.dataset, "plan": str(plan_file),
+        "check_params": check_params, "stall_prob": stall_prob, "seed": seed,
+        "progress": str(progress), "result": str(result),
     }
     job_file = job_dir / "job.json"
     job_file.write_text(json.dumps(job))

@@ -1,9 +1,10 @@
 """cocotb test module for the trainer (run by sim/rtl_run.py under Icarus or Verilator).
 
 The job comes as a JSON file named by the environment variable ``BPF_JOB``:
-``config`` (TOML-shaped dict), ``dataset``, ``epochs``, ``max_samples``, ``check_params``,
-``stall_prob``, ``seed``, ``progress`` (a JSON-lines file the parent tails) and
-``result`` (where the summary is written). Which scenario runs is the cocotb testcase.
+``config`` (TOML-shaped dict), ``plan`` (a pickled sim.golden_plan.TrainingPlan: samples
+and every expected code), ``check_params``, ``stall_prob``, ``seed``, ``progress`` (a
+JSON-lines file the parent tails) and ``result`` (where the summary is written); the
+``bad_length`` scenario uses ``dataset``. Which scenario runs is the cocotb testcase.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from golden.fixed_model import FixedMLP
 from golden.train import quantize_dataset
 
 from sim.cocotb_transport import CocotbTransport
+from sim.golden_plan import TrainingPlan
 from sim.host import TrainerHost
 from sim.train_flow import run_training
 from sim.trainer_session import TrainingSession
@@ -58,7 +60,7 @@ async def train(dut):
     """The main job: train epoch by epoch, compare every output and every update with golden."""
     job = _job()
     cfg, host = await _start(dut, job)
-    ds = load_dataset(cfg, job.get("dataset"))
+    plan = TrainingPlan.load(job["plan"])
     progress = job.get("progress")
     count = {"n": 0}
 
@@ -72,10 +74,8 @@ async def train(dut):
 
     t0 = time.perf_counter()
     c0 = get_sim_time("ns") / CLOCK_NS
-    records, session = await run_training(cfg, ds, host, job["epochs"], job.get("check_params", "signature"),
-                                          on_epoch=on_epoch, on_sample=on_sample,
-                                          max_samples=job.get("max_samples"),
-                                          evaluate=job.get("evaluate", True))
+    records, session = await run_training(cfg, plan, host, job.get("check_params", "signature"),
+                                          on_epoch=on_epoch, on_sample=on_sample)
     wall = time.perf_counter() - t0
     sim_cycles = get_sim_time("ns") / CLOCK_NS - c0
     r = session.result

@@ -1,9 +1,10 @@
-"""The main job's loop: train the RTL epoch by epoch next to the golden fixed and float models.
+"""The main job's loop: train the RTL epoch by epoch against a precomputed golden plan.
 
 Transport-agnostic: runs inside a cocotb test (Icarus, Verilator) or an amaranth.sim
-testbench. The golden fixed model is driven sample by sample with the RTL (it is the
-scoreboard); the float model follows the same order and mini-batches (golden.train).
-After each epoch the RTL classifies the test set in infer mode.
+testbench. Expectations (outputs, update signatures or parameters, test-set outputs) and
+the golden fixed/float statistics come from ``sim.golden_plan.make_plan``; the loop
+sends samples, compares integers and reads the hardware's cycle counter. After each
+epoch the RTL classifies the test set in infer mode.
 """
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from golden.config import Config
-from golden.datasets import Dataset, epoch_order
 from golden.float_model import loss_value
-from golden.train import GoldenRun
 
-from .trainer_session import TrainingSession
+from .golden_plan import TrainingPlan
+from .trainer_session import Scoreboard
 
 __all__ = ["EpochRecord", "run_training"]
 
@@ -40,59 +40,51 @@ class EpochRecord:
         return asdict(self)
 
 
-async def run_training(cfg: Config, ds: Dataset, host, epochs: int, check_params: str = "signature",
-                       on_epoch=None, on_sample=None, max_samples: int | None = None,
-                       evaluate: bool = True) -> tuple:
-    """Returns (records, session). ``max_samples`` caps training samples per epoch (for short runs);
-    ``evaluate=False`` skips the per-epoch test-set pass and golden evaluation (benchmarks)."""
-    golden = GoldenRun.start(cfg, ds)
-    session = TrainingSession(cfg, host, golden.fixed, check_params)
-    q = golden.q
+def _accuracy(plan: TrainingPlan, outputs, y) -> float:
+    if plan.n_classes is None or len(y) == 0:
+        return float("nan")
+    outputs = np.atleast_2d(outputs)
+    pred = (outputs[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+    return float(np.mean(pred == np.asarray(y)))
+
+
+async def run_training(cfg: Config, plan: TrainingPlan, host, check_params: str = "signature",
+                       on_epoch=None, on_sample=None) -> tuple:
+    """Train through ``host`` following ``plan``; returns (records, scoreboard)."""
+    board = Scoreboard(cfg, host, check_params)
     await host.check_id()
     records = []
     train_cycles = 0
     t0 = time.perf_counter()
-    for e in range(epochs):
-        order = epoch_order(len(q.X_train), e, cfg.split_seed)
-        if max_samples is not None:
-            order = order[:max_samples]
+    for e, ep in enumerate(plan.epochs):
         await host.set_mode(infer=False)
-        first = len(session.result.outputs)
+        first = len(board.result.outputs)
+        await host.wait_idle()
         cycles_before = await host.cycles()
-        targets = []
-        for i in order:
-            # the golden fixed model steps inside session.train_sample (it is the scoreboard)
-            await session.train_sample(q.X_train[i], q.T_train[i])
-            targets.append(q.T_train[i])
-            # float model: same order, same mini-batches
-            golden._pending.append(i)
-            if len(golden._pending) == cfg.batch_size:
-                idx = np.array(golden._pending)
-                golden.flt.step(cfg.act.to_float(q.X_train[idx]), cfg.act.to_float(q.T_train[idx]))
-                golden._pending.clear()
+        for pos, i in enumerate(ep.order):
+            await board.train(plan.X_train[i], plan.T_train[i], ep.outputs[pos], ep.updates.get(pos))
             if on_sample is not None:
                 on_sample()
+        await host.wait_idle()  # the epoch's last update belongs to its cycles
         train_cycles += await host.cycles() - cycles_before
-        rtl_out = session.result.outputs[first:]
-        fixed_out = session.result.golden_outputs[first:]
-        if evaluate:
+        rtl_out = np.array(board.result.outputs[first:])
+        if ep.test_outputs is not None:
             await host.set_mode(infer=True)
-            test_out = [await session.infer(x) for x in q.X_test]
-            stats = golden.evaluate(e)
-            rtl_acc = ds.accuracy(cfg.act.to_float(np.array(test_out)), ds.y_test)
+            test_out = [await board.infer(x, want) for x, want in zip(plan.X_test, ep.test_outputs)]
+            rtl_acc = _accuracy(plan, cfg.act.to_float(np.array(test_out)), plan.y_test)
         else:
-            stats, rtl_acc = None, float("nan")
-        T = cfg.act.to_float(np.array(targets))
+            rtl_acc = float("nan")
+        nan = float("nan")
         rec = EpochRecord(
             epoch=e,
-            rtl_loss=loss_value(cfg.loss, cfg.act.to_float(np.array(rtl_out)), T),
-            fixed_loss=loss_value(cfg.loss, cfg.act.to_float(np.array(fixed_out)), T),
-            float_loss=stats.float_loss if stats else float("nan"),
+            rtl_loss=loss_value(cfg.loss, cfg.act.to_float(rtl_out), cfg.act.to_float(plan.T_train[ep.order])),
+            fixed_loss=ep.fixed_loss,
+            float_loss=ep.stats.get("float_loss", nan),
             rtl_test_accuracy=rtl_acc,
-            fixed_test_accuracy=stats.fixed_test_accuracy if stats else float("nan"),
-            float_test_accuracy=stats.float_test_accuracy if stats else float("nan"),
-            mismatches=session.result.mismatches,
-            samples=session.result.samples,
+            fixed_test_accuracy=ep.stats.get("fixed_test_accuracy", nan),
+            float_test_accuracy=ep.stats.get("float_test_accuracy", nan),
+            mismatches=board.result.mismatches,
+            samples=board.result.samples,
             train_cycles=train_cycles,
             sim_seconds=time.perf_counter() - t0,
         )
@@ -100,5 +92,5 @@ async def run_training(cfg: Config, ds: Dataset, host, epochs: int, check_params
         if on_epoch is not None:
             on_epoch(rec)
     await host.set_mode(infer=False)
-    await session.finish()
-    return records, session
+    await board.finish(plan.final_params)
+    return records, board

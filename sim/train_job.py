@@ -13,12 +13,14 @@ from golden.datasets import load_dataset
 
 from hdl.layout import check_limits
 
+from .golden_plan import make_plan
+
 __all__ = ["run_train", "SIM_CHOICES", "summarise"]
 
 SIM_CHOICES = ("verilator", "icarus", "amaranth")
 
 
-def _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress, evaluate):
+def _run_amaranth(cfg, plan, check_params, on_progress):
     from amaranth.sim import Simulator
 
     from hdl.trainer import Trainer
@@ -40,10 +42,9 @@ def _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress, evalu
     async def testbench(ctx):
         host = TrainerHost(cfg, AmaranthTransport(ctx, dut, cfg.act.width))
         t0 = time.perf_counter()
-        records, session = await run_training(cfg, ds, host, epochs, check_params,
+        records, session = await run_training(cfg, plan, host, check_params,
                                               on_epoch=lambda r: on_progress({"epoch": r.as_dict()}),
-                                              on_sample=on_sample, max_samples=max_samples,
-                                              evaluate=evaluate)
+                                              on_sample=on_sample)
         box["records"], box["session"] = records, session
         box["wall"] = time.perf_counter() - t0
 
@@ -100,12 +101,14 @@ def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = N
         n_params = sum((cfg.layers[l] + 1) * cfg.layers[l + 1] for l in range(cfg.n_layers))
         check_params = "every" if n_params <= 64 else "signature"
     on_progress = on_progress or (lambda rec: None)
+    on_progress({"phase": "golden"})
+    plan = make_plan(cfg, ds, epochs, max_samples, keep_params=check_params == "every", evaluate=evaluate)
+    on_progress({"phase": "rtl"})
     if simulator == "amaranth":
-        raw = _run_amaranth(cfg, ds, epochs, max_samples, check_params, on_progress, evaluate)
+        raw = _run_amaranth(cfg, plan, check_params, on_progress)
     else:
         from .rtl_run import run_trainer_job
-        raw = run_trainer_job(cfg, simulator, dataset=dataset, epochs=epochs, max_samples=max_samples,
-                              check_params=check_params, stall_prob=stall_prob, on_progress=on_progress,
-                              build_root=build_root, evaluate=evaluate)
+        raw = run_trainer_job(cfg, simulator, plan=plan, check_params=check_params, stall_prob=stall_prob,
+                              on_progress=on_progress, build_root=build_root)
     return summarise(cfg, simulator, raw)
 

@@ -16,7 +16,7 @@ from golden.config import Config
 from golden.fixed_model import FixedMLP
 from golden.signature import params_signature
 
-__all__ = ["Mismatch", "SessionResult", "TrainingSession"]
+__all__ = ["Mismatch", "SessionResult", "Scoreboard", "TrainingSession"]
 
 
 @dataclass
@@ -49,15 +49,24 @@ class SessionResult:
             self.first = mm
 
 
-class TrainingSession:
-    def __init__(self, cfg: Config, host, golden: FixedMLP, check_params: str = "every"):
+class Scoreboard:
+    """Compares what the hardware did with what golden says, keeps the first mismatch."""
+
+    def __init__(self, cfg: Config, host, check_params: str = "every"):
         if check_params not in ("every", "signature", "end"):
             raise ValueError(f"check_params must be 'every', 'signature' or 'end', got {check_params!r}")
         self.cfg = cfg
         self.host = host
-        self.golden = golden
         self.check_params = check_params
         self.result = SessionResult()
+        self._pending_signature = None  # (sample, expected) read once the next sample is under way
+
+    def check_output(self, what: str, out, expected) -> None:
+        r = self.result
+        diff = np.flatnonzero(np.asarray(out) != np.asarray(expected))
+        if diff.size:
+            i = int(diff[0])
+            r.add(Mismatch(r.samples, what, self.cfg.n_layers - 1, (i,), int(expected[i]), int(out[i])), diff.size)
 
     async def compare_params(self, sample: int, expected: list) -> int:
         actual = await self.host.read_params()
@@ -70,43 +79,75 @@ class TrainingSession:
                 bad += len(diff)
         return bad
 
-    async def train_sample(self, x, t) -> np.ndarray:
+    async def check_update(self, signature: int, params=None) -> None:
+        """After an update: all parameters (check_params='every', needs ``params``) or the signature.
+
+        The signature is read once the next sample has produced its outputs (its own update
+        has not started then, and this one has finished), so the host never waits for idle.
+        """
         r = self.result
-        n = r.samples
+        r.updates += 1
+        if self.check_params == "every" and params is not None:
+            await self.compare_params(r.samples, params)
+        elif self.check_params in ("every", "signature"):
+            self._pending_signature = (r.samples, signature)
+
+    async def _check_pending_signature(self, wait_idle: bool = False) -> None:
+        if self._pending_signature is None:
+            return
+        sample, want = self._pending_signature
+        self._pending_signature = None
+        if wait_idle:
+            await self.host.wait_idle()
+        got = await self.host.read("SIGNATURE")
+        if got != want:
+            self.result.add(Mismatch(sample, "signature", None, None, want, got))
+
+    async def train(self, x, t, expected_output, update=None) -> np.ndarray:
+        """One training sample; ``update`` = (signature, params or None) if it completes a batch."""
         await self.host.send_train(x, t)
         out = await self.host.recv_output()
-        trace = self.golden.train_sample(x, t)
-        r.outputs.append(out)
-        r.golden_outputs.append(trace.output)
-        diff = np.flatnonzero(out != trace.output)
-        if diff.size:
-            i = int(diff[0])
-            r.add(Mismatch(n, "output", self.cfg.n_layers - 1, (i,), int(trace.output[i]), int(out[i])), diff.size)
-        if trace.params_after is not None:
-            r.updates += 1
-            if self.check_params == "every":
-                await self.compare_params(n, trace.params_after)
-            elif self.check_params == "signature":
-                want = params_signature(self.cfg, trace.params_after)
-                await self.host.wait_idle()
-                got = await self.host.read("SIGNATURE")
-                if got != want:
-                    r.add(Mismatch(n, "signature", None, None, want, got))
-        r.samples += 1
+        await self._check_pending_signature()
+        self.result.outputs.append(out)
+        self.result.golden_outputs.append(np.asarray(expected_output))
+        self.check_output("output", out, expected_output)
+        if update is not None:
+            await self.check_update(*update)
+        self.result.samples += 1
         return out
 
-    async def infer(self, x) -> np.ndarray:
+    async def infer(self, x, expected_output) -> np.ndarray:
         await self.host.send_infer(x)
         out = await self.host.recv_output()
-        want = self.golden.forward(x).output
-        diff = np.flatnonzero(out != want)
-        if diff.size:
-            i = int(diff[0])
-            self.result.add(Mismatch(self.result.samples, "infer output", self.cfg.n_layers - 1, (i,),
-                                     int(want[i]), int(out[i])), diff.size)
+        await self._check_pending_signature()
+        self.check_output("infer output", out, expected_output)
         return out
 
-    async def finish(self) -> SessionResult:
-        """Final full parameter readback (whatever the per-update check was)."""
-        await self.compare_params(self.result.samples, self.golden.params)
+    async def finish(self, final_params) -> SessionResult:
+        """Final full parameter readback, whatever the per-update check was."""
+        await self._check_pending_signature(wait_idle=True)
+        await self.compare_params(self.result.samples, final_params)
         return self.result
+
+
+class TrainingSession(Scoreboard):
+    """A scoreboard whose expectations come from a golden model stepped alongside."""
+
+    def __init__(self, cfg: Config, host, golden: FixedMLP, check_params: str = "every"):
+        super().__init__(cfg, host, check_params)
+        self.golden = golden
+
+    async def train_sample(self, x, t) -> np.ndarray:
+        trace = self.golden.train_sample(x, t)
+        update = None
+        if trace.params_after is not None:
+            update = (params_signature(self.cfg, trace.params_after), trace.params_after)
+        return await self.train(x, t, trace.output, update)
+
+    async def infer(self, x, expected_output=None) -> np.ndarray:
+        if expected_output is None:
+            expected_output = self.golden.forward(x).output
+        return await super().infer(x, expected_output)
+
+    async def finish(self, final_params=None) -> SessionResult:
+        return await super().finish(self.golden.params if final_params is None else final_params)

@@ -59,8 +59,8 @@ def test_digits_slice_trains_bit_exactly(simulator, tmp_path):
 def test_random_stalls_change_nothing(tmp_path):
     require_simulator("verilator")
     cfg = xor(batch_size=2, rounding="stochastic", lanes=3)
-    r = run_trainer_job(cfg, "verilator", epochs=20, check_params="every", stall_prob=0.4, seed=3,
-                        build_root=str(tmp_path.parent / "build"))
+    r = run_train(cfg, "verilator", epochs=20, check_params="every", stall_prob=0.4,
+                  build_root=str(tmp_path.parent / "build"))
     assert r["mismatches"] == 0, r["first_mismatch"]
     assert r["samples"] == 80
 
