@@ -1,0 +1,159 @@
+"""Activation functions and their derivatives, bit-exact with golden/activations.py.
+
+``ActivationFunction`` and ``ActivationDerivative`` are combinational (ROM read ports in
+the comb domain), so the trainer can place them where its pipeline needs them;
+``ActivationUnit`` wraps both behind streams. Table contents and indexing come from
+golden/tables.py: the ROM holds exactly ``table_contents(table_spec(kind, cfg))``.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.config import Config
+from golden.tables import TableSpec, table_contents, table_spec
+
+from .arith import requantize, round_shift, saturate
+
+__all__ = ["ActivationFunction", "ActivationDerivative", "ActivationUnit", "LutReader", "ELEMENTWISE"]
+
+ELEMENTWISE = ("relu", "leaky_relu", "linear", "sigmoid", "tanh")
+
+
+def _check_kind(kind):
+    if kind not in ELEMENTWISE:
+        raise ValueError(f"activation kind must be one of {', '.join(ELEMENTWISE)}, got {kind!r}")
+
+
+class LutReader(wiring.Component):
+    """Combinational table lookup exactly as golden.tables.lut_eval: offset, clamp, index,
+    optional linear interpolation between entries i and i + 1.
+
+    Members
+    -------
+    x : In(signed)   input code (format ``spec.in_fmt``; any signed width)
+    y : Out(signed)  table value (format ``spec.out_fmt``)
+    """
+
+    def __init__(self, spec: TableSpec, in_width: int):
+        self._spec = spec
+        super().__init__({"x": In(signed(in_width)), "y": Out(signed(spec.out_fmt.width))})
+
+    def elaborate(self, platform):
+        spec = self._spec
+        m = Module()
+        tab = [int(v) for v in table_contents(spec)]
+        m.submodules.rom = rom = Memory(shape=signed(spec.out_fmt.width), depth=len(tab), init=tab)
+        u = Signal(range(spec.span_code))
+        off = self.x - spec.x_lo_code
+        m.d.comb += u.eq(Mux(off < 0, 0, Mux(off > spec.span_code - 1, spec.span_code - 1, off)))
+        s = spec.shift
+        lo = rom.read_port(domain="comb")
+        m.d.comb += lo.addr.eq(u >> s)
+        if not spec.interpolate or s == 0:
+            m.d.comb += self.y.eq(lo.data)
+        else:
+            hi = rom.read_port(domain="comb")
+            m.d.comb += hi.addr.eq((u >> s) + 1)
+            frac = u[:s]
+            m.d.comb += self.y.eq(saturate(lo.data + round_shift((hi.data - lo.data) * frac, s), spec.out_fmt))
+        return m
+
+
+class ActivationFunction(wiring.Component):
+    """``a = act(z)`` for relu, leaky_relu, linear, sigmoid, tanh (combinational).
+
+    Members
+    -------
+    z : In(signed(act.width))
+    a : Out(signed(act.width))
+    """
+
+    def __init__(self, cfg: Config, kind: str):
+        _check_kind(kind)
+        self._cfg, self._kind = cfg, kind
+        super().__init__({"z": In(signed(cfg.act.width)), "a": Out(signed(cfg.act.width))})
+
+    @property
+    def kind(self):
+        return self._kind
+
+    def elaborate(self, platform):
+        c, kind = self._cfg, self._kind
+        m = Module()
+        if kind == "linear":
+            m.d.comb += self.a.eq(self.z)
+        elif kind == "relu":
+            m.d.comb += self.a.eq(Mux(self.z > 0, self.z, 0))
+        elif kind == "leaky_relu":
+            neg = requantize(self.z * c.leaky_alpha_code, 2 * c.act.frac_bits, c.act)
+            m.d.comb += self.a.eq(Mux(self.z > 0, self.z, neg))
+        else:
+            m.submodules.lut = lut = LutReader(table_spec(kind, c), c.act.width)
+            m.d.comb += [lut.x.eq(self.z), self.a.eq(lut.y)]
+        return m
+
+
+class ActivationDerivative(wiring.Component):
+    """Derivative code from the stored output ``a`` only (combinational): ReLU family from
+    the sign, sigmoid' = a(1 - a), tanh' = 1 - a^2, linear' = 1.
+
+    Members
+    -------
+    a : In(signed(act.width))
+    d : Out(signed(act.width))
+    """
+
+    def __init__(self, cfg: Config, kind: str):
+        _check_kind(kind)
+        self._cfg, self._kind = cfg, kind
+        super().__init__({"a": In(signed(cfg.act.width)), "d": Out(signed(cfg.act.width))})
+
+    def elaborate(self, platform):
+        c, kind = self._cfg, self._kind
+        m = Module()
+        one, f = c.act.one, c.act.frac_bits
+        a = self.a
+        if kind == "linear":
+            m.d.comb += self.d.eq(one)
+        elif kind == "relu":
+            m.d.comb += self.d.eq(Mux(a > 0, one, 0))
+        elif kind == "leaky_relu":
+            m.d.comb += self.d.eq(Mux(a > 0, one, c.leaky_alpha_code))
+        elif kind == "sigmoid":
+            m.d.comb += self.d.eq(requantize(a * (one - a), 2 * f, c.act))
+        else:  # tanh
+            m.d.comb += self.d.eq(requantize(one * one - a * a, 2 * f, c.act))
+        return m
+
+
+class ActivationUnit(wiring.Component):
+    """Stream wrapper: z in, (a, d) out, one registered stage, honours backpressure.
+
+    Members
+    -------
+    i : In(stream.Signature(signed(act.width)))
+    o : Out(stream.Signature(StructLayout({"a", "d"})))
+    """
+
+    def __init__(self, cfg: Config, kind: str):
+        _check_kind(kind)
+        self._cfg, self._kind = cfg, kind
+        shape = signed(cfg.act.width)
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(data.StructLayout({"a": shape, "d": shape}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.f = f = ActivationFunction(self._cfg, self._kind)
+        m.submodules.df = df = ActivationDerivative(self._cfg, self._kind)
+        m.d.comb += [f.z.eq(self.i.payload), df.a.eq(f.a)]
+        # a one-entry pipeline register: take a new input when empty or being emptied
+        with m.If(self.o.ready | ~self.o.valid):
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.a.eq(f.a), self.o.payload.d.eq(df.d)]
+        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        return m
