@@ -1,0 +1,149 @@
+"""hdl.activation under amaranth.sim, bit-exact against golden.activations.
+
+Every activation function and derivative is swept over EVERY input code of 16-bit act
+formats (Q4.12 and Q6.10, tables with and without interpolation, plus a table fine enough
+to have no interpolation fraction); the stream wrapper runs random codes with random
+valid gaps and backpressure.
+"""
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.activations import FixedActivations
+from golden.config import Config
+from golden.fixed import QFormat
+from hdl.activation import ELEMENTWISE, ActivationDerivative, ActivationFunction, ActivationUnit
+
+# ---------------------------------------------------------------------------------------
+# configs: 16-bit act formats, different table shapes
+
+
+def act_config(name: str, interpolate: bool = False) -> Config:
+    """Configs whose act format is 16 bits wide (every code is swept)."""
+    base = dict(learning_rate=0.5, lut_interpolate=interpolate)
+    if name == "q4.12":
+        return Config(act=QFormat(4, 12), lut_entries_log2=8, lut_range_log2=3, leaky_alpha=0.125, **base)
+    if name == "q6.10":
+        return Config(act=QFormat(6, 10), lut_entries_log2=6, lut_range_log2=4, leaky_alpha=0.1, **base)
+    if name == "q4.12-fine":  # one table entry per input code: no interpolation fraction (shift 0)
+        return Config(act=QFormat(4, 12), lut_entries_log2=14, lut_range_log2=1, leaky_alpha=0.3, **base)
+    if name == "q6.10-shift1":  # interpolation fraction of a single bit
+        return Config(act=QFormat(6, 10), lut_entries_log2=11, lut_range_log2=1, leaky_alpha=0.25, **base)
+    raise ValueError(name)
+
+
+def sweep_comb(dut, in_port, out_port, codes) -> np.ndarray:
+    """Set every input code on a combinational core and read the output (no clock)."""
+    got = np.zeros(len(codes), dtype=np.int64)
+
+    async def testbench(ctx):
+        for i, c in enumerate(codes.tolist()):
+            ctx.set(in_port, c)
+            got[i] = ctx.get(out_port)
+
+    sim = Simulator(dut)
+    sim.add_testbench(testbench)
+    sim.run()
+    return got
+
+
+def assert_codes_equal(got, expected, codes, what):
+    bad = np.flatnonzero(got != expected)
+    assert bad.size == 0, (f"{what}: {bad.size} mismatches of {len(codes)}; first at input code "
+                           f"{codes[bad[0]]}: hardware {got[bad[0]]}, golden {expected[bad[0]]}")
+
+
+# ---------------------------------------------------------------------------------------
+# exhaustive sweeps of the combinational cores
+
+FORWARD_CASES = (
+    [(fmt, kind, False) for fmt in ("q4.12", "q6.10") for kind in ("relu", "leaky_relu", "linear")]
+    + [(fmt, kind, interp) for fmt in ("q4.12", "q6.10") for kind in ("sigmoid", "tanh") for interp in (False, True)]
+    + [("q4.12-fine", "sigmoid", True), ("q6.10-shift1", "tanh", True)]
+)
+
+
+@pytest.mark.parametrize("fmt,kind,interp", FORWARD_CASES,
+                         ids=[f"{f}-{k}{'-interp' if i else ''}" for f, k, i in FORWARD_CASES])
+def test_activation_function_every_code(fmt, kind, interp):
+    cfg = act_config(fmt, interp)
+    codes = cfg.act.all_codes()
+    assert len(codes) == 1 << 16
+    dut = ActivationFunction(cfg, kind)
+    got = sweep_comb(dut, dut.z, dut.a, codes)
+    assert_codes_equal(got, FixedActivations(cfg).forward(kind, codes), codes, f"{kind} forward {cfg.act}")
+
+
+DERIVATIVE_CASES = [(fmt, kind) for fmt in ("q4.12", "q6.10") for kind in ELEMENTWISE]
+
+
+@pytest.mark.parametrize("fmt,kind", DERIVATIVE_CASES, ids=[f"{f}-{k}" for f, k in DERIVATIVE_CASES])
+def test_activation_derivative_every_code(fmt, kind):
+    """The derivative from every stored-output code (including codes the forward function
+    never produces: the unit must still equal golden there, e.g. saturate a(1-a))."""
+    cfg = act_config(fmt)
+    codes = cfg.act.all_codes()
+    dut = ActivationDerivative(cfg, kind)
+    got = sweep_comb(dut, dut.a, dut.d, codes)
+    assert_codes_equal(got, FixedActivations(cfg).derivative(kind, codes), codes, f"{kind} derivative {cfg.act}")
+
+
+def test_bad_kind_is_rejected():
+    cfg = act_config("q4.12")
+    for cls in (ActivationFunction, ActivationDerivative, ActivationUnit):
+        with pytest.raises(ValueError, match="'softmax'"):
+            cls(cfg, "softmax")
+
+
+def test_ports():
+    cfg = act_config("q6.10")
+    f, d = ActivationFunction(cfg, "tanh"), ActivationDerivative(cfg, "tanh")
+    assert f.z.shape().width == f.a.shape().width == 16 and f.z.shape().signed
+    assert d.a.shape().width == d.d.shape().width == 16 and d.d.shape().signed
+
+
+# ---------------------------------------------------------------------------------------
+# stream wrapper with random stalls
+
+
+@pytest.mark.parametrize("kind", ELEMENTWISE)
+def test_activation_unit_stream_random_stalls(kind):
+    cfg = act_config("q4.12", interpolate=(kind == "tanh"))
+    rng = np.random.default_rng(sum(map(ord, kind)))
+    codes = rng.integers(cfg.act.min_code, cfg.act.max_code + 1, 1500)
+    codes[:4] = [cfg.act.min_code, cfg.act.max_code, 0, -1]
+    fa = FixedActivations(cfg)
+    want_a = fa.forward(kind, codes)
+    want_d = fa.derivative(kind, want_a)
+
+    dut = ActivationUnit(cfg, kind)
+    got_a, got_d = [], []
+
+    async def producer(ctx):
+        for c in codes.tolist():
+            for _ in range(int(rng.integers(0, 3)) if rng.random() < 0.3 else 0):
+                await ctx.tick()
+            ctx.set(dut.i.payload, c)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+
+    async def consumer(ctx):
+        while len(got_a) < len(codes):
+            ready = rng.random() < 0.6
+            ctx.set(dut.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if ready and valid:
+                got_a.append(payload.a)
+                got_d.append(payload.d)
+        for _ in range(10):  # nothing more comes out
+            assert not ctx.get(dut.o.valid)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    np.testing.assert_array_equal(np.array(got_a), want_a)
+    np.testing.assert_array_equal(np.array(got_d), want_d)
