@@ -40,7 +40,7 @@ class Config:
     act: QFormat = QFormat(4, 12)
     weight: QFormat = QFormat(4, 12)
     error: QFormat = QFormat(4, 12)
-    lr_frac_bits: int = 16
+    lr_frac_bits: int = 14
     # training
     learning_rate: float = 1.0
     batch_size: int = 1
