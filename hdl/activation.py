@@ -17,7 +17,8 @@ from golden.tables import TableSpec, table_contents, table_spec
 
 from .arith import requantize, round_shift, saturate
 
-__all__ = ["ActivationFunction", "ActivationDerivative", "ActivationUnit", "LutReader", "ELEMENTWISE"]
+__all__ = ["ActivationFunction", "ActivationDerivative", "ActivationUnit", "LutReader", "ELEMENTWISE",
+           "register_stage"]
 
 ELEMENTWISE = ("relu", "leaky_relu", "linear", "sigmoid", "tanh")
 
@@ -25,6 +26,20 @@ ELEMENTWISE = ("relu", "leaky_relu", "linear", "sigmoid", "tanh")
 def _check_kind(kind):
     if kind not in ELEMENTWISE:
         raise ValueError(f"activation kind must be one of {', '.join(ELEMENTWISE)}, got {kind!r}")
+
+
+def register_stage(m: Module, i, o, fields: dict):
+    """One registered pipeline stage between stream ``i`` and stream ``o`` that honours
+    backpressure at full throughput: the output register loads when it is empty or being
+    emptied this cycle (``o.ready | ~o.valid``), which is also ``i.ready``. ``fields`` maps
+    output payload field names (or ``None`` for a plain payload) to comb values of ``i``."""
+    take = ~o.valid | o.ready
+    m.d.comb += i.ready.eq(take)
+    with m.If(take):
+        m.d.sync += o.valid.eq(i.valid)
+        for name, value in fields.items():
+            target = o.payload if name is None else getattr(o.payload, name)
+            m.d.sync += target.eq(value)
 
 
 class LutReader(wiring.Component):
@@ -152,8 +167,5 @@ class ActivationUnit(wiring.Component):
         m.submodules.f = f = ActivationFunction(self._cfg, self._kind)
         m.submodules.df = df = ActivationDerivative(self._cfg, self._kind)
         m.d.comb += [f.z.eq(self.i.payload), df.a.eq(f.a)]
-        # a one-entry pipeline register: take a new input when empty or being emptied
-        with m.If(self.o.ready | ~self.o.valid):
-            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.a.eq(f.a), self.o.payload.d.eq(df.d)]
-        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        register_stage(m, self.i, self.o, {"a": f.a, "d": df.d})
         return m

@@ -1,76 +1,219 @@
 """Output-layer units: stable softmax, and the output deltas of MSE and softmax + cross-entropy.
 
-Bit-exact with golden: ``SoftmaxUnit`` = golden.tables.softmax_codes; ``mse_delta`` and
-``ce_delta`` = golden.fixed_model.FixedMLP.output_delta.
+Bit-exact with golden: ``SoftmaxUnit`` = golden.tables.softmax_codes; ``mse_delta`` /
+``MseGradUnit`` and ``ce_delta`` / ``CrossEntropyGradUnit`` =
+golden.fixed_model.FixedMLP.output_delta for ``loss = "mse"`` and ``"cross_entropy"``.
+Every narrowing is hdl.arith.requantize; the exp and reciprocal ROMs hold exactly
+golden.tables.table_contents(table_spec("exp", cfg)) and golden.tables.recip_table(cfg).
 """
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Array, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
-from golden.tables import recip_table, table_spec
+from golden.tables import lut_eval, recip_table, table_contents, table_spec
 
-from .activation import LutReader
+from .activation import ELEMENTWISE, ActivationDerivative, LutReader, register_stage
 from .arith import requantize
 
-__all__ = ["mse_delta", "ce_delta", "SoftmaxUnit"]
+__all__ = ["mse_delta", "ce_delta", "MseGradUnit", "CrossEntropyGradUnit", "SoftmaxUnit"]
 
 
 def mse_delta(a, t, d, cfg: Config):
-    """(a - t) * sigma'(a), requantized to the error format."""
+    """MSE output delta ``requantize((a - t) * d, 2 * act.frac_bits, error)``.
+
+    Parameters
+    ----------
+    a, t, d : Value
+        Output activation, target and activation derivative codes (act format).
+
+    Returns
+    -------
+    Value of shape ``signed(cfg.error.width)``.
+    """
     return requantize((a - t) * d, 2 * cfg.act.frac_bits, cfg.error)
 
 
 def ce_delta(p, t, cfg: Config):
-    """Softmax + cross-entropy: p - t, requantized to the error format."""
+    """Softmax + cross-entropy output delta ``requantize(p - t, act.frac_bits, error)``.
+
+    Parameters
+    ----------
+    p, t : Value
+        Probability and target codes (act format).
+
+    Returns
+    -------
+    Value of shape ``signed(cfg.error.width)``.
+    """
     return requantize(p - t, cfg.act.frac_bits, cfg.error)
 
 
-class SoftmaxUnit(wiring.Component):
-    """Stable fixed-point softmax of one vector of ``cfg.layers[-1]`` logits.
+class MseGradUnit(wiring.Component):
+    """Stream unit for the MSE output delta, one registered stage, honours backpressure.
 
-    Sequential: takes the logits (``last`` on the final one) while tracking the maximum,
-    then one cycle per element for exp(-(max - z)) and the exact sum, one cycle for the
-    leading-one position k and the reciprocal ROM, and one cycle per output
-    p = requantize(e * R, recip_frac_bits + k). About 3n + 2 cycles per vector.
+    The activation derivative is computed inside from the output activation ``a`` with
+    :class:`~hdl.activation.ActivationDerivative` of the last layer's activation kind.
+
+    Parameters
+    ----------
+    cfg : Config
+        A config with ``loss = "mse"``.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"a": signed(act.width), "t": signed(act.width)})))
+    o : Out(stream.Signature(signed(error.width)))   the delta
+
+    Raises
+    ------
+    ValueError
+        If the config's loss is not ``"mse"``.
+    """
+
+    def __init__(self, cfg: Config):
+        if cfg.loss != "mse" or cfg.activations[-1] not in ELEMENTWISE:
+            raise ValueError(f"MseGradUnit needs loss = 'mse' with an elementwise last activation, got "
+                             f"loss = {cfg.loss!r}, activation {cfg.activations[-1]!r}")
+        self._cfg = cfg
+        aw = signed(cfg.act.width)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"a": aw, "t": aw}))),
+            "o": Out(stream.Signature(signed(cfg.error.width))),
+        })
+
+    def elaborate(self, platform):
+        c = self._cfg
+        m = Module()
+        m.submodules.deriv = deriv = ActivationDerivative(c, c.activations[-1])
+        m.d.comb += deriv.a.eq(self.i.payload.a)
+        register_stage(m, self.i, self.o, {None: mse_delta(self.i.payload.a, self.i.payload.t, deriv.d, c)})
+        return m
+
+
+class CrossEntropyGradUnit(wiring.Component):
+    """Stream unit for the softmax + cross-entropy output delta ``p - t``, one registered
+    stage, honours backpressure.
+
+    Parameters
+    ----------
+    cfg : Config
+        A config with ``loss = "cross_entropy"``.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"p": signed(act.width), "t": signed(act.width)})))
+    o : Out(stream.Signature(signed(error.width)))   the delta
+
+    Raises
+    ------
+    ValueError
+        If the config's loss is not ``"cross_entropy"``.
+    """
+
+    def __init__(self, cfg: Config):
+        if cfg.loss != "cross_entropy":
+            raise ValueError(f"CrossEntropyGradUnit needs loss = 'cross_entropy', got {cfg.loss!r}")
+        self._cfg = cfg
+        aw = signed(cfg.act.width)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"p": aw, "t": aw}))),
+            "o": Out(stream.Signature(signed(cfg.error.width))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        register_stage(m, self.i, self.o, {None: ce_delta(self.i.payload.p, self.i.payload.t, self._cfg)})
+        return m
+
+
+class SoftmaxUnit(wiring.Component):
+    """Stable fixed-point softmax of one vector of logits (golden.tables.softmax_codes).
+
+    A vector is ``cfg.layers[-1]`` logits, ``last`` set on its final one. A vector that
+    ends early (``last`` on element j < n - 1) is a shorter vector of j + 1 elements; one
+    that reaches n elements without ``last`` is closed there.
+
+    Sequential, one vector at a time:
+
+    ========  ==========  ==============================================================
+    state     cycles      work
+    ========  ==========  ==============================================================
+    TAKE      n           buffer the logits, running maximum
+    EXP       n           e = exp table(max - z) (replaces z in the buffer), exact sum S
+    RECIP     1           leading one k of S, reciprocal ROM on the bits below it
+    EMIT      n           p = requantize(e * R, recip_frac_bits + k, act)
+    ========  ==========  ==============================================================
+
+    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 1 cycles from the
+    cycle its first logit is accepted to the cycle its last probability is taken; the next
+    vector's first logit is accepted in the following cycle. ``i.ready`` is high only in
+    TAKE; stalls on either side only add cycles.
+
+    Parameters
+    ----------
+    cfg : Config
 
     Members
     -------
     i : In(stream.Signature(StructLayout({"z": signed(act.width), "last": 1})))
     o : Out(stream.Signature(StructLayout({"p": signed(act.width), "last": 1})))
+
+    Raises
+    ------
+    ValueError
+        If exp(0) from the table is the zero code (every sum would be zero).
     """
 
     def __init__(self, cfg: Config):
         self._cfg = cfg
+        spec = table_spec("exp", cfg)
+        exp_tab = table_contents(spec)
+        e0 = int(lut_eval(spec, exp_tab, 0))
+        if e0 <= 0:
+            raise ValueError(f"softmax: the exp table gives {e0!r} at 0 in {cfg.act}; every sum would be zero "
+                             f"(lut.exp_entries_log2 = {cfg.exp_entries_log2}, "
+                             f"lut.exp_range_log2 = {cfg.exp_range_log2})")
+        # range of the exact sum S over vectors of 1..n elements: S >= e(0) (the maximum
+        # itself), S <= n * max(table); so k = bitlength(S) - 1 lies in [k_lo, k_hi]
+        self._k_lo = e0.bit_length() - 1
+        self._s_max = cfg.layers[-1] * int(np.max(exp_tab))
+        self._k_hi = self._s_max.bit_length() - 1
         aw = signed(cfg.act.width)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({"z": aw, "last": 1}))),
             "o": Out(stream.Signature(data.StructLayout({"p": aw, "last": 1}))),
         })
 
+    @staticmethod
+    def cycles_per_vector(n: int) -> int:
+        """Cycles per vector of ``n`` logits without stalls (see the class docstring)."""
+        return 3 * n + 1
+
     def elaborate(self, platform):
         c = self._cfg
         m = Module()
         n = c.layers[-1]
         AW = c.act.width
-        spec = table_spec("exp", c)
-        SW = (n * (1 << AW)).bit_length()  # the exact sum of n exp codes fits
         nb, fr = c.recip_entries_log2, c.recip_frac_bits
+        k_lo, k_hi = self._k_lo, self._k_hi
+        SW = self._s_max.bit_length()
         rtab = [int(v) for v in recip_table(c)]
 
-        zs = Array(Signal(signed(AW), name=f"z{i}") for i in range(n))
-        es = Array(Signal(unsigned(AW), name=f"e{i}") for i in range(n))
+        buf = Array(Signal(signed(AW), name=f"buf{i}") for i in range(n))  # z, then e
         zmax = Signal(signed(AW))
-        cnt = Signal(range(n + 1))
+        cnt = Signal(range(n))
+        end = Signal(range(n))  # index of the vector's last element
         total = Signal(SW)
-        k = Signal(range(SW + 1))
-        r = Signal(unsigned(fr + 1))
+        k = Signal(range(k_hi + 1))
+        r = Signal(unsigned(max(rtab).bit_length()))
 
-        m.submodules.exp = exp = LutReader(spec, AW + 1)
-        m.submodules.rrom = rrom = Memory(shape=unsigned(fr + 1), depth=len(rtab), init=rtab)
+        m.submodules.exp = exp = LutReader(table_spec("exp", c), AW + 1)
+        m.submodules.rrom = rrom = Memory(shape=r.shape(), depth=len(rtab), init=rtab)
         r_rd = rrom.read_port(domain="comb")
 
         with m.FSM():
@@ -78,18 +221,18 @@ class SoftmaxUnit(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     z = self.i.payload.z
-                    m.d.sync += zs[cnt].eq(z)
+                    m.d.sync += buf[cnt].eq(z)
                     with m.If((cnt == 0) | (z > zmax)):
                         m.d.sync += zmax.eq(z)
                     with m.If(self.i.payload.last | (cnt == n - 1)):
-                        m.d.sync += [cnt.eq(0), total.eq(0)]
+                        m.d.sync += [end.eq(cnt), cnt.eq(0), total.eq(0)]
                         m.next = "EXP"
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
             with m.State("EXP"):
-                m.d.comb += exp.x.eq(zmax - zs[cnt])
-                m.d.sync += [es[cnt].eq(exp.y), total.eq(total + exp.y)]
-                with m.If(cnt == n - 1):
+                m.d.comb += exp.x.eq(zmax - buf[cnt])  # y = max - z >= 0, AW + 1 bits
+                m.d.sync += [buf[cnt].eq(exp.y), total.eq(total + exp.y)]
+                with m.If(cnt == end):
                     m.d.sync += cnt.eq(0)
                     m.next = "RECIP"
                 with m.Else():
@@ -97,31 +240,26 @@ class SoftmaxUnit(wiring.Component):
             with m.State("RECIP"):
                 # k = position of the leading one; the nb bits below it index the ROM
                 with m.Switch(total):
-                    for kk in range(SW - 1, -1, -1):
-                        with m.Case(_pattern(SW, kk)):
-                            m.d.comb += r_rd.addr.eq(((total >> (kk - nb)) if kk >= nb else (total << (nb - kk)))
-                                                     [:nb])
+                    for kk in range(k_hi, k_lo - 1, -1):
+                        with m.Case("0" * (SW - 1 - kk) + "1" + "-" * kk):
+                            idx = (total >> (kk - nb)) if kk >= nb else (total << (nb - kk))
+                            m.d.comb += r_rd.addr.eq(idx[:nb])
                             m.d.sync += k.eq(kk)
                 m.d.sync += r.eq(r_rd.data)
                 m.next = "EMIT"
             with m.State("EMIT"):
-                prod = Signal(unsigned(AW + fr + 1))
-                m.d.comb += prod.eq(es[cnt] * r)
+                prod = Signal(unsigned(AW - 1 + len(r)))  # e >= 0 times R
+                m.d.comb += prod.eq(buf[cnt].as_unsigned()[:AW - 1] * r)
                 p = Signal(signed(AW))
                 with m.Switch(k):
-                    for kk in range(SW):
+                    for kk in range(k_lo, k_hi + 1):
                         with m.Case(kk):
                             m.d.comb += p.eq(requantize(prod, fr + kk, c.act))
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.p.eq(p), self.o.payload.last.eq(cnt == n - 1)]
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.p.eq(p), self.o.payload.last.eq(cnt == end)]
                 with m.If(self.o.ready):
-                    with m.If(cnt == n - 1):
+                    with m.If(cnt == end):
                         m.d.sync += cnt.eq(0)
                         m.next = "TAKE"
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
         return m
-
-
-def _pattern(width: int, k: int) -> str:
-    """Case pattern matching values whose leading one is bit k (MSB first, '-' = don't care)."""
-    return "0" * (width - 1 - k) + "1" + "-" * k
