@@ -44,7 +44,14 @@ def register_stage(m: Module, i, o, fields: dict):
 
 class LutReader(wiring.Component):
     """Combinational table lookup exactly as golden.tables.lut_eval: offset, clamp, index,
-    optional linear interpolation between entries i and i + 1.
+    optional linear interpolation between entries i and i + 1 (two comb read ports).
+
+    Parameters
+    ----------
+    spec : TableSpec
+        The table (golden.tables.table_spec); the ROM holds ``table_contents(spec)``.
+    in_width : int
+        Width of the signed input (the softmax feeds ``max - z``, one bit wider than act).
 
     Members
     -------
@@ -78,12 +85,25 @@ class LutReader(wiring.Component):
 
 
 class ActivationFunction(wiring.Component):
-    """``a = act(z)`` for relu, leaky_relu, linear, sigmoid, tanh (combinational).
+    """``a = act(z)`` for relu, leaky_relu, linear, sigmoid, tanh (combinational),
+    exactly golden.activations.FixedActivations.forward.
+
+    Parameters
+    ----------
+    cfg : Config
+        Formats, leaky_alpha and the sigmoid/tanh table shape (lut.*) come from it.
+    kind : str
+        One of :data:`ELEMENTWISE`.
 
     Members
     -------
     z : In(signed(act.width))
     a : Out(signed(act.width))
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not elementwise (softmax is :class:`hdl.output.SoftmaxUnit`).
     """
 
     def __init__(self, cfg: Config, kind: str):
@@ -113,18 +133,34 @@ class ActivationFunction(wiring.Component):
 
 class ActivationDerivative(wiring.Component):
     """Derivative code from the stored output ``a`` only (combinational): ReLU family from
-    the sign, sigmoid' = a(1 - a), tanh' = 1 - a^2, linear' = 1.
+    the sign, sigmoid' = a(1 - a), tanh' = 1 - a^2, linear' = 1, each requantized to the
+    act format; exactly golden.activations.FixedActivations.derivative.
+
+    Parameters
+    ----------
+    cfg : Config
+    kind : str
+        One of :data:`ELEMENTWISE`.
 
     Members
     -------
     a : In(signed(act.width))
     d : Out(signed(act.width))
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not elementwise.
     """
 
     def __init__(self, cfg: Config, kind: str):
         _check_kind(kind)
         self._cfg, self._kind = cfg, kind
         super().__init__({"a": In(signed(cfg.act.width)), "d": Out(signed(cfg.act.width))})
+
+    @property
+    def kind(self):
+        return self._kind
 
     def elaborate(self, platform):
         c, kind = self._cfg, self._kind
@@ -145,7 +181,14 @@ class ActivationDerivative(wiring.Component):
 
 
 class ActivationUnit(wiring.Component):
-    """Stream wrapper: z in, (a, d) out, one registered stage, honours backpressure.
+    """Stream wrapper: z in, (a = act(z), d = act'(a)) out, one registered stage (latency 1,
+    one beat per cycle), honours backpressure.
+
+    Parameters
+    ----------
+    cfg : Config
+    kind : str
+        One of :data:`ELEMENTWISE`.
 
     Members
     -------
