@@ -63,6 +63,9 @@ class Trainer(wiring.Component):
     busy : Out(1)
         High from the first beat of a sample until the trainer can take the next one
         (the STATUS busy bit as a wire, for an interrupt or a testbench to wait on).
+    param_signature : Out(32)
+        The SIGNATURE register as a wire (debug header, or a testbench checking every
+        update without a bus transaction).
     """
 
     def __init__(self, cfg: Config):
@@ -73,6 +76,7 @@ class Trainer(wiring.Component):
             "m_data": Out(stream.Signature(beat_layout(cfg))),
             "csr": In(CsrSignature()),
             "busy": Out(1),
+            "param_signature": Out(32),
         })
 
     @property
@@ -578,7 +582,7 @@ class Trainer(wiring.Component):
         rdata = Signal(32)
         cycles_hi = Signal(32)
         sig_all = Signal(32)
-        m.d.comb += [csr.rdata.eq(rdata), sig_all.eq(_xor_all(sig))]
+        m.d.comb += [csr.rdata.eq(rdata), sig_all.eq(_xor_all(sig)), self.param_signature.eq(sig_all)]
         bank_sel = Signal(range(P))
         m.d.comb += bank_sel.eq(csr_bank[:max(1, (P - 1).bit_length())] if P > 1 else 0)
         bank_ok = (csr_bank < P) & (csr_word < lay.wdepth)

@@ -74,6 +74,16 @@ class CocotbTransport:
             await FallingEdge(self.dut.busy)
         await RisingEdge(self.clk)
 
+    async def wait_sent(self) -> None:
+        """Until the wrapper has delivered every beat of the last burst."""
+        await ReadOnly()
+        if self.dut.s_data__active.value:
+            await FallingEdge(self.dut.s_data__active)
+        await RisingEdge(self.clk)
+
+    async def peek_signature(self) -> int:
+        return int(self.dut.param_signature.value)
+
     async def send_beats(self, codes) -> None:
         d = self.dut
         while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):

@@ -71,6 +71,12 @@ class TrainerHost:
                 return
         raise TrainerError(f"trainer still busy after {max_polls} STATUS polls")
 
+    async def signature(self) -> int:
+        """The SIGNATURE register; from the transport's wire when it has one (no bus access)."""
+        if hasattr(self.t, "peek_signature"):
+            return await self.t.peek_signature()
+        return await self.read("SIGNATURE")
+
     async def clear_errors(self) -> None:
         await self.write("STATUS", STATUS_BITS["length_error"] | STATUS_BITS["bus_error"])
 
@@ -81,10 +87,20 @@ class TrainerHost:
 
     # ---- parameters ------------------------------------------------------------------
     async def read_param(self, l: int, j: int, k: int) -> int:
+        """One parameter (waits until the trainer is idle: it refuses access while busy)."""
+        await self.wait_idle()
+        return await self._read_param(l, j, k)
+
+    async def _read_param(self, l, j, k) -> int:
         bank, addr = self.layout.param_location(l, j, k)
         return _signed(await self.t.csr_read(param_address(bank, addr)), self.cfg.weight.width)
 
     async def write_param(self, l: int, j: int, k: int, code: int) -> None:
+        """Set one parameter (waits until the trainer is idle)."""
+        await self.wait_idle()
+        await self._write_param(l, j, k, code)
+
+    async def _write_param(self, l, j, k, code) -> None:
         fmt = self.cfg.weight
         if not fmt.min_code <= int(code) <= fmt.max_code:
             raise ValueError(f"parameter code {code} of layer {l} [{j}, {k}] outside {fmt} "
@@ -100,7 +116,7 @@ class TrainerHost:
             w = np.zeros((n_out, n_in + 1), dtype=np.int64)
             for j in range(n_out):
                 for k in range(n_in + 1):
-                    w[j, k] = await self.read_param(l, j, k)
+                    w[j, k] = await self._read_param(l, j, k)
             out.append(w)
         return out
 
@@ -109,7 +125,7 @@ class TrainerHost:
         for l, w in enumerate(params):
             for j in range(w.shape[0]):
                 for k in range(w.shape[1]):
-                    await self.write_param(l, j, k, int(w[j, k]))
+                    await self._write_param(l, j, k, int(w[j, k]))
 
     # ---- samples ---------------------------------------------------------------------
     def _codes(self, values, n, what, fmt):
@@ -128,6 +144,11 @@ class TrainerHost:
 
     async def send_infer(self, x) -> None:
         await self.t.send_beats(self._codes(x, self.cfg.layers[0], "input", self.cfg.act))
+
+    async def flush(self) -> None:
+        """Return once every beat sent so far has been accepted by the trainer."""
+        if hasattr(self.t, "wait_sent"):
+            await self.t.wait_sent()
 
     async def recv_output(self) -> np.ndarray:
         codes = await self.t.recv_beats(self.cfg.layers[-1])

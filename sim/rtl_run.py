@@ -207,11 +207,27 @@ def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_di
     env = {"PYTHONPATH": os.pathsep.join([str(_REPO), os.environ.get("PYTHONPATH", "")])}
     env.update(extra_env or {})
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]
-    results = runner.test(hdl_toplevel=build.toplevel, test_module=test_module, testcase=testcase,
-                          hdl_toplevel_lang="verilog", build_dir=build.dir, test_dir=run_dir, extra_env=env,
-                          log_file=run_dir / "sim.log",
-                          **({"timescale": ("1ns", "1ps")} if build.simulator == "icarus" else {}))
-    return {"results_xml": str(results), "log": str(run_dir / "sim.log")}
+    log = run_dir / "sim.log"
+    try:
+        results = runner.test(hdl_toplevel=build.toplevel, test_module=test_module, testcase=testcase,
+                              hdl_toplevel_lang="verilog", build_dir=build.dir, test_dir=run_dir, extra_env=env,
+                              log_file=log, **({"timescale": ("1ns", "1ps")} if build.simulator == "icarus" else {}))
+    except SystemExit:  # cocotb's runner exits when a test fails: report it as a result instead
+        return {"passed": False, "log": str(log), "failure": _first_failure(log)}
+    return {"passed": True, "results_xml": str(results), "log": str(log)}
+
+
+def _first_failure(log: Path) -> str:
+    """The first error line of a cocotb log (assertion message or exception)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {log})"
+    for line in lines:
+        s_ = line.strip()
+        if s_.startswith(("AssertionError", "assert ")) or "Error:" in s_:
+            return s_
+    return f"see {log}"
 
 
 def trainer_verilog(cfg: Config) -> str:
@@ -274,9 +290,11 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
             break
     if "error" in outcome:
         raise outcome["error"]
-    if not result.exists():
-        raise RuntimeError(f"the {simulator} simulation ended without writing {result}; see the log in {job_dir}")
+    tests = outcome.get("tests", {})
+    if not result.exists() or not tests.get("passed", False) and not json.loads(result.read_text() or "{}").get(
+            "mismatches"):
+        raise RuntimeError(f"the {simulator} simulation failed: {tests.get('failure', '?')} (log: {tests.get('log')})")
     data = json.loads(result.read_text())
-    data["tests"] = outcome.get("tests")
+    data["tests"] = tests
     return data
 

@@ -107,10 +107,12 @@ async def bad_length(dut):
     await host.wait_idle()
     assert not (await host.status())["length_error"]
     await host.t.send_beats(good[:-1])  # too short
+    await host.flush()
     await host.wait_idle()
     assert (await host.status())["length_error"], "short sample did not set the length error flag"
     await host.clear_errors()
     await host.t.send_beats(good + [0, 0])  # too long
+    await host.flush()
     await host.wait_idle()
     assert (await host.status())["length_error"], "long sample did not set the length error flag"
     assert await host.read("DROPPED") == 2

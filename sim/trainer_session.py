@@ -99,7 +99,7 @@ class Scoreboard:
         self._pending_signature = None
         if wait_idle:
             await self.host.wait_idle()
-        got = await self.host.read("SIGNATURE")
+        got = await self.host.signature()
         if got != want:
             self.result.add(Mismatch(sample, "signature", None, None, want, got))
 
@@ -127,6 +127,10 @@ class Scoreboard:
         """Final full parameter readback, whatever the per-update check was."""
         await self._check_pending_signature(wait_idle=True)
         await self.compare_params(self.result.samples, final_params)
+        status = await self.host.status()
+        for flag in ("length_error", "bus_error"):
+            if status[flag]:  # the run itself never sends bad samples or bad accesses
+                self.result.add(Mismatch(self.result.samples, f"{flag} flag set", None, None, 0, 1))
         return self.result
 
 

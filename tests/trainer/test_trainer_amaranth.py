@@ -72,3 +72,27 @@ def test_config_too_big_for_the_hardware_is_refused_before_generation():
         check_limits(cfg)
     with pytest.raises(HardwareLimitError):
         Trainer(cfg)
+
+
+def test_signature_check_over_the_bus_catches_a_wrong_update():
+    """check_params='signature' reads the SIGNATURE register after every update: equal while
+    the hardware follows golden, different as soon as one parameter is not."""
+    cfg = xor(rounding="stochastic", batch_size=2, lanes=3)
+    X, T = random_samples(cfg, 6, seed=4)
+
+    async def clean(session):
+        for x, t in zip(X, T):
+            await session.train_sample(x, t)
+
+    r = run_amaranth_session(cfg, clean, check_params="signature")
+    assert r.mismatches == 0 and r.updates == 3, str(r.first)
+
+    async def corrupted(session):
+        await session.train_sample(X[0], T[0])
+        await session.host.write_param(1, 0, 2, 99)  # behind golden's back, before the update
+        for x, t in zip(X[1:], T[1:]):
+            await session.train_sample(x, t)
+
+    r = run_amaranth_session(cfg, corrupted, check_params="signature")
+    assert r.mismatches > 0
+    assert r.first.what in ("signature", "output")
