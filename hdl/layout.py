@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from golden.config import Config
 
-__all__ = ["Layout", "HardwareLimitError", "check_limits"]
+__all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles"]
 
 # Limits of the generator (checked before any hardware is built).
 MAX_BANK_WORDS = 1 << 20  # parameter words per bank: the CSR window has 20 address bits per bank
@@ -82,6 +82,28 @@ class Layout:
         L = self.cfg.n_layers
         prod = [self.n_in(l) * self.n_out(l) for l in range(L)]
         return sum(prod) + sum(prod[1:]) + sum(prod)
+
+
+def expected_train_cycles(cfg: Config) -> int:
+    """Cycles the trainer's counter records for one training sample (beats back to back,
+    results read at once), from the sequencer's schedule (docs/trainer.md). Configs with a
+    softmax output add the softmax unit's time and are not covered."""
+    if cfg.activations[-1] == "softmax":
+        raise ValueError("the cycle formula does not cover a softmax output layer")
+    lay = Layout(cfg)
+    P, L = cfg.lanes, cfg.n_layers
+    total = cfg.layers[0] + cfg.layers[-1] - 1  # LOAD: the first beat's cycle is not counted
+    for l in range(L):
+        n_in, nb = lay.n_in(l), lay.blocks(l)
+        last_rows = lay.n_out(l) - (nb - 1) * P
+        stall = (nb - 1) * max(0, P + 1 - n_in)  # a block's end waits for the previous drain
+        total += nb * (n_in + 1) + stall + last_rows + 2  # FWD + wait for the last drain
+    total += 2 * cfg.layers[-1] + 1  # OUT
+    for l in range(1, L):
+        total += lay.n_in(l) * lay.blocks(l) + 3  # BWD
+    for l in range(L):
+        total += lay.blocks(l) * (lay.n_in(l) + 2) + 2  # UPD: eps cycle + row words per block
+    return total + 1  # DONE
 
 
 def check_limits(cfg: Config) -> Layout:

@@ -96,3 +96,24 @@ def test_signature_check_over_the_bus_catches_a_wrong_update():
     r = run_amaranth_session(cfg, corrupted, check_params="signature")
     assert r.mismatches > 0
     assert r.first.what in ("signature", "output")
+
+
+@pytest.mark.parametrize("name,cfg", [v for v in variants() if v[1].activations[-1] != "softmax"],
+                         ids=[v[0] for v in variants() if v[1].activations[-1] != "softmax"])
+def test_cycle_counter_matches_the_schedule_formula(name, cfg):
+    """The hardware's own cycle counter equals the schedule in docs/trainer.md, sample by sample."""
+    from hdl.layout import expected_train_cycles
+    X, T = random_samples(cfg, 3)
+    per_sample = []
+
+    async def script(session):
+        for x, t in zip(X, T):
+            await session.host.wait_idle()
+            before = await session.host.cycles()
+            await session.train_sample(x, t)
+            await session.host.wait_idle()
+            per_sample.append(await session.host.cycles() - before)
+
+    r = run_amaranth_session(cfg, script, check_params="end")
+    assert r.mismatches == 0, str(r.first)
+    assert per_sample == [expected_train_cycles(cfg)] * 3

@@ -71,3 +71,19 @@ def test_wrong_length_samples_are_dropped_and_flagged(simulator, tmp_path):
     r = run_trainer_job(xor(), simulator, testcase="bad_length", build_root=str(tmp_path.parent / "build"))
     assert r["mismatches"] == 0, r["first_mismatch"]
     assert r["samples"] == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("changes", [
+    {},
+    {"batch_size": 4, "rounding": "stochastic", "learning_rate": 0.02},
+    {"layers": (64, 32, 16, 12, 10), "activations": ("relu", "tanh", "leaky_relu", "softmax")},
+], ids=["digits", "digits-batch4-stochastic", "digits-3-hidden-layers"])
+def test_digits_full_epoch_on_verilator(changes, tmp_path):
+    require_simulator("verilator")
+    cfg = load_config("examples/digits.toml")
+    cfg = cfg.with_(**changes) if changes else cfg
+    r = run_train(cfg, "verilator", epochs=1, check_params="signature", build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    assert r["samples"] == 1348
+    assert r["rtl_test_accuracy"] == r["fixed_test_accuracy"]
