@@ -6,6 +6,7 @@ value raises :class:`ConfigError` naming the field, the value and what is allowe
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -122,6 +123,11 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_num(v):
+    """A finite int or float (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _validate(c: Config):
     _check(isinstance(c.layers, tuple) and len(c.layers) >= 2 and all(_is_int(n) and n >= 1 for n in c.layers),
            "network.layers", c.layers, "a list of at least two positive integers (inputs, ..., outputs)")
@@ -139,7 +145,7 @@ def _validate(c: Config):
     if c.loss == "cross_entropy":
         _check(c.activations[-1] == "softmax", "network.activations[-1]", c.activations[-1],
                "loss = 'cross_entropy' requires a softmax last layer")
-    _check(isinstance(c.leaky_alpha, (int, float)) and 0 < c.leaky_alpha < 1, "network.leaky_alpha",
+    _check(_is_num(c.leaky_alpha) and 0 < c.leaky_alpha < 1, "network.leaky_alpha",
            c.leaky_alpha, "a number in (0, 1)")
     for name in ("act", "weight", "error"):
         fmt = getattr(c, name)
@@ -154,8 +160,8 @@ def _validate(c: Config):
            "an integer in [0, 24]")
     _check(_is_int(c.batch_size) and 1 <= c.batch_size <= 4096, "training.batch_size", c.batch_size,
            "an integer in [1, 4096]")
-    _check(isinstance(c.learning_rate, (int, float)) and c.learning_rate > 0, "training.learning_rate",
-           c.learning_rate, "a positive number")
+    _check(_is_num(c.learning_rate) and c.learning_rate > 0, "training.learning_rate",
+           c.learning_rate, "a positive finite number")
     _check(1 <= c.lr_code <= 0xFFFF, "training.learning_rate", c.learning_rate,
            f"learning_rate / batch_size * 2**lr_frac_bits must round to an integer in [1, 65535] "
            f"(it gives {c.lr_code}); change learning_rate or formats.lr_frac_bits")
@@ -169,6 +175,7 @@ def _validate(c: Config):
     for name, lo, hi in (("lut_entries_log2", 2, 14), ("exp_entries_log2", 2, 14), ("recip_entries_log2", 2, 14)):
         v = getattr(c, name)
         _check(_is_int(v) and lo <= v <= hi, f"lut.{name.removeprefix('lut_')}", v, f"an integer in [{lo}, {hi}]")
+    _check(isinstance(c.lut_interpolate, bool), "lut.interpolate", c.lut_interpolate, "true or false")
     for name in ("lut_range_log2", "exp_range_log2"):
         v = getattr(c, name)
         _check(_is_int(v) and 0 <= v <= c.act.int_bits - 1, f"lut.{name.removeprefix('lut_')}", v,
@@ -182,7 +189,7 @@ def _validate(c: Config):
            c.recip_frac_bits, f"an integer in [{c.act.frac_bits}, 24]")
     _check(isinstance(c.dataset, str) and c.dataset, "data.dataset", c.dataset,
            "a dataset name (xor, iris, digits) or a path to an .npz file")
-    _check(isinstance(c.test_fraction, (int, float)) and 0 <= c.test_fraction < 1, "data.test_fraction",
+    _check(_is_num(c.test_fraction) and 0 <= c.test_fraction < 1, "data.test_fraction",
            c.test_fraction, "a number in [0, 1)")
     _check(_is_int(c.split_seed) and c.split_seed >= 0, "data.split_seed", c.split_seed, "an integer >= 0")
     _check(_is_int(c.lanes) and 1 <= c.lanes <= 64, "hardware.lanes", c.lanes, "an integer in [1, 64]")

@@ -63,7 +63,11 @@ def _sklearn(name):
 
 def _npz(path: Path):
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetError(f"dataset file {str(path)!r} is a single .npy array, not an .npz archive "
+                               f"with arrays 'X' and 'y'")
+        with loaded as f:
             if "X" not in f or "y" not in f:
                 raise DatasetError(f"dataset file {str(path)!r} must hold arrays 'X' and 'y' (found: {', '.join(f.files)})")
             X, y = np.asarray(f["X"]), np.asarray(f["y"])
@@ -74,6 +78,10 @@ def _npz(path: Path):
     if X.ndim != 2 or len(X) != len(y) or len(X) == 0:
         raise DatasetError(f"dataset {str(path)!r}: X must be (samples, features) and y must have one row per "
                            f"sample; got X{X.shape}, y{y.shape}")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise DatasetError(f"dataset {str(path)!r}: X must hold numbers, found dtype {X.dtype}")
+    if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise DatasetError(f"dataset {str(path)!r}: y must hold class labels or numbers, found dtype {y.dtype}")
     if not np.all(np.isfinite(X.astype(np.float64))):
         raise DatasetError(f"dataset {str(path)!r}: X contains NaN or infinite values")
     return X.astype(np.float64), y

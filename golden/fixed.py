@@ -25,9 +25,9 @@ class QFormat:
     frac_bits: int
 
     def __post_init__(self):
-        if not isinstance(self.int_bits, int) or self.int_bits < 1:
+        if not isinstance(self.int_bits, int) or isinstance(self.int_bits, bool) or self.int_bits < 1:
             raise ValueError(f"int_bits must be an integer >= 1 (it counts the sign bit), got {self.int_bits!r}")
-        if not isinstance(self.frac_bits, int) or self.frac_bits < 0:
+        if not isinstance(self.frac_bits, int) or isinstance(self.frac_bits, bool) or self.frac_bits < 0:
             raise ValueError(f"frac_bits must be an integer >= 0, got {self.frac_bits!r}")
         if self.width > 32:
             raise ValueError(f"format width {self.width} exceeds 32 bits")

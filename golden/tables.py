@@ -16,7 +16,7 @@ from .config import Config
 from .fixed import QFormat, round_shift, requantize, saturate
 
 __all__ = ["TableSpec", "table_spec", "table_contents", "lut_eval", "table_error_bound",
-           "recip_table", "softmax_codes", "FLOAT_FUNCS"]
+           "recip_table", "softmax_codes", "softmax_error_bound", "FLOAT_FUNCS"]
 
 FLOAT_FUNCS = {
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
