@@ -31,8 +31,9 @@ testcase=None, timeout_s=None, toplevel="top", check=True, waves=False, build_ro
     ``testcase`` selects cocotb tests by name (str or list). ``timeout_s`` kills the
     simulator process after that many seconds (the result then reports the timeout).
 
-    Raises ``AssertionError`` naming every failing cocotb test with its message (unless
-    ``check=False``, then inspect the result). Raises ``RuntimeError`` if the build fails
+    Raises ``CocotbFailure`` (an ``AssertionError`` whose ``.result`` is the
+    ``CocotbResult``) naming every failing cocotb test with its message, or the crash /
+    timeout, unless ``check=False`` (then inspect the result). Raises ``RuntimeError`` if the build fails
     (message points at the build log) and ``ValueError`` for an unknown simulator.
 
 ``CocotbResult``: ``passed``, ``failed``, ``tests`` (list of ``TestOutcome(name, passed,
@@ -81,7 +82,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 __all__ = [
-    "run_cocotb", "CocotbResult", "TestOutcome", "available_simulators", "SIMULATORS",
+    "run_cocotb", "CocotbResult", "CocotbFailure", "TestOutcome", "available_simulators", "SIMULATORS",
     "lint", "LintWarning", "LINT_WAIVERS", "verilog_for", "icarus_time0_fix",
     "verilator_root", "test_config", "test_param", "CONFIG_ENV",
 ]
@@ -189,6 +190,15 @@ def _runner_classes():
 
 class _SimTimeout(Exception):
     pass
+
+
+class CocotbFailure(AssertionError):
+    """Raised by :func:`run_cocotb` when a cocotb test failed; ``.result`` is the
+    :class:`CocotbResult` (the message names every failing test with its message)."""
+
+    def __init__(self, result):
+        super().__init__(result.failure_report())
+        self.result = result
 
 
 # ---------------------------------------------------------------------------------------
@@ -480,7 +490,7 @@ def run_cocotb(design, *, test_module: str, simulator: str, build_name: str, con
     result = CocotbResult(simulator=simulator, build_dir=bdir, run_dir=run_dir, results_xml=xml, log=log,
                           rebuilt=rebuilt, elapsed_s=time.monotonic() - t0, tests=tests, error=error)
     if check and not result.ok:
-        raise AssertionError(result.failure_report())
+        raise CocotbFailure(result)
     return result
 
 

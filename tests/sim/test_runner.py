@@ -96,6 +96,14 @@ if cocotb is not None:
         await tb.reset()
         assert 1 + 1 == 3, "deliberate failure"
 
+    @cocotb.test()
+    async def cocotb_hangs(dut):
+        from cocotb.triggers import Event
+
+        from sim.streams import TB
+        TB(dut)  # the clock keeps the simulator busy forever
+        await Event().wait()  # never set
+
 
 # ---------------------------------------------------------------------------------------
 # pytest
@@ -144,13 +152,25 @@ def test_runner_passes_and_build_is_stable(simulator):
 @pytest.mark.rtl
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_runner_reports_failure(simulator):
+    from sim.runner import CocotbFailure
     require_tool({"icarus": "iverilog"}.get(simulator, simulator))
-    with pytest.raises(AssertionError, match="cocotb_deliberate_failure.*deliberate failure"):
+    with pytest.raises(CocotbFailure, match="FAILED cocotb_deliberate_failure: .*deliberate failure") as e:
         run_cocotb(AddOne, test_module="tests.sim.test_runner", simulator=simulator, build_name="addone",
                    testcase="cocotb_deliberate_failure")
-    r = run_cocotb(AddOne, test_module="tests.sim.test_runner", simulator=simulator, build_name="addone",
-                   testcase="cocotb_deliberate_failure", check=False)
-    assert r.failed == 1 and r.passed == 0 and not r.ok
+    r = e.value.result
+    assert r.failed == 1 and r.passed == 0 and not r.ok and isinstance(e.value, AssertionError)
+    assert r.tests[0].name == "cocotb_deliberate_failure" and r.tests[0].sim_time_ns > 0
+
+
+@pytest.mark.rtl
+def test_runner_timeout_and_missing_test(tmp_path):
+    require_tool("iverilog")
+    r = run_cocotb(AddOne, test_module="tests.sim.test_runner", simulator="icarus", build_name="addone",
+                   testcase="cocotb_hangs", timeout_s=3, check=False)
+    assert not r.ok and "timeout" in r.error
+    with pytest.raises(AssertionError, match="no test ran"):
+        run_cocotb(AddOne, test_module="tests.sim.test_runner", simulator="icarus", build_name="addone",
+                   testcase="no_such_test")
 
 
 @pytest.mark.rtl
