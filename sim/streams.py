@@ -37,10 +37,10 @@ API (stable)
 Timing: drivers write right after a rising edge and sample the handshake in the
 ``ReadOnly`` phase before the next edge (the values the edge will see), which behaves the
 same on Icarus and Verilator. A source inserts idle cycles only between beats (valid
-never drops before its beat is accepted). A beat transfers at an edge where valid and ready were both
-high. Each driver costs two trigger wake-ups per busy clock cycle and none while a source
-has nothing queued; for long runs prefer bursts through a Verilog-side engine
-(ARCHITECTURE.md: Python per cycle is slow).
+never drops before its beat is accepted). A beat transfers at an edge where valid and
+ready were both high. All drivers on one clock share a single coroutine: two trigger
+wake-ups per clock cycle in total, none while only idle sources exist; for long runs
+prefer bursts through a Verilog-side engine (ARCHITECTURE.md: Python per cycle is slow).
 """
 from __future__ import annotations
 
@@ -162,11 +162,55 @@ def pauses(spec, seed=None):
 # cocotb drivers
 
 
+class _Engine:
+    """One coroutine per clock runs every source and sink on it: right after each rising
+    edge every driver writes (``_drive``), in the ReadOnly phase every busy driver samples
+    (``_sample``). Two trigger wake-ups per clock cycle in total, however many streams;
+    none while no driver is busy (sources with nothing queued, no sinks)."""
+
+    _engines: dict = {}
+
+    def __init__(self, clk):
+        import cocotb
+        from cocotb.triggers import Event
+        self.clk = clk
+        self.drivers = []
+        self.wake = Event()
+        self.task = cocotb.start_soon(self._run())
+
+    @classmethod
+    def get(cls, clk):
+        eng = cls._engines.get(id(clk))
+        # a previous cocotb test's engine was cancelled with that test: start a new one
+        if eng is None or eng.clk is not clk or eng.task.done():
+            eng = cls._engines[id(clk)] = cls(clk)
+        return eng
+
+    def add(self, driver):
+        self.drivers.append(driver)
+        self.wake.set()
+
+    async def _run(self):
+        from cocotb.triggers import ReadOnly, RisingEdge
+        edge, ro = RisingEdge(self.clk), ReadOnly()
+        drivers = self.drivers
+        await edge
+        while True:
+            busy = [d for d in drivers if d._drive()]
+            if busy:
+                await ro
+                for d in busy:
+                    d._sample()
+            else:  # nothing to do until a source gets data or a driver is added
+                self.wake.clear()
+                await self.wake.wait()
+            await edge
+
+
 class StreamSource:
     """Drives an Amaranth input stream ``<name>__payload/__valid`` (watches ``__ready``)."""
 
     def __init__(self, dut, name: str, clk, *, idle=None, seed=None, codec: PayloadCodec | None = None):
-        import cocotb
         from cocotb.triggers import Event
         self.name = name
         self.clk = clk
@@ -176,12 +220,14 @@ class StreamSource:
         self._ready = getattr(dut, f"{name}__ready")
         self._pause = pauses(idle, seed)
         self._queue = deque()
-        self._has_data = Event()
         self._idle = Event()
         self._idle.set()
+        self._presenting = False
+        self._valid_high = False
         self.sent = 0
         self._valid.value = 0
-        self._task = cocotb.start_soon(self._run())
+        self._engine = _Engine.get(clk)
+        self._engine.add(self)
 
     @property
     def pending(self) -> int:
@@ -190,7 +236,7 @@ class StreamSource:
     def send_nowait(self, item) -> None:
         self._queue.append(self.codec.pack(item) if self.codec is not None else int(item))
         self._idle.clear()
-        self._has_data.set()
+        self._engine.wake.set()
 
     def extend(self, items) -> None:
         for it in items:
@@ -204,41 +250,32 @@ class StreamSource:
         if self._queue:
             await self._idle.wait()
 
-    async def _run(self):
-        from cocotb.triggers import ReadOnly, RisingEdge
-        edge, ro = RisingEdge(self.clk), ReadOnly()
-        valid, payload, ready, q, pause = self._valid, self._payload, self._ready, self._queue, self._pause
-        presenting = False
-        await edge
-        while True:
-            if not q:
-                valid.value = 0
+    def _drive(self) -> bool:
+        if self._presenting:  # valid stays high until the beat is taken
+            return True
+        if self._queue and (self._pause is None or not next(self._pause)):
+            self._payload.value = self._queue[0]
+            self._valid.value = 1
+            self._presenting = self._valid_high = True
+            return True
+        if self._valid_high:
+            self._valid.value = 0
+            self._valid_high = False
+        return bool(self._queue)  # idle cycle with data waiting: stay scheduled
+
+    def _sample(self) -> None:
+        if self._presenting and self._ready.value:  # accepted at the coming edge
+            self._queue.popleft()
+            self.sent += 1
+            self._presenting = False
+            if not self._queue:
                 self._idle.set()
-                self._has_data.clear()
-                await self._has_data.wait()
-                await edge
-                continue
-            if not presenting:  # idle cycles only between beats: valid never drops before a transfer
-                if pause is not None and next(pause):
-                    valid.value = 0
-                    await edge
-                    continue
-                payload.value = q[0]
-                valid.value = 1
-                presenting = True
-            await ro
-            if ready.value:  # accepted at the coming edge
-                q.popleft()
-                self.sent += 1
-                presenting = False
-            await edge
 
 
 class StreamSink:
     """Drives ``<name>__ready`` of an Amaranth output stream and collects its beats."""
 
     def __init__(self, dut, name: str, clk, *, backpressure=None, seed=None, codec: PayloadCodec | None = None):
-        import cocotb
         from cocotb.triggers import Event
         self.name = name
         self.clk = clk
@@ -251,8 +288,9 @@ class StreamSink:
         self._read = 0
         self._want = None
         self._event = Event()
+        self._rdy = 0
         self._ready.value = 0
-        self._task = cocotb.start_soon(self._run())
+        _Engine.get(clk).add(self)
 
     @property
     def count(self) -> int:
@@ -265,20 +303,23 @@ class StreamSink:
         return [self._decode(b) for b in self.received]
 
     async def wait_count(self, n: int, timeout_cycles: int | None = None) -> None:
-        """Wait until ``n`` beats have arrived in total (AssertionError after ``timeout_cycles``)."""
+        """Wait until ``n`` beats have arrived in total (AssertionError after ``timeout_cycles``).
+        One waiter at a time per sink."""
         if len(self.received) >= n:
             return
         self._want = n
         self._event.clear()
-        if timeout_cycles is None:
-            await self._event.wait()
-        else:
-            from cocotb.triggers import ClockCycles, First
-            t = ClockCycles(self.clk, timeout_cycles)
-            if await First(self._event.wait(), t) is t and len(self.received) < n:
-                raise AssertionError(f"stream {self.name}: {len(self.received)} of {n} beats after "
-                                     f"{timeout_cycles} cycles")
-        self._want = None
+        try:
+            if timeout_cycles is None:
+                await self._event.wait()
+            else:
+                from cocotb.triggers import ClockCycles, First
+                t = ClockCycles(self.clk, timeout_cycles)
+                if await First(self._event.wait(), t) is t and len(self.received) < n:
+                    raise AssertionError(f"stream {self.name}: {len(self.received)} of {n} beats after "
+                                         f"{timeout_cycles} cycles")
+        finally:
+            self._want = None
 
     async def recv(self):
         """The next beat not yet returned by ``recv`` (decoded by the codec if any)."""
@@ -286,24 +327,18 @@ class StreamSink:
         self._read += 1
         return self._decode(self.received[self._read - 1])
 
-    async def _run(self):
-        from cocotb.triggers import ReadOnly, RisingEdge
-        edge, ro = RisingEdge(self.clk), ReadOnly()
-        valid, payload, ready, pause, got = self._valid, self._payload, self._ready, self._pause, self.received
-        await edge
-        rdy = 1
-        ready.value = 1
-        while True:
-            if pause is not None:
-                r = 0 if next(pause) else 1
-                if r != rdy:
-                    ready.value = rdy = r
-            await ro
-            if rdy and valid.value:
-                got.append(payload.value.to_unsigned())
-                if self._want is not None and len(got) >= self._want:
-                    self._event.set()
-            await edge
+    def _drive(self) -> bool:
+        r = 0 if (self._pause is not None and next(self._pause)) else 1
+        if r != self._rdy:
+            self._ready.value = self._rdy = r
+        return True
+
+    def _sample(self) -> None:
+        if self._rdy and self._valid.value:
+            got = self.received
+            got.append(self._payload.value.to_unsigned())
+            if self._want is not None and len(got) >= self._want:
+                self._event.set()
 
 
 class TB:
