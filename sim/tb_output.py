@@ -3,12 +3,13 @@
 The design under test is :class:`OutputTop` of one softmax + cross-entropy config: the
 ``SoftmaxUnit``, the ``CrossEntropyGradUnit`` and, for every elementwise last-layer kind,
 an ``MseGradUnit`` of the same config with ``loss = "mse"``. Every stream is driven by the
-burst/capture engines of the testbench top (sim/rtl_run.py) with random idle cycles and
-backpressure, all units concurrently; the simulator runs free for a whole burst. Expected
-values: golden.tables.softmax_codes and golden.fixed_model.FixedMLP.output_delta.
+burst engines of sim.tb_activation.BurstPair with random idle cycles and backpressure
+from LFSRs in the hardware, all units concurrently; the simulator runs free for a whole
+burst. Expected values: golden.tables.softmax_codes and FixedMLP.output_delta.
 
-Job (JSON named by ``BPF_TB_JOB``, see sim/tb_activation.py): ``config``, ``vectors``
-(how many output vectors per unit), ``gap``, ``seed``, ``result``.
+Built and run through ``sim.runner.run_cocotb`` by :func:`run_output_rtl`; options as
+``extra_env`` (see sim/tb_activation.py): ``BPF_VECTORS`` (output vectors per unit),
+``BPF_GAP``, ``BPF_SEED``, ``BPF_RESULT``.
 
 The random data (:func:`logit_vectors`, :func:`ce_targets`, :func:`mse_inputs`) is shared
 with the amaranth.sim tests in tests/hdl/test_output.py.
@@ -19,19 +20,22 @@ import time
 
 import cocotb
 import numpy as np
-from amaranth.hdl import Module, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 from cocotb.triggers import ClockCycles
 
 from golden.activations import FixedActivations
-from golden.config import Config, config_to_dict
+from golden.config import Config
 from golden.fixed_model import FixedMLP
 from golden.tables import softmax_codes
 from hdl.activation import ELEMENTWISE
 from hdl.output import CrossEntropyGradUnit, MseGradUnit, SoftmaxUnit
 
-from .tb_activation import BURST, Bursts, field, first_mismatches, load_job, reset, run_bursts, run_tb_job, write_result
+from .tb_activation import (BURST, BURST_CONTROL, BurstPair, Bursts, field, first_mismatches, load_job, run_bursts,
+                            run_tb, start, write_result)
+
+UNITS = ("softmax", "ce") + tuple(f"mse_{k}" for k in ELEMENTWISE)
 
 __all__ = ["OutputTop", "run_output_rtl", "logit_vectors", "ce_targets", "mse_inputs", "mse_config_of"]
 
@@ -113,31 +117,21 @@ def mse_inputs(cfg: Config, count: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 class OutputTop(wiring.Component):
-    """Every output-layer unit of one softmax + cross-entropy config, as the RTL tests see it.
+    """Every output-layer unit of one softmax + cross-entropy config, as the RTL tests see it,
+    each between the burst engines of a :class:`~sim.tb_activation.BurstPair`.
 
     Members
     -------
-    softmax_i, softmax_o : the ports of ``SoftmaxUnit(cfg)``
-    ce_i, ce_o : the ports of ``CrossEntropyGradUnit(cfg)``
-    mse_<kind>_i, mse_<kind>_o : the ports of ``MseGradUnit(mse_config_of(cfg, kind))``
+    softmax : Out(BURST_CONTROL)   ``SoftmaxUnit(cfg)`` (submodule ``softmax_bench``)
+    ce : Out(BURST_CONTROL)   ``CrossEntropyGradUnit(cfg)``
+    mse_<kind> : Out(BURST_CONTROL)   ``MseGradUnit(mse_config_of(cfg, kind))`` per elementwise kind
     """
 
     def __init__(self, cfg: Config):
         if cfg.loss != "cross_entropy":
             raise ValueError(f"OutputTop needs a softmax + cross-entropy config, got loss = {cfg.loss!r}")
         self._cfg = cfg
-        aw, ew = signed(cfg.act.width), signed(cfg.error.width)
-
-        def pair(i_layout, o_shape):
-            return In(stream.Signature(i_layout)), Out(stream.Signature(o_shape))
-
-        members = {}
-        members["softmax_i"], members["softmax_o"] = pair(data.StructLayout({"z": aw, "last": 1}),
-                                                          data.StructLayout({"p": aw, "last": 1}))
-        members["ce_i"], members["ce_o"] = pair(data.StructLayout({"p": aw, "t": aw}), ew)
-        for kind in ELEMENTWISE:
-            members[f"mse_{kind}_i"], members[f"mse_{kind}_o"] = pair(data.StructLayout({"a": aw, "t": aw}), ew)
-        super().__init__(members)
+        super().__init__({name: Out(BURST_CONTROL) for name in UNITS})
 
     def elaborate(self, platform):
         m = Module()
@@ -145,19 +139,20 @@ class OutputTop(wiring.Component):
         for kind in ELEMENTWISE:
             units[f"mse_{kind}"] = MseGradUnit(mse_config_of(self._cfg, kind))
         for name, unit in units.items():
-            m.submodules[name] = unit
-            wiring.connect(m, wiring.flipped(getattr(self, f"{name}_i")), unit.i)
-            wiring.connect(m, unit.o, wiring.flipped(getattr(self, f"{name}_o")))
+            bench = m.submodules[f"{name}_bench"] = BurstPair(unit)
+            wiring.connect(m, wiring.flipped(getattr(self, name)), bench.ctl)
         return m
 
 
 def run_output_rtl(cfg: Config, simulator: str, *, vectors: int = 2000, gap: int = 77, seed: int = 1,
-                   build_root: str = "build") -> dict:
+                   build_root=None) -> dict:
     """``vectors`` random output vectors through every unit of :class:`OutputTop` on
     ``simulator``. Returns the result dict: per unit {"vectors", "beats", "mismatches",
-    "extra_beats"}, ``failures``, ``stream_s`` and ``cycles``."""
-    job = {"config": config_to_dict(cfg), "vectors": vectors, "gap": gap, "seed": seed}
-    return run_tb_job(OutputTop(cfg), "output_top", "sim.tb_output", simulator, job, build_root)
+    "extra_beats"}, ``failures``, ``stream_s``, ``cycles``, ``rebuilt`` and ``elapsed_s``."""
+    tag = f"{cfg.act.int_bits}.{cfg.act.frac_bits}-n{cfg.layers[-1]}-{cfg.exp_entries_log2}-{cfg.exp_range_log2}-" \
+          f"{cfg.recip_entries_log2}-{cfg.recip_frac_bits}{'-interp' if cfg.lut_interpolate else ''}"
+    return run_tb(OutputTop(cfg), f"output-{tag}", "sim.tb_output", simulator, cfg,
+                  {"vectors": vectors, "gap": gap, "seed": seed}, build_root)
 
 
 # ---------------------------------------------------------------------------------------
@@ -181,12 +176,12 @@ async def output_rtl(dut):
     W, EW = cfg.act.width, cfg.error.width
     n = cfg.layers[-1]
     count = int(job.get("vectors", 2000))
-    rng = np.random.default_rng(job.get("seed", 1))
-    names = ["softmax", "ce"] + [f"mse_{k}" for k in ELEMENTWISE]
+    rng = np.random.default_rng(int(job.get("seed", 1)))
+    names = list(UNITS)
     for name in names:
-        getattr(dut, f"{name}_i__valid").value = 0
-        getattr(dut, f"{name}_o__ready").value = 0
-    await reset(dut)
+        for port in ("len", "req", "igap", "ogap", "enable", "goal"):
+            getattr(dut, f"{name}__{port}").value = 0
+    await start(dut)
 
     # inputs and golden expectations per unit
     z = logit_vectors(cfg, count, rng)
@@ -206,7 +201,7 @@ async def output_rtl(dut):
         want[f"mse_{kind}"] = (np.stack([mmlp.output_delta(av, tv) for av, tv in zip(a, t)]).ravel(),)
         inputs[f"mse_{kind}"] = list(zip(a.ravel().tolist(), t.ravel().tolist()))
 
-    engines = [Bursts(dut, f"{name}_i", f"{name}_o", job.get("gap", 77)) for name in names]
+    engines = [Bursts(dut, name, f"{name}_bench", int(job.get("gap", 77))) for name in names]
     t0 = time.perf_counter()
     c0 = cocotb.utils.get_sim_time("ns")
     chunks = [(BURST // n) * n if name == "softmax" else BURST for name in names]  # whole vectors
