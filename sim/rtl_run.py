@@ -74,7 +74,7 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
     muxed = {f"{s}__valid" for s in in_streams} | {f"{s}__payload" for s in in_streams} | \
             {f"{s}__ready" for s in out_streams}
     D = BURST_DEPTH
-    L = [f"`timescale 1ns/1ps", f"module {toplevel}_tb;"]
+    L = ["`timescale 1ns/1ps", f"module {toplevel}_tb;"]
     conns = []
     for name, (direction, rng) in ports.items():
         if name == "clk":
