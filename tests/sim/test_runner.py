@@ -19,7 +19,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.runner import REPO, available_simulators, lint, run_cocotb, test_config, test_param
+from sim.runner import available_simulators, default_build_root, lint, run_cocotb, test_config, test_param
 from sim.streams import PayloadCodec, pauses
 
 try:
@@ -140,7 +140,7 @@ def test_runner_passes_and_build_is_stable(simulator):
               testcase="cocotb_stream_roundtrip", extra_env={"N_ITEMS": 300})
     r1 = run_cocotb(AddOne, **kw)  # builds unless an earlier session did
     assert r1.passed == 1 and r1.failed == 0 and r1.ok
-    assert r1.build_dir.parent == REPO / "build" / simulator and r1.build_dir.name.startswith("addone-")
+    assert r1.build_dir.parent == default_build_root().resolve() / simulator and r1.build_dir.name.startswith("addone-")
     marker = r1.build_dir / "built.ok"
     mtime = marker.stat().st_mtime_ns
     r2 = run_cocotb(AddOne(), **kw)
