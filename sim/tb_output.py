@@ -215,7 +215,7 @@ async def output_rtl(dut):
         if name == "softmax":
             gp, gl = field(got, 0, W), field(got, W, 1) != 0
             mism = (gp != want[name][0]) | (gl != want[name][1])
-            result["failures"] += first_mismatches("softmax p", list(np.repeat(np.arange(count), n)), gp,
+            result["failures"] += first_mismatches("softmax p (input = vector index)", np.repeat(np.arange(count), n).tolist(), gp,
                                                    want[name][0])
             result["failures"] += [f"softmax: last wrong at beat {b}" for b in np.flatnonzero(gl != want[name][1])[:3]]
         else:

@@ -15,6 +15,7 @@ from golden.activations import FixedActivations
 from golden.config import Config
 from golden.fixed import QFormat
 from hdl.activation import ELEMENTWISE, ActivationDerivative, ActivationFunction, ActivationUnit
+from sim.amaranth_streams import put_all, random_stall, stream_get
 
 # ---------------------------------------------------------------------------------------
 # configs: 16-bit act formats, different table shapes
@@ -122,25 +123,17 @@ def test_activation_unit_stream_random_stalls(kind):
     got_a, got_d = [], []
 
     async def producer(ctx):
-        for c in codes.tolist():
-            for _ in range(int(rng.integers(0, 3)) if rng.random() < 0.3 else 0):
-                await ctx.tick()
-            ctx.set(dut.i.payload, c)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
+        await put_all(ctx, dut.i, codes.tolist(), stall=random_stall(rng, 0.3))
 
     async def consumer(ctx):
-        while len(got_a) < len(codes):
-            ready = rng.random() < 0.6
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if ready and valid:
-                got_a.append(payload.a)
-                got_d.append(payload.d)
+        stall = random_stall(rng, 0.4)
+        for _ in codes:
+            out = await stream_get(ctx, dut.o, stall=stall)
+            got_a.append(out.a)
+            got_d.append(out.d)
         for _ in range(10):  # nothing more comes out
-            assert not ctx.get(dut.o.valid)
             await ctx.tick()
+            assert not ctx.get(dut.o.valid)
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)

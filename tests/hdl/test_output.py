@@ -16,6 +16,7 @@ from golden.fixed_model import FixedMLP
 from golden.tables import softmax_codes
 from hdl.activation import ELEMENTWISE
 from hdl.output import CrossEntropyGradUnit, MseGradUnit, SoftmaxUnit
+from sim.amaranth_streams import put_all, random_stall, stream_get
 from sim.tb_output import ce_targets, logit_vectors, mse_inputs
 
 N_VECTORS = 2000
@@ -49,32 +50,20 @@ def mse_config(kind: str, name: str = "q4.12") -> Config:
 # a stream test driver: random valid gaps on the input, random ready on the output
 
 
-def run_stream(dut, payloads, n_out, rng, *, p_gap=0.3, p_ready=0.6, convert=lambda v: v):
-    """Push ``payloads`` into ``dut.i`` (random idle cycles between beats) while taking
-    ``n_out`` beats from ``dut.o`` (ready low at random); return the converted output
-    payloads and the cycle count. Afterwards no further beat may appear."""
+def run_stream(dut, payloads, n_out, rng, *, p_gap=0.3, p_stall=0.4, convert=lambda v: v) -> list:
+    """Push ``payloads`` into ``dut.i`` with random idle cycles before beats while taking
+    ``n_out`` beats from ``dut.o`` with random stalls before raising ready
+    (sim.amaranth_streams); return the converted output payloads. Afterwards no further
+    beat may appear."""
     got = []
 
     async def producer(ctx):
-        for payload in payloads:
-            if p_gap and rng.random() < p_gap:
-                await ctx.tick().repeat(int(rng.integers(1, 4)))
-            ctx.set(dut.i.payload, payload)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-
-    cycles = 0
+        await put_all(ctx, dut.i, payloads, stall=random_stall(rng, p_gap))
 
     async def consumer(ctx):
-        nonlocal cycles
-        while len(got) < n_out:
-            ready = p_ready >= 1 or rng.random() < p_ready
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, value = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            cycles += 1
-            if ready and valid:
-                got.append(convert(value))
+        stall = random_stall(rng, p_stall)
+        for _ in range(n_out):
+            got.append(convert(await stream_get(ctx, dut.o, stall=stall)))
         ctx.set(dut.o.ready, 1)
         for _ in range(8):
             await ctx.tick()
@@ -85,7 +74,31 @@ def run_stream(dut, payloads, n_out, rng, *, p_gap=0.3, p_ready=0.6, convert=lam
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
     sim.run()
-    return got, cycles
+    return got
+
+
+def cycles_without_stalls(dut, payloads, n_out) -> int:
+    """Cycles from the first input beat to the last output beat, both sides never stalling."""
+    cycles = 0
+
+    async def producer(ctx):
+        await put_all(ctx, dut.i, payloads)
+
+    async def consumer(ctx):
+        nonlocal cycles
+        ctx.set(dut.o.ready, 1)
+        taken = 0
+        while taken < n_out:
+            _, _, valid = await ctx.tick().sample(dut.o.valid)
+            cycles += 1
+            taken += valid
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return cycles
 
 
 # ---------------------------------------------------------------------------------------
@@ -100,7 +113,7 @@ def test_softmax_random_vectors_with_stalls(name):
     vecs = logit_vectors(cfg, N_VECTORS, rng)
     want = np.stack([softmax_codes(v, cfg) for v in vecs])
     payloads = [{"z": int(z), "last": j == n - 1} for v in vecs for j, z in enumerate(v)]
-    got, _ = run_stream(SoftmaxUnit(cfg), payloads, len(payloads), rng, convert=lambda v: (v.p, v.last))
+    got = run_stream(SoftmaxUnit(cfg), payloads, len(payloads), rng, convert=lambda v: (v.p, v.last))
     p = np.array([g[0] for g in got]).reshape(-1, n)
     last = np.array([g[1] for g in got]).reshape(-1, n)
     bad = np.flatnonzero((p != want).any(axis=1))
@@ -116,8 +129,7 @@ def test_softmax_cycles_per_vector():
         rng = np.random.default_rng(3)
         vecs = logit_vectors(cfg, 20, rng)
         payloads = [{"z": int(z), "last": j == n - 1} for v in vecs for j, z in enumerate(v)]
-        dut = SoftmaxUnit(cfg)
-        got, cycles = run_stream(dut, payloads, len(payloads), rng, p_gap=0, p_ready=1)
+        cycles = cycles_without_stalls(SoftmaxUnit(cfg), payloads, len(payloads))
         assert cycles == len(vecs) * SoftmaxUnit.cycles_per_vector(n)
         assert SoftmaxUnit.cycles_per_vector(n) == 3 * n + 1
 
@@ -130,7 +142,7 @@ def test_softmax_short_vectors():
     lengths = rng.integers(1, n + 1, 300)
     vecs = [v[:k] for v, k in zip(logit_vectors(cfg, len(lengths), rng), lengths)]
     payloads = [{"z": int(z), "last": j == len(v) - 1} for v in vecs for j, z in enumerate(v)]
-    got, _ = run_stream(SoftmaxUnit(cfg), payloads, len(payloads), rng, convert=lambda v: (v.p, v.last))
+    got = run_stream(SoftmaxUnit(cfg), payloads, len(payloads), rng, convert=lambda v: (v.p, v.last))
     want = np.concatenate([softmax_codes(v, cfg) for v in vecs])
     want_last = np.concatenate([np.arange(len(v)) == len(v) - 1 for v in vecs])
     np.testing.assert_array_equal(np.array([g[0] for g in got]), want)
@@ -159,7 +171,7 @@ def test_cross_entropy_grad_unit(name):
     mlp = FixedMLP(cfg)
     want = np.stack([mlp.output_delta(pv, tv) for pv, tv in zip(p, t)])
     payloads = [{"p": int(a), "t": int(b)} for a, b in zip(p.ravel(), t.ravel())]
-    got, _ = run_stream(CrossEntropyGradUnit(cfg), payloads, len(payloads), rng)
+    got = run_stream(CrossEntropyGradUnit(cfg), payloads, len(payloads), rng)
     np.testing.assert_array_equal(np.array(got).reshape(-1, n), want)
 
 
@@ -173,7 +185,7 @@ def test_mse_grad_unit(kind):
     want = np.stack([mlp.output_delta(av, tv) for av, tv in zip(a, t)])
     assert (want == cfg.error.min_code).any() and (want == cfg.error.max_code).any(), "saturation not exercised"
     payloads = [{"a": int(x), "t": int(y)} for x, y in zip(a.ravel(), t.ravel())]
-    got, _ = run_stream(MseGradUnit(cfg), payloads, len(payloads), rng)
+    got = run_stream(MseGradUnit(cfg), payloads, len(payloads), rng)
     np.testing.assert_array_equal(np.array(got).reshape(-1, n), want)
 
 
