@@ -61,13 +61,31 @@ class Layout:
         P = self.lanes
         return j % P, self.wbase(l) + (j // P) * self.row_words(l) + k
 
-    # activations a_0 (input) .. a_L (output), one memory, layer after layer
+    # computed activations a_1 .. a_L (output), one memory, layer after layer
     def abase(self, i) -> int:
-        return sum(self.cfg.layers[:i])
+        if i < 1:
+            raise ValueError("a_0 (the input) lives in the input memory: see ibase()")
+        return sum(self.cfg.layers[1:i])
 
     @property
     def adepth(self) -> int:
-        return sum(self.cfg.layers)
+        return sum(self.cfg.layers[1:])
+
+    # the input a_0 and the targets: two buffers (parity 0, 1), one being loaded from
+    # s_data while the sequencer works on the other
+    def ibase(self, buf) -> int:
+        return buf * self.cfg.layers[0]
+
+    @property
+    def idepth(self) -> int:
+        return 2 * self.cfg.layers[0]
+
+    def tbase(self, buf) -> int:
+        return buf * self.cfg.layers[-1]
+
+    @property
+    def tdepth(self) -> int:
+        return 2 * self.cfg.layers[-1]
 
     # errors delta_l, banked like the rows they belong to
     def dbase(self, l) -> int:
@@ -98,7 +116,7 @@ def expected_train_cycles(cfg: Config) -> int:
         last_rows = lay.n_out(l) - (nb - 1) * P
         stall = (nb - 1) * max(0, P + 1 - n_in)  # a block's end waits for the previous drain
         total += nb * (n_in + 1) + stall + last_rows + 2  # FWD + wait for the last drain
-    total += 2 * cfg.layers[-1] + 1  # OUT
+    total += cfg.layers[-1] + 1  # OUT: one code per cycle, read one cycle ahead
     for l in range(1, L):
         total += lay.n_in(l) * lay.blocks(l) + 3  # BWD
     for l in range(L):

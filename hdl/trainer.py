@@ -3,11 +3,12 @@
 One ``Trainer(cfg)`` per config. P = cfg.lanes lanes, each one multiplier; parameters of
 every layer banked by output row (hdl/layout.py). The sequencer walks, per sample:
 
-    LOAD   input (and target) beats from ``s_data``; wrong length -> drop + error flag
+    LOAD   (beside the sequencer) input and target beats from ``s_data`` into the free one
+           of two input buffers, while the other one trains; wrong length -> drop + flag
     FWD l  for each block of P rows: for k in 0..n_in: acc[p] += W[row p, k] * a[k]
            (k = n_in is the bias, input 1.0); a drain unit requantizes and activates the
            P sums while the next block accumulates
-    OUT    output codes to ``m_data``; in training also the output deltas
+    OUT    output codes to ``m_data``, one per cycle; in training also the output deltas
     BWD l  for k: sum over row blocks of the P products W[j, k] * delta[j] (adder tree),
            requantize, times the derivative of the stored a[k] -> delta of layer l-1
     UPD l  for each block: eps[p] = lr * delta[p]; for k: W -= round(eps * a[k]) (or
@@ -127,7 +128,10 @@ class Trainer(wiring.Component):
             m.submodules[f"dmem{p}"] = mem
         d_rd = [mem.read_port() for mem in dmem]
         d_wr = [mem.write_port() for mem in dmem]
-        m.submodules.tmem = tmem = Memory(shape=signed(AW), depth=n_outL, init=[])
+        # input a_0 and targets: two buffers each (loaded while the other one trains)
+        m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[])
+        i_rd, i_wr = imem.read_port(), imem.write_port()
+        m.submodules.tmem = tmem = Memory(shape=signed(AW), depth=lay.tdepth, init=[])
         t_rd, t_wr = tmem.read_port(), tmem.write_port()
 
         # ---------------- activation units (one per kind in use) ----------------------
@@ -142,7 +146,10 @@ class Trainer(wiring.Component):
             m.submodules.softmax = smax = SoftmaxUnit(cfg)
 
         # ---------------- output FIFO ---------------------------------------------------
-        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=AW + 1, depth=max(4, n_outL + 1))
+        # OUT writes one code per cycle, issued a cycle ahead: it issues only while the FIFO's
+        # level leaves room for the write in flight, so it can hold n_out + 1 codes
+        ofifo_depth = max(5, n_outL + 2)
+        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=AW + 1, depth=ofifo_depth)
         m.d.comb += [
             self.m_data.payload.data.eq(ofifo.r_data[:AW]),
             self.m_data.payload.last.eq(ofifo.r_data[AW]),
@@ -152,7 +159,11 @@ class Trainer(wiring.Component):
 
         # ---------------- control registers -------------------------------------------
         mode_infer = Signal()  # CTRL: mode of the next sample
-        cur_infer = Signal()  # mode of the sample in flight, latched at its first beat
+        cur_infer = Signal()  # mode of the sample the sequencer works on
+        buf_full = Array(Signal(name=f"buf_full{b}") for b in range(2))  # buffer holds a whole sample
+        buf_infer = Array(Signal(name=f"buf_infer{b}") for b in range(2))  # its mode, latched at its first beat
+        lbuf = Signal()  # buffer the loader fills
+        cbuf = Signal()  # buffer the sequencer works on (or starts with next)
         lr = Signal(16, init=cfg.lr_code)
         batch = Signal(16, init=cfg.batch_size)
         batch_cnt = Signal(16)
@@ -186,6 +197,8 @@ class Trainer(wiring.Component):
         k_lane = Signal(range(P))  # k_cnt % P and k_cnt // P, kept as counters (no dividers)
         k_slot = Signal(16)
 
+        layer_of_state = Signal(range(L + 1))  # layer of the current sequencer state
+
         # pipeline stage 1 control (registered from the issue stage)
         s1_valid = Signal()
         s1_first = Signal()
@@ -205,13 +218,15 @@ class Trainer(wiring.Component):
         iss_rowbase = Signal(16)
         iss_k = Signal(16)
         iss_waddr = Signal(range(wdepth + 1))
+        s1_in0 = Signal()  # stage 1 of layer 0: the activation operand comes from the input buffer
         m.d.sync += [
+            s1_in0.eq(layer_of_state == 0),
             s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_bias.eq(iss_bias),
             s1_rowbase.eq(iss_rowbase), s1_k.eq(iss_k), s1_addr.eq(iss_waddr),
             s1_klane.eq(k_lane), s1_kslot.eq(k_slot),
         ]
         a_in = Signal(signed(AW))  # activation operand in stage 1 (bias column reads 1.0)
-        m.d.comb += a_in.eq(Mux(s1_bias, one, a_rd.data))
+        m.d.comb += a_in.eq(Mux(s1_bias, one, Mux(s1_in0, i_rd.data, a_rd.data)))
 
         # ---------------- drain unit (forward): requantize + activate P sums ----------
         drain_active = Signal()
@@ -229,7 +244,6 @@ class Trainer(wiring.Component):
         n_out_of = Array(Const(cfg.layers[l + 1], 16) for l in range(L))
         m.d.comb += drain_row_valid.eq(drain_row < n_out_of[drain_layer])
 
-        layer_of_state = Signal(range(L + 1))  # layer of the current sequencer state
 
         # ---------------- CSR access to parameters (only while idle) -----------------
         idle = Signal()
@@ -251,17 +265,55 @@ class Trainer(wiring.Component):
             if train_B:
                 m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(s1_addr)]
 
-        # ---------------- sequencer ---------------------------------------------------
+        # ---------------- loader: s_data -> the free input buffer --------------------
+        # Runs beside the sequencer: the next sample's beats are taken while the current one
+        # trains. A buffer is `full` from its sample's last beat until the sequencer's DONE.
         load_cnt = Signal(range(n_in0 + n_outL + 1))
+        skipping = Signal()  # too long: consuming up to and including `last`, then dropped
+        load_mode = Signal()  # mode of the sample being loaded (CTRL until its first beat)
+        load_done = Signal()  # the last beat of a well-formed sample is taken this cycle
         expect = Signal(range(n_in0 + n_outL + 1))
-        m.d.comb += expect.eq(Mux(Mux(load_cnt == 0, mode_infer, cur_infer), n_in0, n_in0 + n_outL))
+        m.d.comb += [
+            load_mode.eq(Mux(load_cnt == 0, mode_infer, buf_infer[lbuf])),
+            expect.eq(Mux(load_mode, n_in0, n_in0 + n_outL)),
+        ]
+        beat = self.s_data.payload
+        with m.If(skipping):
+            m.d.comb += self.s_data.ready.eq(1)
+            with m.If(self.s_data.valid & beat.last):
+                m.d.sync += [skipping.eq(0), dropped.eq(dropped + 1)]
+        with m.Else():
+            m.d.comb += self.s_data.ready.eq(~buf_full[lbuf])
+            with m.If(self.s_data.valid & ~buf_full[lbuf]):
+                with m.If(load_cnt == 0):
+                    m.d.sync += buf_infer[lbuf].eq(mode_infer)
+                with m.If(load_cnt < n_in0):
+                    m.d.comb += [i_wr.addr.eq(Mux(lbuf, lay.ibase(1), 0) + load_cnt), i_wr.data.eq(beat.data),
+                                 i_wr.en.eq(1)]
+                with m.Else():
+                    m.d.comb += [t_wr.addr.eq(Mux(lbuf, lay.tbase(1), 0) + load_cnt - n_in0),
+                                 t_wr.data.eq(beat.data), t_wr.en.eq(1)]
+                with m.If(load_cnt == expect - 1):
+                    m.d.sync += load_cnt.eq(0)
+                    with m.If(beat.last):
+                        m.d.comb += load_done.eq(1)
+                        m.d.sync += [buf_full[lbuf].eq(1), lbuf.eq(~lbuf)]
+                    with m.Else():
+                        m.d.sync += [err_len.eq(1), skipping.eq(1)]
+                with m.Elif(beat.last):  # too short: drop
+                    m.d.sync += [load_cnt.eq(0), err_len.eq(1), dropped.eq(dropped + 1)]
+                with m.Else():
+                    m.d.sync += load_cnt.eq(load_cnt + 1)
+
+        # ---------------- sequencer ---------------------------------------------------
         k_cnt = Signal(16)
         rb_cnt = Signal(16)
         waddr = Signal(range(wdepth + 1))
-        j_cnt = Signal(16)
+        j_cnt = Signal(16)  # OUT: next code written to the FIFO
+        j_iss = Signal(16)  # OUT: next code read
         j_lane = Signal(range(P))
         j_slot = Signal(16)
-        out_pending = Signal()  # OUT phase: a read was issued last cycle
+        out_pending = Signal()  # OUT: a read was issued last cycle
         sm_count = Signal(16)  # softmax probabilities written back
         upd_eps = Signal()  # UPD: this cycle loads eps (data of the delta read issued last cycle)
         bwd_s2 = Signal()
@@ -270,36 +322,19 @@ class Trainer(wiring.Component):
         bwd_a = Signal(signed(AW))
         bwd_klane = Signal(range(P))
         bwd_kslot = Signal(16)
+        seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
 
-        with m.FSM(name="seq"):
-            with m.State("LOAD"):
-                m.d.comb += idle.eq(load_cnt == 0)
-                m.d.comb += self.s_data.ready.eq(1)
-                with m.If(self.s_data.valid):
-                    beat = self.s_data.payload
-                    with m.If(load_cnt == 0):
-                        m.d.sync += cur_infer.eq(mode_infer)
-                    with m.If(load_cnt < n_in0):
-                        m.d.comb += [a_wr.addr.eq(load_cnt), a_wr.data.eq(beat.data), a_wr.en.eq(1)]
-                    with m.Else():
-                        m.d.comb += [t_wr.addr.eq(load_cnt - n_in0), t_wr.data.eq(beat.data), t_wr.en.eq(1)]
-                    with m.If(load_cnt == expect - 1):
-                        m.d.sync += load_cnt.eq(0)
-                        with m.If(beat.last):
-                            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(0))]
-                            m.next = "FWD0"
-                        with m.Else():
-                            m.d.sync += err_len.eq(1)
-                            m.next = "SKIP"
-                    with m.Elif(beat.last):  # too short: drop
-                        m.d.sync += [load_cnt.eq(0), err_len.eq(1), dropped.eq(dropped + 1)]
-                    with m.Else():
-                        m.d.sync += load_cnt.eq(load_cnt + 1)
-            with m.State("SKIP"):  # too long: consume up to and including `last`, then drop
-                m.d.comb += self.s_data.ready.eq(1)
-                with m.If(self.s_data.valid & self.s_data.payload.last):
-                    m.d.sync += dropped.eq(dropped + 1)
-                    m.next = "LOAD"
+        def start_sample(buf):
+            """Start the forward pass on input buffer `buf` (full, or completed this cycle)."""
+            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(0)), cbuf.eq(buf),
+                         cur_infer.eq(Mux(buf_full[buf], buf_infer[buf], load_mode))]
+            m.next = "FWD0"
+
+        with m.FSM(name="seq") as fsm_seq:
+            with m.State("IDLE"):
+                # when idle with no full buffer, the loader fills cbuf: start on its last beat
+                with m.If(buf_full[cbuf] | load_done):
+                    start_sample(cbuf)
 
             for l in range(L):
                 n_in, n_out = cfg.layers[l], cfg.layers[l + 1]
@@ -312,10 +347,11 @@ class Trainer(wiring.Component):
                     is_last_k = k_cnt == n_in
                     # the snapshot at the end of this block needs the drain free
                     stall = is_last_k & drain_active
-                    m.d.comb += [
-                        iss_waddr.eq(waddr), iss_k.eq(k_cnt), iss_rowbase.eq(rb_cnt * P),
-                        a_rd.addr.eq(lay.abase(l) + k_cnt),
-                    ]
+                    m.d.comb += [iss_waddr.eq(waddr), iss_k.eq(k_cnt), iss_rowbase.eq(rb_cnt * P)]
+                    if l == 0:
+                        m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
+                    else:
+                        m.d.comb += a_rd.addr.eq(lay.abase(l) + k_cnt)
                     with m.If(~stall):
                         m.d.comb += [iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
                                      iss_bias.eq(is_last_k)]
@@ -336,7 +372,7 @@ class Trainer(wiring.Component):
                     if last_layer and softmax_out:
                         done = done & (sm_count == n_outL)
                     with m.If(done):
-                        m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
+                        m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
                         if last_layer:
                             m.next = "OUT"
                         else:
@@ -345,10 +381,15 @@ class Trainer(wiring.Component):
 
             # ---- output codes (and output deltas when training) -------------------------
             with m.State("OUT"):
-                m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_cnt), t_rd.addr.eq(j_cnt)]
-                issue = (j_cnt < n_outL) & ofifo.w_rdy & ~out_pending
+                # one code per cycle: read j_iss, write j_cnt (the read of the cycle before)
+                m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_iss), t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
+                # the write in flight must find room: issue only while level + pending < depth - 1
+                # (the FIFO's w_rdy is `inner level < depth - 1`; level >= inner level)
+                room = ofifo.level + out_pending < ofifo_depth - 1
+                issue = (j_iss < n_outL) & room
+                m.d.sync += out_pending.eq(issue)
                 with m.If(issue):
-                    m.d.sync += out_pending.eq(1)
+                    m.d.sync += j_iss.eq(j_iss + 1)
                 with m.If(out_pending):
                     a_out = a_rd.data
                     m.d.comb += [
@@ -364,17 +405,17 @@ class Trainer(wiring.Component):
                     for p in range(P):
                         m.d.comb += [d_wr[p].addr.eq(lay.dbase(L - 1) + j_slot), d_wr[p].data.eq(delta),
                                      d_wr[p].en.eq(~cur_infer & (j_lane == p))]
-                    m.d.sync += [out_pending.eq(0), j_cnt.eq(j_cnt + 1)]
+                    m.d.sync += j_cnt.eq(j_cnt + 1)
                     with m.If(j_lane == P - 1):
                         m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
                     with m.Else():
                         m.d.sync += j_lane.eq(j_lane + 1)
-                with m.If((j_cnt == n_outL) & ~out_pending):
-                    with m.If(cur_infer):
-                        m.next = "DONE"
-                    with m.Else():
-                        m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
-                        m.next = f"BWD{L - 1}" if L > 1 else f"UPDE{L - 1}"
+                    with m.If(j_cnt == n_outL - 1):  # the last code and delta are written now
+                        with m.If(cur_infer):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                            m.next = f"BWD{L - 1}" if L > 1 else f"UPDE{L - 1}"
 
             for l in range(L - 1, -1, -1):
                 n_in, n_out = cfg.layers[l], cfg.layers[l + 1]
@@ -431,8 +472,11 @@ class Trainer(wiring.Component):
                     m.d.comb += [
                         iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k), iss_bias.eq(is_last_k),
                         iss_waddr.eq(waddr), iss_k.eq(k_cnt), iss_rowbase.eq(rb_cnt * P),
-                        a_rd.addr.eq(lay.abase(l) + k_cnt),
                     ]
+                    if l == 0:
+                        m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
+                    else:
+                        m.d.comb += a_rd.addr.eq(lay.abase(l) + k_cnt)
                     m.d.sync += [waddr.eq(waddr + 1), upd_eps.eq(0)]
                     with m.If(is_last_k):
                         with m.If(rb_cnt == nb - 1):
@@ -454,16 +498,25 @@ class Trainer(wiring.Component):
                             m.next = "DONE"
 
             with m.State("DONE"):
-                m.d.sync += samples.eq(samples + 1)
+                m.d.sync += [samples.eq(samples + 1), buf_full[cbuf].eq(0), cbuf.eq(~cbuf)]
                 with m.If(~cur_infer):
                     with m.If(apply):
                         m.d.sync += [batch_cnt.eq(0), updates.eq(updates + 1)]
                     with m.Else():
                         m.d.sync += batch_cnt.eq(batch_cnt + 1)
-                m.next = "LOAD"
+                # the other buffer holds the next sample (or its last beat arrives now): go on
+                with m.If(buf_full[~cbuf] | load_done):
+                    start_sample(~cbuf)
+                with m.Else():
+                    m.next = "IDLE"
 
+        # idle: no sample anywhere in the trainer (none computing, none loaded, no beat of
+        # one taken): parameters are stable and the bus may access them
+        m.d.comb += seq_run.eq(~fsm_seq.ongoing("IDLE"))
+        m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping)
         m.d.comb += self.busy.eq(~idle)
-        # cycles: everything but waiting for the first beat of a sample
+        # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
+        # loaded one, or computing); a cycle in which both happen counts once
         with m.If(~idle):
             m.d.sync += cycles.eq(cycles + 1)
 

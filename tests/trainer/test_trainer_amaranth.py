@@ -117,3 +117,76 @@ def test_cycle_counter_matches_the_schedule_formula(name, cfg):
     r = run_amaranth_session(cfg, script, check_params="end")
     assert r.mismatches == 0, str(r.first)
     assert per_sample == [expected_train_cycles(cfg)] * 3
+
+
+def test_next_sample_loads_while_one_trains_and_bad_samples_leave_it_alone():
+    """Overlapped loading: while sample A trains, B (infer, mode latched at its first beat
+    although CTRL changes again before it runs) is taken into the other input buffer; with the
+    host not reading outputs, a too-short and a too-long sample arrive while B waits in its
+    output phase: both dropped and flagged, nothing of them reaches B or C; every output and
+    the final parameters equal golden; no output lost or duplicated."""
+    from hdl.csr import param_address
+    cfg = xor(lanes=3, layers=(2, 5, 2), activations=("tanh", "sigmoid"))
+    X, T = random_samples(cfg, 3, seed=11)
+    got = {}
+
+    async def script(session):
+        host, g = session.host, session.golden
+        exp_a = g.train_sample(X[0], T[0]).output
+        exp_b = g.forward(X[1]).output
+        exp_c = g.train_sample(X[2], T[2]).output
+        await host.send_train(X[0], T[0])  # A: the sequencer starts on its last beat
+        st = await host.status()
+        assert st["busy"]
+        # the bus refuses parameters while the sequencer runs
+        assert await host.t.csr_read(param_address(0, 0)) == 0
+        assert (await host.status())["bus_error"]
+        await host.clear_errors()
+        await host.set_mode(infer=True)
+        await host.send_infer(X[1])  # B, into the other buffer while A trains
+        await host.set_mode(infer=False)
+        codes = [int(v) for v in X[2]] + [int(v) for v in T[2]]
+        await host.t.send_beats(codes[:-1])  # too short (waits for A's buffer)
+        await host.t.send_beats(codes + [0])  # too long
+        assert await host.read("DROPPED") == 2
+        assert (await host.status())["length_error"]
+        await host.clear_errors()
+        await host.send_train(X[2], T[2])  # C
+        got["a"] = await host.recv_output()
+        got["b"] = await host.recv_output()
+        got["c"] = await host.recv_output()
+        await host.wait_idle()
+        assert await host.read("SAMPLES") == 3
+        assert await host.read("UPDATES") == 2
+        for k, e in (("a", exp_a), ("b", exp_b), ("c", exp_c)):
+            session.check_output(k, got[k], e)
+
+    r = run_amaranth_session(cfg, script, check_params="end")
+    assert r.mismatches == 0, str(r.first)
+
+
+def test_back_to_back_samples_cost_the_compute_schedule_only():
+    """Beats sent while the previous sample trains: a sample after the first costs the
+    schedule without its loading, as long as loading fits in the compute time."""
+    from hdl.layout import expected_train_cycles
+    cfg = xor(lanes=3, layers=(2, 5, 1))
+    X, T = random_samples(cfg, 4, seed=2)
+    box = {}
+
+    async def script(session):
+        host = session.host
+        await host.wait_idle()
+        c0 = await host.cycles()
+        exps = [session.golden.train_sample(x, t).output for x, t in zip(X, T)]
+        await host.send_train(X[0], T[0])
+        for i in range(1, len(X)):
+            await host.send_train(X[i], T[i])  # loads while sample i-1 trains
+            session.check_output("output", await host.recv_output(), exps[i - 1])
+        session.check_output("output", await host.recv_output(), exps[-1])
+        await host.wait_idle()
+        box["cycles"] = await host.cycles() - c0
+
+    r = run_amaranth_session(cfg, script, check_params="end")
+    assert r.mismatches == 0, str(r.first)
+    load = cfg.layers[0] + cfg.layers[-1] - 1
+    assert box["cycles"] == len(X) * expected_train_cycles(cfg) - (len(X) - 1) * load
