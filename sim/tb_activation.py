@@ -425,10 +425,3 @@ async def activation_rtl(dut):
     write_result(job, result)
     assert not result["failures"], result["failures"][:5]
 
-
-if __name__ == "__main__":  # pragma: no cover - manual run: python -m sim.tb_activation <simulator>
-    import sys
-
-    from golden.fixed import QFormat
-    r = run_activation_rtl(Config(learning_rate=0.5, act=QFormat(4, 12)), sys.argv[1] if len(sys.argv) > 1 else "verilator")
-    print(json.dumps({k: v for k, v in r.items() if k != "failures"}, indent=1), r["failures"][:5])

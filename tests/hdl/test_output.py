@@ -117,7 +117,8 @@ def test_softmax_random_vectors_with_stalls(name):
     p = np.array([g[0] for g in got]).reshape(-1, n)
     last = np.array([g[1] for g in got]).reshape(-1, n)
     bad = np.flatnonzero((p != want).any(axis=1))
-    assert bad.size == 0, f"{bad.size} vectors differ; first {vecs[bad[0]]}: hardware {p[bad[0]]}, golden {want[bad[0]]}"
+    assert bad.size == 0, (f"{bad.size} vectors differ; first {vecs[bad[0]]}: hardware {p[bad[0]]}, "
+                           f"golden {want[bad[0]]}")
     np.testing.assert_array_equal(last, np.tile(np.arange(n) == n - 1, (N_VECTORS, 1)))
 
 
