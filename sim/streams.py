@@ -11,7 +11,8 @@ API (stable)
 ``PayloadCodec(shape)`` -- ``shape`` is a ``data.StructLayout`` / ``ArrayLayout`` (nested
     freely) or a plain shape (``signed(16)``, an int width, an Enum).
     ``.width``; ``.pack(value) -> int`` (dict for structs, sequence for arrays, int for
-    leaves or raw bits of a nested layout; missing struct keys pack as 0; out-of-range leaves raise ``ValueError``);
+    leaves or raw bits of a nested layout; missing struct keys pack as 0; out-of-range
+    leaves and unknown keys raise ``ValueError``);
     ``.unpack(bits) -> dict | list | int``; ``.leaves`` = [(path, offset, width, signed)].
     ``pack(shape, value)`` / ``unpack(shape, bits)`` are one-shot shortcuts.
 
@@ -29,10 +30,22 @@ API (stable)
     ``<name>__ready`` and collects beats: ``received`` (list of raw ints in arrival
     order), ``count``, ``await wait_count(n, timeout_cycles=None)``, ``await recv()``
     (next unread beat, decoded by the codec if given), ``payloads()`` (all decoded).
+    Ready is high from the first edge on (except in backpressure cycles).
 ``TB(dut, *, period_ns=10, clk="clk", rst="rst")`` owns the clock
     (``Clock(dut.clk, period_ns, unit="ns")``, started in the constructor) and
     ``await reset(cycles=2)`` (Amaranth's synchronous ``rst``); ``tb.source(name, **kw)``
     and ``tb.sink(name, **kw)`` make drivers on its clock; ``await tb.cycles(n)``.
+    Queue beats after ``reset()``: a beat "accepted" while ``rst`` is high is lost.
+
+Typical use (see sim/tb_mac.py)::
+
+    tb = TB(dut)
+    src = tb.source("i", idle=0.25, seed=1, codec=PayloadCodec(unit.in_layout))
+    snk = tb.sink("o", backpressure=[0, 1, 1], codec=PayloadCodec(unit.out_layout))
+    await tb.reset()
+    src.extend(payload_dicts)
+    await snk.wait_count(n_expected, timeout_cycles=100_000)
+    got = snk.payloads()
 
 Timing: drivers write right after a rising edge and sample the handshake in the
 ``ReadOnly`` phase before the next edge (the values the edge will see), which behaves the
