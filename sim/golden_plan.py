@@ -30,6 +30,7 @@ class EpochPlan:
     updates: dict  # sample position in this epoch -> (signature, params or None)
     test_outputs: np.ndarray | None  # expected infer outputs on the test set after the epoch
     fixed_loss: float  # running loss of the fixed model's outputs over the epoch
+    float_loss: float  # the same for the float model (its output for each sample before its step)
     stats: dict  # golden float/fixed losses and accuracies after the epoch (golden.train.EpochStats)
 
 
@@ -62,8 +63,9 @@ def make_plan(cfg: Config, ds: Dataset, epochs: int, max_samples: int | None = N
         order = epoch_order(len(q.X_train), e, cfg.split_seed)
         if max_samples is not None:
             order = order[:max_samples]
-        outputs, updates = [], {}
+        outputs, updates, float_out = [], {}, []
         for pos, i in enumerate(order):
+            float_out.append(run.flt.predict(cfg.act.to_float(q.X_train[i])[None, :])[0])
             trace = run.fixed.train_sample(q.X_train[i], q.T_train[i])
             outputs.append(trace.output)
             if trace.params_after is not None:
@@ -77,12 +79,14 @@ def make_plan(cfg: Config, ds: Dataset, epochs: int, max_samples: int | None = N
             if on_sample is not None:
                 on_sample()
         outputs = np.array(outputs, dtype=np.int64)
-        fixed_loss = loss_value(cfg.loss, cfg.act.to_float(outputs), cfg.act.to_float(q.T_train[order]))
+        targets = cfg.act.to_float(q.T_train[order])
+        fixed_loss = loss_value(cfg.loss, cfg.act.to_float(outputs), targets)
+        float_loss = loss_value(cfg.loss, np.array(float_out), targets)
         if evaluate:
             test_outputs = run.fixed.predict(q.X_test) if len(q.X_test) else np.zeros((0, cfg.layers[-1]), np.int64)
             stats = run.evaluate(e).__dict__
         else:
             test_outputs, stats = None, {}
-        plan.epochs.append(EpochPlan(order, outputs, updates, test_outputs, fixed_loss, stats))
+        plan.epochs.append(EpochPlan(order, outputs, updates, test_outputs, fixed_loss, float_loss, stats))
     plan.final_params = [p.copy() for p in run.fixed.params]
     return plan

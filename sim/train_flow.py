@@ -27,7 +27,7 @@ class EpochRecord:
     epoch: int
     rtl_loss: float  # running training loss over the epoch, from the RTL's outputs
     fixed_loss: float  # the same from the golden fixed model's outputs
-    float_loss: float  # float model's training loss at the end of the epoch
+    float_loss: float  # the same from the float model's outputs (same samples, same order)
     rtl_test_accuracy: float
     fixed_test_accuracy: float
     float_test_accuracy: float
@@ -79,7 +79,7 @@ async def run_training(cfg: Config, plan: TrainingPlan, host, check_params: str 
             epoch=e,
             rtl_loss=loss_value(cfg.loss, cfg.act.to_float(rtl_out), cfg.act.to_float(plan.T_train[ep.order])),
             fixed_loss=ep.fixed_loss,
-            float_loss=ep.stats.get("float_loss", nan),
+            float_loss=ep.float_loss,
             rtl_test_accuracy=rtl_acc,
             fixed_test_accuracy=ep.stats.get("fixed_test_accuracy", nan),
             float_test_accuracy=ep.stats.get("float_test_accuracy", nan),

@@ -38,6 +38,8 @@ def train(config_path, dataset, simulator, epochs, max_samples, check_params, ou
     con.print(f"train: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes  dataset {ds.name}  "
               f"{epochs} epochs x {per_epoch} samples  on {simulator}")
     every = max(1, epochs // 20)
+    con.print("losses: mean over the epoch's training samples, each taken before its update; "
+              "accuracies: test set after the epoch")
     con.print(f"{'epoch':>6} {'rtl loss':>10} {'fixed loss':>10} {'float loss':>10} "
               f"{'rtl acc':>8} {'fixed acc':>9} {'float acc':>9} {'mismatches':>10}")
     prog, task = rep.progress_bar(con, "golden plan", epochs * per_epoch)
