@@ -45,7 +45,7 @@ __all__ = ["TARGETS", "UNITS", "Target", "SynthesisError", "DoesNotFit", "genera
 #: Elementwise activation kinds (same as hdl.activation.ELEMENTWISE, kept here so that
 #: listing the unit names does not import Amaranth).
 _ACT_KINDS = ("relu", "leaky_relu", "linear", "sigmoid", "tanh")
-UNITS = ("trainer", *(f"activation-{k}" for k in _ACT_KINDS), "softmax")
+UNITS = ("trainer", *(f"activation-{k}" for k in _ACT_KINDS), "softmax", "mac", "adder-tree")
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,12 @@ def _design(cfg: Config, unit: str, *, registered: bool = False):
     if unit == "softmax":
         from hdl.output import SoftmaxUnit
         return SoftmaxUnit(cfg)
+    if unit == "mac":
+        from hdl.mac import MacArray
+        return MacArray(cfg)
+    if unit == "adder-tree":
+        from hdl.mac import AdderTree
+        return AdderTree(cfg)
     from hdl.activation import ActivationFunction
     fn = ActivationFunction(cfg, unit.removeprefix("activation-"))
     return _Registered(fn) if registered else fn
