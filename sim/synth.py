@@ -403,6 +403,13 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
     netlist.unlink(missing_ok=True)
     say(f"yosys: synthesizing for {tg.family} (first run compiles WebAssembly, ~1 min)...")
     rc, dt = _run("yosys", [yosys, "-q", "-l", ylog.name, "-s", ys.name], out, out / "yosys.out", on_status)
+    if rc != 0 and tg.family == "ecp5" and "ABC_OPS_REINTEGRATE" in ylog.read_text(errors="replace"):
+        # yosys' abc9 flow trips an internal assertion on some designs (seen on the MAC
+        # array); the classic abc flow maps the same logic
+        say("yosys: abc9 failed on this design, retrying with -noabc9...")
+        ys.write_text(ys.read_text().replace(f"{tg.yosys_synth} -top", f"{tg.yosys_synth} -noabc9 -top"))
+        rc, dt2 = _run("yosys", [yosys, "-q", "-l", ylog.name, "-s", ys.name], out, out / "yosys.out", on_status)
+        dt += dt2
     runtime["yosys"] = round(dt, 1)
     if rc != 0 or not netlist.exists():
         raise SynthesisError(f"yosys failed (exit {rc}):\n{_tail(ylog)}", str(ylog))
