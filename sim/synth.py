@@ -397,7 +397,10 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
     # 2. yosys -----------------------------------------------------------------------------
     netlist, stat_path = out / f"{top}.{tg.family}.json", out / "yosys_stat.json"
     ylog, ys = out / "yosys.log", out / "synth.ys"
+    # opt_clean -purge drops the unused alias wires Amaranth emits for struct fields
+    # (`\\i__payload.a[0]`); with them yosys' ABC reintegration asserts on duplicate names
     ys.write_text(f"read_verilog {vpath.name}\n"
+                  f"hierarchy -top {top}\nproc\nflatten\nopt_clean -purge\n"
                   f"{tg.yosys_synth} -top {top} -json {netlist.name}\n"
                   f"tee -q -o {stat_path.name} stat -json\n")
     netlist.unlink(missing_ok=True)
