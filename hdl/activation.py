@@ -84,7 +84,23 @@ class LutReader(wiring.Component):
         return m
 
 
-class ActivationFunction(wiring.Component):
+class _Elementwise(wiring.Component):
+    """A combinational act-format code in, act-format code out; ports named by ``_ports``."""
+
+    _ports = ("x", "y")
+
+    def __init__(self, cfg: Config, kind: str):
+        _check_kind(kind)
+        self._cfg, self._kind = cfg, kind
+        i, o = self._ports
+        super().__init__({i: In(signed(cfg.act.width)), o: Out(signed(cfg.act.width))})
+
+    @property
+    def kind(self):
+        return self._kind
+
+
+class ActivationFunction(_Elementwise):
     """``a = act(z)`` for relu, leaky_relu, linear, sigmoid, tanh (combinational),
     exactly golden.activations.FixedActivations.forward.
 
@@ -106,14 +122,7 @@ class ActivationFunction(wiring.Component):
         If ``kind`` is not elementwise (softmax is :class:`hdl.output.SoftmaxUnit`).
     """
 
-    def __init__(self, cfg: Config, kind: str):
-        _check_kind(kind)
-        self._cfg, self._kind = cfg, kind
-        super().__init__({"z": In(signed(cfg.act.width)), "a": Out(signed(cfg.act.width))})
-
-    @property
-    def kind(self):
-        return self._kind
+    _ports = ("z", "a")
 
     def elaborate(self, platform):
         c, kind = self._cfg, self._kind
@@ -131,7 +140,7 @@ class ActivationFunction(wiring.Component):
         return m
 
 
-class ActivationDerivative(wiring.Component):
+class ActivationDerivative(_Elementwise):
     """Derivative code from the stored output ``a`` only (combinational): ReLU family from
     the sign, sigmoid' = a(1 - a), tanh' = 1 - a^2, linear' = 1, each requantized to the
     act format; exactly golden.activations.FixedActivations.derivative.
@@ -153,14 +162,7 @@ class ActivationDerivative(wiring.Component):
         If ``kind`` is not elementwise.
     """
 
-    def __init__(self, cfg: Config, kind: str):
-        _check_kind(kind)
-        self._cfg, self._kind = cfg, kind
-        super().__init__({"a": In(signed(cfg.act.width)), "d": Out(signed(cfg.act.width))})
-
-    @property
-    def kind(self):
-        return self._kind
+    _ports = ("a", "d")
 
     def elaborate(self, platform):
         c, kind = self._cfg, self._kind

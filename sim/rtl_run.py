@@ -39,6 +39,11 @@ def _verilator_env() -> None:
 BURST_DEPTH = 4096  # beats one burst or capture can hold
 
 
+def _lfsr16_step(name: str) -> str:
+    """Verilog: advance the 16-bit Fibonacci LFSR ``name`` (taps 16, 14, 13, 11) one step."""
+    return f"    {name} <= {{{name}[14:0], {name}[15] ^ {name}[13] ^ {name}[12] ^ {name}[10]}};"
+
+
 def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tuple[str, str]:
     """A testbench top around ``toplevel``: generates the clock in Verilog and adds, for each
     stream port, a burst engine the testbench loads through VPI without advancing time.
@@ -89,7 +94,7 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
             f"  wire {s_}__valid_mux = {s_}__active ? !{s_}__idle : {s_}__valid;",
             f"  wire {rng} {s_}__payload_mux = {s_}__active ? {s_}__burst_mem[{s_}__burst_pos] : {s_}__payload;",
             "  always @(posedge clk) begin",
-            f"    {s_}__lfsr <= {{{s_}__lfsr[14:0], {s_}__lfsr[15] ^ {s_}__lfsr[13] ^ {s_}__lfsr[12] ^ {s_}__lfsr[10]}};",
+            _lfsr16_step(f"{s_}__lfsr"),
             f"    if ({s_}__active && {s_}__valid_mux && {s_}__ready) begin",
             f"      if ({s_}__burst_pos == {s_}__burst_len - 16'd1) begin",
             f"        {s_}__burst_pos <= 0;",
@@ -111,7 +116,7 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
             f"  wire {s_}__ready_mux = {s_}__cap_enable ? !({s_}__lfsr[7:0] < {s_}__gap) : {s_}__ready;",
             f"  wire {s_}__cap_done = {s_}__cap_count >= {s_}__cap_goal;",
             "  always @(posedge clk) begin",
-            f"    {s_}__lfsr <= {{{s_}__lfsr[14:0], {s_}__lfsr[15] ^ {s_}__lfsr[13] ^ {s_}__lfsr[12] ^ {s_}__lfsr[10]}};",
+            _lfsr16_step(f"{s_}__lfsr"),
             f"    if ({s_}__cap_enable && {s_}__valid && {s_}__ready_mux) begin",
             f"      {s_}__cap_mem[{s_}__cap_count[{D.bit_length() - 2}:0]] <= {s_}__payload;",
             f"      {s_}__cap_count <= {s_}__cap_count + 32'd1;",
