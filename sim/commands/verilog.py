@@ -1,0 +1,63 @@
+"""``backprop-fpga verilog``: the trainer as one Verilog file plus manifest.json."""
+from __future__ import annotations
+
+import click
+
+from .. import report as rep
+from . import config_option
+
+__all__ = ["verilog"]
+
+
+@click.command()
+@config_option(required=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/verilog", show_default=True,
+              help="Output directory for trainer.v, manifest.json and report.json.")
+@click.option("--no-lint", is_flag=True, help="Skip the Verilator lint (manifest lint = null).")
+def verilog(config_path, out_dir, no_lint):
+    """Write the trainer as one Verilog file (top module `trainer`) and OUT/manifest.json.
+
+    The manifest lists the ports (stream payload fields included), the register map, every
+    parameter's bus address (from hdl/layout.py), the number formats, lanes, the config,
+    tool versions and git describe, and the result of `verilator --lint-only -Wall` with
+    the project's documented waivers.
+    """
+    from golden.config import load_config
+
+    from ..verilog_export import TOP, export_verilog
+
+    cfg = load_config(config_path)
+    con = rep.console()
+    out = rep.prepare_out_dir(out_dir)
+    con.print(f"verilog: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes")
+    m = export_verilog(cfg, out, lint=not no_lint, on_status=lambda msg: con.print(f"  {msg}"))
+    n_in = sum(1 for p in m["ports"] if p["direction"] == "input")
+    con.print(f"top module {TOP}: {n_in} inputs, {len(m['ports']) - n_in} outputs; "
+              f"{m['param_map']['parameters']} parameters in {m['param_map']['banks']} banks "
+              f"of {m['param_map']['words_per_bank']} words")
+    lint = m["lint"]
+    if lint is None:
+        con.print("lint: skipped (--no-lint)")
+    elif lint["clean"] is None:
+        con.print(f"lint: could not run: {lint['error']}")
+    elif lint["clean"]:
+        con.print(f"lint: clean (verilator -Wall, {len(lint['waivers'])} documented waivers)")
+    else:
+        codes = {}
+        for w in lint["warnings"]:
+            code = w.split(":", 1)[0].removeprefix("%Warning-")
+            codes[code] = codes.get(code, 0) + 1
+        con.print(f"lint: {len(lint['warnings'])} warnings not waived ("
+                  + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items())) + "); first ones:")
+        for w in lint["warnings"][:5]:
+            con.print(f"  {w}")
+    report = {
+        "top_module": TOP, "verilog": str(out / "trainer.v"), "manifest": str(out / "manifest.json"),
+        "verilog_sha256": m["verilog_sha256"], "ports": len(m["ports"]),
+        "parameters": m["param_map"]["parameters"],
+        "lint_clean": None if lint is None else lint["clean"],
+        "lint_warnings": None if lint is None else len(lint.get("warnings", [])),
+        "git": m["git"], "tools": m["tools"],
+    }
+    path = rep.write_report(out, report, cfg)
+    con.print(f"wrote {out / 'trainer.v'}, {out / 'manifest.json'} and {path}")
