@@ -40,7 +40,7 @@ from pathlib import Path
 from golden.config import Config
 
 __all__ = ["TARGETS", "UNITS", "Target", "SynthesisError", "DoesNotFit", "generate_verilog", "unit_names",
-           "synthesize", "parse_nextpnr_utilisation"]
+           "synthesize", "parse_nextpnr_utilisation", "DEVICE_CAPACITY", "yosys_resources", "check_yosys_fit"]
 
 #: Elementwise activation kinds (same as hdl.activation.ELEMENTWISE, kept here so that
 #: listing the unit names does not import Amaranth).
@@ -94,7 +94,52 @@ _RESOURCE_NAMES = {
     "ICESTORM_LC": "logic cells (ICESTORM_LC: LUT4 + FF + carry)", "ICESTORM_DSP": "DSP blocks (SB_MAC16)",
     "ICESTORM_RAM": "block RAMs (SB_RAM40_4K)", "ICESTORM_SPRAM": "SPRAMs (SB_SPRAM256KA)",
     "SB_IO": "IO pins (SB_IO)", "SB_GB": "global buffers (SB_GB)",
+    # yosys cell counts (check_yosys_fit, before place and route)
+    "LUT4": "LUT4s", "MULT18X18D": "DSP multipliers (MULT18X18D)", "DP16KD": "block RAMs (DP16KD)",
+    "SB_LUT4": "LUT4s (SB_LUT4, one logic cell each)", "SB_DFF": "flip-flops (SB_DFF*, one logic cell each)",
+    "SB_MAC16": "DSP blocks (SB_MAC16)", "SB_RAM40_4K": "block RAMs (SB_RAM40_4K)",
+    "SB_SPRAM256KA": "SPRAMs (SB_SPRAM256KA)",
 }
+
+
+# Capacity of each target in the units of :func:`yosys_resources` (datasheet figures:
+# LFE5U-85F 83,640 LUT4s and FFs, 156 MULT18X18D, 208 DP16KD; iCE40UP5K 5,280 logic cells
+# (one LUT4 + one FF each), 8 SB_MAC16, 30 SB_RAM40_4K, 4 SPRAMs).
+DEVICE_CAPACITY = {
+    "ecp5-85k": {"LUT4": 83640, "TRELLIS_FF": 83640, "MULT18X18D": 156, "DP16KD": 208},
+    "ice40-up5k": {"SB_LUT4": 5280, "SB_DFF": 5280, "SB_MAC16": 8, "SB_RAM40_4K": 30, "SB_SPRAM256KA": 4},
+}
+
+
+def yosys_resources(cells: dict, target: str) -> dict:
+    """Resource use from yosys' cell counts (``stat -json`` after synth_ecp5 / synth_ice40),
+    in the keys of :data:`DEVICE_CAPACITY`, before place and route.
+
+    ECP5 ``LUT4`` counts LUT4 cells, two per CCU2C carry cell and two per TRELLIS_DPR16X4
+    distributed RAM (the LUTs of its slice). iCE40 ``SB_LUT4`` and ``SB_DFF`` (every SB_DFF*
+    variant) each need a logic cell of their own at least, so either above 5,280 cannot fit.
+    """
+    if target not in DEVICE_CAPACITY:
+        raise ValueError(f"target must be one of {', '.join(DEVICE_CAPACITY)}, got {target!r}")
+    n = lambda name: int(cells.get(name, 0))  # noqa: E731
+    if target == "ecp5-85k":
+        return {"LUT4": n("LUT4") + 2 * n("CCU2C") + 2 * n("TRELLIS_DPR16X4"),
+                "TRELLIS_FF": sum(int(v) for k, v in cells.items() if k.startswith("TRELLIS_FF")),
+                "MULT18X18D": n("MULT18X18D"), "DP16KD": n("DP16KD")}
+    return {"SB_LUT4": n("SB_LUT4"), "SB_DFF": sum(int(v) for k, v in cells.items() if k.startswith("SB_DFF")),
+            "SB_MAC16": n("SB_MAC16"), "SB_RAM40_4K": n("SB_RAM40_4K"), "SB_SPRAM256KA": n("SB_SPRAM256KA")}
+
+
+def check_yosys_fit(cells: dict, target: str, log: str | None = None) -> dict:
+    """Check yosys' cell counts against the device before place and route.
+
+    Returns :func:`yosys_resources`; raises :class:`DoesNotFit` naming every resource the
+    design needs more of than ``target`` has, and by how much."""
+    used = yosys_resources(cells, target)
+    over = [(k, used[k], cap) for k, cap in DEVICE_CAPACITY[target].items() if used[k] > cap]
+    if over:
+        raise DoesNotFit(target, over, log)
+    return used
 
 
 class SynthesisError(RuntimeError):
