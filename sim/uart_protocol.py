@@ -1,0 +1,315 @@
+"""The trainer's byte protocol over a UART: defined once, used by the hardware bridge
+(``hdl/uart_bridge.py`` imports the constants), the host transports (board:
+``sim/serial_transport.py``, simulation: ``sim/cocotb_uart.py``) and the tests' Python
+model of the bridge. Pure Python (no NumPy, no Amaranth, no cocotb). See docs/uart.md.
+
+Frames, multi-byte fields little-endian::
+
+    host -> device
+      'W' 0x57  addr:u32 data:u32            CSR write       reply 'w' status:u8
+      'R' 0x52  addr:u32                     CSR read        reply 'r' status:u8 data:u32
+      'S' 0x53  count:u8 flags:u8 code*count send beats      reply 's' (once all are accepted)
+    device -> host, unsolicited (interleaved with the replies, between frames)
+      'd' 0x64  code                         one output beat (m_data), not the last of its sample
+      'D' 0x44  code                         output beat with ``last`` set
+      'e' 0x65  byte:u8                      an unknown command byte was dropped
+
+A ``code`` is ``code_bytes(width) = ceil(width / 8)`` bytes, the two's-complement code
+(little-endian; the device sign-extends, the host masks). ``flags`` bit 0 (``SEND_LAST``)
+sets ``last`` on the chunk's final beat: a sample may be sent in several chunks. Status 0
+= done, 1 = bus error (the trainer's sticky ``bus_error`` flag rose during the access, or
+it was a parameter access while the trainer was busy; a refused read returns 0).
+
+Flow control: the UART receiver cannot stall, so the device buffers received bytes in a
+FIFO of ``RX_FIFO_DEPTH`` bytes, and every command is answered after its last byte has
+left that FIFO. The host keeps at most ``RX_FIFO_DEPTH`` bytes of unanswered commands on
+the wire (``HostProtocol`` does the bookkeeping); sends longer than that go in chunks.
+"""
+from __future__ import annotations
+
+import collections
+import struct
+
+__all__ = [
+    "CMD_WRITE", "CMD_READ", "CMD_SEND", "RSP_WRITE", "RSP_READ", "RSP_SENT", "OUT_BEAT", "OUT_BEAT_LAST",
+    "RSP_ERROR", "SEND_LAST", "STATUS_OK", "STATUS_BUS_ERROR", "RX_FIFO_DEPTH", "MAX_CHUNK",
+    "code_bytes", "reply_length", "encode_write", "encode_read", "encode_send", "encode_code",
+    "decode_code", "ProtocolError", "UartBusError", "HostProtocol", "FramedTransport", "BridgeModel",
+]
+
+CMD_WRITE = 0x57  # 'W'
+CMD_READ = 0x52  # 'R'
+CMD_SEND = 0x53  # 'S'
+RSP_WRITE = 0x77  # 'w'
+RSP_READ = 0x72  # 'r'
+RSP_SENT = 0x73  # 's'
+OUT_BEAT = 0x64  # 'd'
+OUT_BEAT_LAST = 0x44  # 'D'
+RSP_ERROR = 0x65  # 'e'
+
+SEND_LAST = 0x01
+STATUS_OK = 0
+STATUS_BUS_ERROR = 1
+
+RX_FIFO_DEPTH = 256  # bytes the device buffers between its UART receiver and the bridge
+MAX_CHUNK = 255  # beats in one 'S' command (count is one byte)
+
+_ARG_BYTES = {CMD_WRITE: 8, CMD_READ: 4, CMD_SEND: 2}
+
+
+def code_bytes(width: int) -> int:
+    """Bytes per code on the wire: ceil(width / 8)."""
+    if width < 1:
+        raise ValueError(f"code width must be >= 1, got {width!r}")
+    return (width + 7) // 8
+
+
+def encode_code(code: int, nbytes: int) -> bytes:
+    return (int(code) & ((1 << 8 * nbytes) - 1)).to_bytes(nbytes, "little")
+
+
+def decode_code(data: bytes) -> int:
+    return int.from_bytes(data, "little")
+
+
+def encode_write(addr: int, value: int) -> bytes:
+    return struct.pack("<BII", CMD_WRITE, addr & 0xFFFFFFFF, value & 0xFFFFFFFF)
+
+
+def encode_read(addr: int) -> bytes:
+    return struct.pack("<BI", CMD_READ, addr & 0xFFFFFFFF)
+
+
+def encode_send(codes, nbytes: int, last: bool) -> bytes:
+    codes = list(codes)
+    if len(codes) > MAX_CHUNK:
+        raise ValueError(f"one send command holds at most {MAX_CHUNK} beats, got {len(codes)}")
+    return bytes([CMD_SEND, len(codes), SEND_LAST if last else 0]) + b"".join(encode_code(c, nbytes) for c in codes)
+
+
+def reply_length(tag: int, nbytes: int) -> int:
+    """Total length of the device frame starting with ``tag`` (ProtocolError if unknown)."""
+    n = {RSP_WRITE: 2, RSP_READ: 6, RSP_SENT: 1, OUT_BEAT: 1 + nbytes, OUT_BEAT_LAST: 1 + nbytes, RSP_ERROR: 2}.get(tag)
+    if n is None:
+        raise ProtocolError(f"unknown frame tag {tag:#04x} from the device (out of sync, or wrong baud rate?)")
+    return n
+
+
+class ProtocolError(RuntimeError):
+    """The byte stream does not follow the protocol."""
+
+
+class UartBusError(RuntimeError):
+    """The device reported a bus error for a CSR access."""
+
+
+class HostProtocol:
+    """Sans-IO host side: encodes commands, parses device bytes, keeps the flow-control window.
+
+    ``width``: act code width in bits. Feed received bytes with :meth:`feed`; output beats
+    collect in ``beats`` (deque of (code, last)), replies to commands in ``replies`` (deque
+    of (tag, status, data)). :meth:`may_send` says whether a command of n bytes fits in the
+    device's receive FIFO given the commands not yet answered.
+    """
+
+    def __init__(self, width: int, window: int = RX_FIFO_DEPTH):
+        self.width = width
+        self.nbytes = code_bytes(width)
+        self.mask = (1 << width) - 1
+        self.window = window
+        self.pending = collections.deque()  # (tag expected, bytes) of commands not yet answered
+        self.beats = collections.deque()
+        self.replies = collections.deque()
+        self.errors = []  # bytes the device reported as unknown commands
+        self._buf = bytearray()
+
+    @property
+    def outstanding(self) -> int:
+        return sum(n for _, n in self.pending)
+
+    def may_send(self, n: int) -> bool:
+        return self.outstanding + n <= self.window
+
+    def sent(self, frame: bytes) -> None:
+        tag = {CMD_WRITE: RSP_WRITE, CMD_READ: RSP_READ, CMD_SEND: RSP_SENT}[frame[0]]
+        self.pending.append((tag, len(frame)))
+
+    def chunks(self, codes) -> list:
+        """'S' frames for one sample: ``last`` on the final beat, each frame fitting the window."""
+        codes = list(codes)
+        per = max(1, min(MAX_CHUNK, (self.window - 3) // self.nbytes))
+        out = []
+        for i in range(0, max(len(codes), 1), per):
+            part = codes[i:i + per]
+            out.append(encode_send(part, self.nbytes, i + per >= len(codes)))
+        return out
+
+    def need(self) -> int:
+        """Bytes still missing to complete the frame being received (1 when between frames)."""
+        if not self._buf:
+            return 1
+        return reply_length(self._buf[0], self.nbytes) - len(self._buf)
+
+    def feed(self, data: bytes) -> None:
+        for b in data:
+            self._buf.append(b)
+            if len(self._buf) < reply_length(self._buf[0], self.nbytes):
+                continue
+            frame, self._buf = bytes(self._buf), bytearray()
+            self._frame(frame)
+
+    def _frame(self, f: bytes) -> None:
+        tag = f[0]
+        if tag in (OUT_BEAT, OUT_BEAT_LAST):
+            self.beats.append((decode_code(f[1:]) & self.mask, tag == OUT_BEAT_LAST))
+            return
+        if tag == RSP_ERROR:
+            self.errors.append(f[1])
+            raise ProtocolError(f"the device dropped unknown command byte {f[1]:#04x}")
+        if not self.pending:
+            raise ProtocolError(f"reply {bytes([tag])!r} with no command outstanding")
+        want, _ = self.pending.popleft()
+        if tag != want:
+            raise ProtocolError(f"expected reply {bytes([want])!r}, got {bytes([tag])!r}")
+        status = f[1] if tag in (RSP_WRITE, RSP_READ) else STATUS_OK
+        data = struct.unpack("<I", f[2:6])[0] if tag == RSP_READ else None
+        self.replies.append((tag, status, data))
+
+
+class FramedTransport:
+    """The four coroutines of a ``sim.host.TrainerHost`` transport over any byte pipe.
+
+    Subclasses provide ``async _write(data: bytes)`` and ``async _read(n) -> bytes``
+    (at least ``n`` bytes, more if already available; raise on timeout). CSR accesses the
+    device reports as bus errors raise :class:`UartBusError`.
+    """
+
+    def __init__(self, width: int, window: int = RX_FIFO_DEPTH):
+        self.proto = HostProtocol(width, window)
+
+    async def _write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def _read(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    async def _pump(self) -> None:
+        """Read and parse at least one more frame's worth of bytes."""
+        self.proto.feed(await self._read(self.proto.need()))
+
+    async def _command(self, frame: bytes) -> None:
+        while not self.proto.may_send(len(frame)):
+            if not self.proto.pending:
+                raise ProtocolError(f"a {len(frame)}-byte command exceeds the device FIFO ({self.proto.window})")
+            await self._pump()
+        await self._write(frame)
+        self.proto.sent(frame)
+
+    async def _reply(self, tag: int):
+        """The reply ``tag`` to the latest command; 's' replies of earlier sends are skipped."""
+        while True:
+            while not self.proto.replies:
+                await self._pump()
+            t, status, data = self.proto.replies.popleft()
+            if t == tag:
+                return t, status, data
+            if t != RSP_SENT:
+                raise ProtocolError(f"expected reply {bytes([tag])!r}, got {bytes([t])!r}")
+
+    async def csr_read(self, addr: int) -> int:
+        await self._drain_sends()
+        await self._command(encode_read(addr))
+        _, status, data = await self._reply(RSP_READ)
+        if status != STATUS_OK:
+            raise UartBusError(f"CSR read of {addr:#010x} refused (bus error; is the trainer busy?)")
+        return data
+
+    async def csr_write(self, addr: int, value: int) -> None:
+        await self._drain_sends()
+        await self._command(encode_write(addr, value))
+        _, status, _ = await self._reply(RSP_WRITE)
+        if status != STATUS_OK:
+            raise UartBusError(f"CSR write of {value & 0xFFFFFFFF:#x} to {addr:#010x} refused (bus error)")
+
+    async def _drain_sends(self) -> None:
+        """Consume 's' replies already queued (sends do not wait for theirs)."""
+        while self.proto.replies and self.proto.replies[0][0] == RSP_SENT:
+            self.proto.replies.popleft()
+
+    async def send_beats(self, codes) -> None:
+        for frame in self.proto.chunks(codes):
+            await self._command(frame)
+        await self._drain_sends()
+
+    async def wait_sent(self) -> None:
+        """Until the trainer has accepted every beat sent so far."""
+        while any(t == RSP_SENT for t, _ in self.proto.pending):
+            await self._pump()
+        await self._drain_sends()
+
+    async def recv_beats(self, n: int) -> list:
+        out = []
+        for i in range(n):
+            while not self.proto.beats:
+                await self._pump()
+            code, last = self.proto.beats.popleft()
+            if last != (i == n - 1):
+                raise ProtocolError(f"output beat {i} of {n} has last={int(last)}")
+            out.append(code)
+        await self._drain_sends()
+        return out
+
+
+class BridgeModel:
+    """Python model of the device side (hdl/uart_bridge.py: CommandBridge) for tests.
+
+    ``regs``: dict addr -> value (the CSR bus; missing addresses read 0); ``busy``: a
+    callable, parameter accesses (``addr`` bit 28) while it returns True are bus errors.
+    :meth:`feed` takes host bytes and returns the device's reply bytes; sent beats
+    collect in ``beats`` as (code, last); :meth:`output` frames an output beat.
+    """
+
+    def __init__(self, width: int, regs=None, busy=lambda: False):
+        self.nbytes = code_bytes(width)
+        self.width = width
+        self.regs = dict(regs or {})
+        self.busy = busy
+        self.beats = []
+        self._buf = bytearray()
+
+    def output(self, code: int, last: bool) -> bytes:
+        return bytes([OUT_BEAT_LAST if last else OUT_BEAT]) + encode_code(code, self.nbytes)
+
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        for b in data:
+            self._buf.append(b)
+            out += self._step()
+        return bytes(out)
+
+    def _step(self) -> bytes:
+        buf = self._buf
+        cmd = buf[0]
+        if cmd not in _ARG_BYTES:
+            self._buf = bytearray()
+            return bytes([RSP_ERROR, cmd])
+        need = 1 + _ARG_BYTES[cmd]
+        if cmd == CMD_SEND and len(buf) >= 3:
+            need += buf[1] * self.nbytes
+        if len(buf) < need:
+            return b""
+        self._buf = bytearray()
+        if cmd == CMD_SEND:
+            n, flags = buf[1], buf[2]
+            for i in range(n):
+                raw = decode_code(buf[3 + i * self.nbytes: 3 + (i + 1) * self.nbytes])
+                self.beats.append((raw & ((1 << self.width) - 1), bool(flags & SEND_LAST) and i == n - 1))
+            return bytes([RSP_SENT])
+        addr = struct.unpack("<I", buf[1:5])[0]
+        err = bool(addr >> 28 & 1) and self.busy()
+        if cmd == CMD_WRITE:
+            if not err:
+                self.regs[addr] = struct.unpack("<I", buf[5:9])[0]
+            return bytes([RSP_WRITE, STATUS_BUS_ERROR if err else STATUS_OK])
+        value = 0 if err else self.regs.get(addr, 0)
+        return struct.pack("<BBI", RSP_READ, STATUS_BUS_ERROR if err else STATUS_OK, value)
