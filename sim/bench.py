@@ -8,7 +8,10 @@ Data is the config's dataset, or random samples when the config names none that 
 """
 from __future__ import annotations
 
+import json
+import platform
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ import numpy as np
 from golden.config import Config
 from hdl.layout import check_limits
 
-__all__ = ["run_bench", "random_dataset_file"]
+__all__ = ["run_bench", "random_dataset_file", "cpu_float_throughput", "fmax_from_report", "projected_throughput"]
 
 
 def random_dataset_file(cfg: Config, n: int, directory: str, seed: int = 0) -> str:
@@ -61,3 +64,65 @@ def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator",
                 out["mac_utilization"] = r["mac_utilization"]
                 out["samples"] = r["samples"]
     return out
+
+
+# ---- throughput: hardware projection and the host CPU's float training ------------------
+
+def cpu_float_throughput(cfg: Config, samples: int = 2000, seed: int = 0) -> dict:
+    """Training samples per second of the float64 NumPy reference (golden/float_model.py) on
+    this host: the same network, batch 1 (one forward, backward and SGD step per sample),
+    ``samples`` random samples after a short warm-up. Time is wall clock (``perf_counter``)."""
+    from golden.fixed_model import init_params_float
+    from golden.float_model import FloatMLP
+
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples!r}")
+    rng = np.random.default_rng(seed)
+    n_in, n_out = cfg.layers[0], cfg.layers[-1]
+    X = rng.random((samples, n_in))
+    if n_out == 1:
+        T = rng.integers(0, 2, size=(samples, 1)).astype(np.float64)
+    else:
+        T = np.eye(n_out)[rng.integers(0, n_out, size=samples)]
+    model = FloatMLP(cfg, init_params_float(cfg))
+    for i in range(min(20, samples)):  # warm-up: first calls allocate and fault pages in
+        model.step(X[i:i + 1], T[i:i + 1])
+    t0 = time.perf_counter()
+    for i in range(samples):
+        model.step(X[i:i + 1], T[i:i + 1])
+    dt = time.perf_counter() - t0
+    return {"cpu_float_samples_per_second": samples / dt, "cpu_float_samples": samples,
+            "cpu_float_seconds": dt, "cpu": {"machine": platform.machine(), "processor": platform.processor(),
+                                             "python": platform.python_version(), "numpy": np.__version__}}
+
+
+def fmax_from_report(path) -> dict:
+    """``fmax_mhz`` and where it came from, from a report.json of ``synth`` or ``build``.
+
+    Raises ValueError (a user error) when the file cannot be read or has no Fmax."""
+    p = Path(path)
+    try:
+        rep = json.loads(p.read_text())
+    except OSError as e:
+        raise ValueError(f"--fmax-report {str(p)!r} cannot be read: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--fmax-report {str(p)!r} is not JSON: {e}") from None
+    fmax = rep.get("fmax_mhz") if isinstance(rep, dict) else None
+    if not isinstance(fmax, (int, float)) or isinstance(fmax, bool) or fmax <= 0:
+        raise ValueError(f"--fmax-report {str(p)!r} has no positive 'fmax_mhz' (got {fmax!r}); "
+                         f"use a report.json of 'backprop-fpga synth' or 'backprop-fpga build'")
+    src = {"fmax_source": str(p)}
+    for key, name in (("target", "fmax_target"), ("board", "fmax_board"), ("board_clock_mhz", "board_clock_mhz"),
+                      ("timing_met", "fmax_timing_met"), ("fmax_caveat", "fmax_caveat")):
+        if rep.get(key) is not None:
+            src[name] = rep[key]
+    if isinstance(rep.get("config"), dict):
+        src["fmax_config"] = {k: rep["config"].get(k) for k in ("layers", "lanes") if k in rep["config"]}
+    return {"fmax_mhz": float(fmax), **src}
+
+
+def projected_throughput(cycles_per_sample, fmax_mhz) -> float | None:
+    """Training samples per second at ``fmax_mhz``: ``Fmax / cycles per sample``."""
+    if not cycles_per_sample or not fmax_mhz:
+        return None
+    return fmax_mhz * 1e6 / cycles_per_sample
