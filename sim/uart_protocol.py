@@ -182,10 +182,37 @@ class FramedTransport:
     Subclasses provide ``async _write(data: bytes)`` and ``async _read(n) -> bytes``
     (at least ``n`` bytes, more if already available; raise on timeout). CSR accesses the
     device reports as bus errors raise :class:`UartBusError`.
+
+    ``latch``: None, or the addresses ``{"status": STATUS, "busy": busy bit mask,
+    "signature": SIGNATURE}`` (from hdl/csr.py). Then the transport also provides
+    ``wait_idle`` (polls STATUS over the link, then reads SIGNATURE) and
+    ``peek_signature`` (the SIGNATURE read when the trainer last went idle), and waits
+    for idle before sending each sample. Over a link this slow the trainer finishes a
+    sample long before the host has read its outputs, so a SIGNATURE read "after the
+    next sample's outputs" (sim/trainer_session.py) would already show the next update;
+    latched at the idle point before the next sample, it shows exactly the last update.
     """
 
-    def __init__(self, width: int, window: int = RX_FIFO_DEPTH):
+    def __init__(self, width: int, window: int = RX_FIFO_DEPTH, latch: dict | None = None):
         self.proto = HostProtocol(width, window)
+        self.latch = latch
+        self._signature = None
+        self.max_polls = 1_000_000
+        if latch is not None:
+            self.wait_idle = self._wait_idle
+            self.peek_signature = self._peek_signature
+
+    async def _wait_idle(self) -> None:
+        for _ in range(self.max_polls):
+            if not (await self.csr_read(self.latch["status"])) & self.latch["busy"]:
+                self._signature = await self.csr_read(self.latch["signature"])
+                return
+        raise ProtocolError(f"trainer still busy after {self.max_polls} STATUS polls")
+
+    async def _peek_signature(self) -> int:
+        if self._signature is None:
+            self._signature = await self.csr_read(self.latch["signature"])
+        return self._signature
 
     async def _write(self, data: bytes) -> None:
         raise NotImplementedError
@@ -237,6 +264,8 @@ class FramedTransport:
             self.proto.replies.popleft()
 
     async def send_beats(self, codes) -> None:
+        if self.latch is not None:
+            await self._wait_idle()
         for frame in self.proto.chunks(codes):
             await self._command(frame)
         await self._drain_sends()
