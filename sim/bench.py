@@ -116,8 +116,11 @@ def fmax_from_report(path) -> dict:
                       ("timing_met", "fmax_timing_met"), ("fmax_caveat", "fmax_caveat")):
         if rep.get(key) is not None:
             src[name] = rep[key]
-    if isinstance(rep.get("config"), dict):
-        src["fmax_config"] = {k: rep["config"].get(k) for k in ("layers", "lanes") if k in rep["config"]}
+    c = rep.get("config") if isinstance(rep, dict) else None
+    if isinstance(c, dict):  # synth's {"layers", "lanes"} or the TOML layout of config_to_dict
+        layers = c.get("layers", (c.get("network") or {}).get("layers"))
+        lanes = c.get("lanes", (c.get("hardware") or {}).get("lanes"))
+        src["fmax_config"] = {k: v for k, v in (("layers", layers), ("lanes", lanes)) if v is not None}
     return {"fmax_mhz": float(fmax), **src}
 
 
