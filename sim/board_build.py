@@ -79,6 +79,7 @@ def board_top(core):
     """An Elaboratable that puts ``core`` (rx: In(1), tx: Out(1), optional busy / error:
     Out(1)) on a board: rx/tx to the ``uart`` resource, busy to LED 0, error to LED 1."""
     from amaranth.hdl import Elaboratable, Module
+    from amaranth.lib import io
 
     class BoardTop(Elaboratable):
         def __init__(self):
@@ -87,13 +88,17 @@ def board_top(core):
         def elaborate(self, platform):
             m = Module()
             m.submodules.core = core
-            uart = platform.request("uart", 0)
-            m.d.comb += [core.rx.eq(uart.rx.i), uart.tx.o.eq(core.tx)]
+            # raw pins (dir="-") and explicit buffers, the Amaranth 0.5 way
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+            m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+            m.d.comb += [core.rx.eq(rx_buf.i), tx_buf.o.eq(core.tx)]
             members = core.signature.members
             for i, name in enumerate(("busy", "error")):
                 if name in members:
-                    led = platform.request("led", i)
-                    m.d.comb += led.o.eq(getattr(core, name))
+                    led = platform.request("led", i, dir="-")
+                    m.submodules[f"led{i}_buf"] = buf = io.Buffer("o", led)
+                    m.d.comb += buf.o.eq(getattr(core, name))
             return m
 
     return BoardTop()
