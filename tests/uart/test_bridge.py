@@ -39,6 +39,9 @@ class BusTarget:
                 return 0
             return int(self.busy) | (STATUS_BITS["bus_error"] if self.bus_error else 0)
         if we:
+            if addr == REG["ID"]:  # read-only
+                self.bus_error = True
+                return 0
             self.regs[addr] = wdata
             return 0
         return self.regs.get(addr, 0)
@@ -103,8 +106,9 @@ def run_bridge(cfg, host_bytes, *, regs=None, out_beats=(), busy_script=None, se
 
 
 def _commands(cfg, rng, n=40):
-    """A random command sequence (writes, reads, sends of 0..9 beats) and the codes sent."""
-    proto = HostProtocol(cfg.act.width)
+    """A random command sequence (writes, reads, sends of 0..9 beats) and the codes sent;
+    a small window splits samples into several 'S' chunks (``last`` only on the final one)."""
+    proto = HostProtocol(cfg.act.width, window=3 + 4 * code_bytes(cfg.act.width))
     out = bytearray()
     n_csr = 0
     for _ in range(n):
@@ -183,3 +187,13 @@ def test_unknown_command_byte_is_reported_and_skipped():
     proto = HostProtocol(XOR.act.width)
     with pytest.raises(ProtocolError, match="unknown command byte 0x00"):
         proto.feed(got)
+
+
+def test_refusals_are_reported_whatever_the_sticky_flag():
+    """Both detections: a bus error that raises the sticky flag (write to read-only ID), and
+    a parameter access while busy with the flag already set (nothing rises then)."""
+    addr = PARAM_WINDOW | 3
+    host_bytes = encode_write(REG["ID"], 1) + encode_read(addr) + encode_write(REG["LR"], 2)
+    got, _, target = run_bridge(XOR, host_bytes, regs={addr: 77}, busy_script=lambda n: 3 <= n < 6)
+    assert target.bus_error, "the flag stays set (nobody cleared it)"
+    assert got == b"w\x01" + b"r\x01\x00\x00\x00\x00" + b"w\x00"

@@ -174,3 +174,27 @@ def test_divisor_rule():
         UartRx(3)
     with pytest.raises(ValueError, match="divisor must be an integer >= 4"):
         UartTx(2.5)
+
+
+@pytest.mark.parametrize("divisor", [4, 8, 13])
+def test_rx_timing_synchronizer_and_mid_bit_sampling(divisor):
+    """The byte appears 2 (synchronizer) + divisor // 2 (to mid start bit) + 9 * divisor
+    (to mid stop bit) + 1 (output register) cycles after the falling edge of the start bit."""
+    dut = UartRx(divisor)
+    seen = []
+
+    async def line(ctx):
+        ctx.set(dut.o.ready, 1)
+        await ctx.tick().repeat(4)
+        ctx.set(dut.rx, 0)
+        t = 0
+        for bit in _frame_bits(0xA5)[1:] + [1] * 4:
+            for _ in range(divisor):
+                await ctx.tick()
+                t += 1
+                if ctx.get(dut.o.valid) and not seen:
+                    seen.append((t, ctx.get(dut.o.payload)))
+            ctx.set(dut.rx, bit)
+
+    run(dut, line)
+    assert seen == [(2 + divisor // 2 + 9 * divisor + 1, 0xA5)]
