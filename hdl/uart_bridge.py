@@ -20,6 +20,7 @@ __all__ = ["CommandBridge", "UartTrainer"]
 
 _BUS_ERROR_BIT = STATUS_BITS["bus_error"].bit_length() - 1
 _PARAM_BIT = PARAM_WINDOW.bit_length() - 1
+_SEND_LAST_BIT = SEND_LAST.bit_length() - 1
 
 
 class CommandBridge(wiring.Component):
@@ -175,7 +176,7 @@ class CommandBridge(wiring.Component):
                     m.next = "CMD"
             # send beats: count = args[0:8], flags = args[8:16]
             with m.State("SEND"):
-                m.d.sync += [count.eq(args[:8]), last_chunk.eq(args[8:16] & SEND_LAST != 0), idx.eq(0)]
+                m.d.sync += [count.eq(args[:8]), last_chunk.eq(args[8 + _SEND_LAST_BIT]), idx.eq(0)]
                 with m.If(args[:8] == 0):
                     m.next = "SENT"
                 with m.Else():
