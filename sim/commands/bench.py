@@ -87,9 +87,11 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
     r["projected_samples_per_second"] = projected_throughput(r.get("cycles_per_sample"), r["fmax_mhz"])
     if r["projected_samples_per_second"] and r["cpu_float_samples_per_second"]:
         r["projected_speedup_vs_cpu_float"] = r["projected_samples_per_second"] / r["cpu_float_samples_per_second"]
-    if r.get("board_clock_mhz") and r.get("cycles_per_sample"):
-        r["samples_per_second_at_board_clock"] = projected_throughput(
-            r["cycles_per_sample"], min(r["board_clock_mhz"], r["fmax_mhz"] or r["board_clock_mhz"]))
+    if r.get("board_clock_mhz") and r.get("cycles_per_sample") and r["fmax_mhz"]:
+        # what the board runs at: its own clock, if the design meets it
+        met = r["fmax_mhz"] >= r["board_clock_mhz"] and r.get("fmax_timing_met") is not False
+        r["samples_per_second_at_board_clock"] = (
+            projected_throughput(r["cycles_per_sample"], r["board_clock_mhz"]) if met else None)
     path = rep.write_report(out_dir, r)
     con.print(f"useful MACs per sample   {r['useful_macs_per_sample']}")
     con.print(f"multipliers              {r['multipliers']}")
@@ -110,9 +112,10 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
                   f"(Fmax {rep.fmt(r['fmax_mhz'], 2)} MHz / {rep.fmt(r['cycles_per_sample'], 1)} cycles per "
                   f"sample, from {r['fmax_source']}){note}; "
                   f"{rep.fmt(r.get('projected_speedup_vs_cpu_float'), 2)}x the CPU float figure")
-        if r.get("samples_per_second_at_board_clock"):
+        if r.get("board_clock_mhz"):
             con.print(f"at the board clock       {rep.fmt(r['samples_per_second_at_board_clock'], 0)} samples/s "
-                      f"({rep.fmt(min(r['board_clock_mhz'], r['fmax_mhz']), 2)} MHz)")
+                      f"({r['board_clock_mhz']:g} MHz)" if r.get("samples_per_second_at_board_clock") else
+                      f"at the board clock       - (timing not met at {r['board_clock_mhz']:g} MHz)")
         if r.get("fmax_config_mismatch"):
             con.print(f"warning: the Fmax report was made for {r['fmax_config']}, not layers "
                       f"{list(cfg.layers)} with {cfg.lanes} lanes")
