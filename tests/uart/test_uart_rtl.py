@@ -76,3 +76,15 @@ def test_pure_python_bit_level_uart_model(tmp_path):
     assert r["mismatches"] == 0, r["first_mismatch"]
     assert r["samples"] == 6 and r["updates"] == 6
     assert _cocotb_failures(r) == []
+
+
+def test_codes_wider_than_16_bits_over_the_uart(tmp_path):
+    """Q6.14 activations: 3 bytes per code on the wire, still bit-exact."""
+    require_simulator("verilator")
+    from golden.fixed import QFormat
+    cfg = XOR.with_(act=QFormat(6, 14))
+    plan = make_plan(cfg, load_dataset(cfg), 3)
+    r = run_uart_job(cfg, "verilator", testcase="train", plan=plan, build_root=_build_root(tmp_path))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    assert r["samples"] == 12
+    assert _cocotb_failures(r) == []
