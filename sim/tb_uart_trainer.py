@@ -112,7 +112,6 @@ async def busy_read(dut):
     await host.wait_idle()
     got = await host.read_param(0, 0, 0)
     assert got == int(golden.params[0][0, 0]), (got, golden.params[0][0, 0])
-    session.golden = golden
     r = await session.finish()
     _write(job, {"mismatches": r.mismatches, "first_mismatch": str(r.first) if r.first else None,
                  "refused": True})
@@ -132,9 +131,12 @@ async def bit_level(dut):
     session = TrainingSession(cfg, host, FixedMLP(cfg), "every")
     plan = TrainingPlan.load(job["plan"])
     n = job.get("samples", 4)
+    t0 = time.perf_counter()
+    c0 = get_sim_time("ns") / CLOCK_NS
     for i in range(n):
         await session.train_sample(plan.X_train[i % len(plan.X_train)], plan.T_train[i % len(plan.T_train)])
     r = await session.finish()
     _write(job, {"mismatches": r.mismatches, "first_mismatch": str(r.first) if r.first else None,
-                 "samples": r.samples, "updates": r.updates})
+                 "samples": r.samples, "updates": r.updates, "wall_seconds": time.perf_counter() - t0,
+                 "sim_cycles": get_sim_time("ns") / CLOCK_NS - c0})
     assert r.mismatches == 0, str(r.first)
