@@ -14,6 +14,7 @@ import time
 
 import cocotb
 import numpy as np
+from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_time
 
 from golden.config import config_from_dict
@@ -140,3 +141,13 @@ async def bit_level(dut):
                  "samples": r.samples, "updates": r.updates, "wall_seconds": time.perf_counter() - t0,
                  "sim_cycles": get_sim_time("ns") / CLOCK_NS - c0})
     assert r.mismatches == 0, str(r.first)
+    # a framing error (a break: the line low for 12 bit periods) lights the error output,
+    # and the link still works afterwards
+    assert not dut.error.value, "error output set by normal traffic"
+    await transport.source.wait()
+    dut.py_rx.value = 0
+    await ClockCycles(dut.clk, 12 * job["divisor"])
+    dut.py_rx.value = 1
+    await ClockCycles(dut.clk, 2 * job["divisor"])
+    assert dut.error.value, "a framing error did not set the error output"
+    await host.check_id()
