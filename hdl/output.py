@@ -206,8 +206,8 @@ class SoftmaxUnit(wiring.Component):
 
         buf = Array(Signal(signed(AW), name=f"buf{i}") for i in range(n))  # z, then e
         zmax = Signal(signed(AW))
-        cnt = Signal(range(n))
-        end = Signal(range(n))  # index of the vector's last element
+        cnt = Signal(range(max(n, 2)))  # (at least 1 bit: a 0-bit counter lints as [-1:0])
+        end = Signal(range(max(n, 2)))  # index of the vector's last element
         total = Signal(SW)
         k = Signal(range(k_hi + 1))
         r = Signal(unsigned(max(rtab).bit_length()))
@@ -222,7 +222,8 @@ class SoftmaxUnit(wiring.Component):
                 with m.If(self.i.valid):
                     z = self.i.payload.z
                     m.d.sync += buf[cnt].eq(z)
-                    with m.If((cnt == 0) | (z > zmax)):
+                    # (one element: it is the max; the comparison would be left unread)
+                    with m.If(((cnt == 0) | (z > zmax)) if n > 1 else 1):
                         m.d.sync += zmax.eq(z)
                     with m.If(self.i.payload.last | (cnt == n - 1)):
                         m.d.sync += [end.eq(cnt), cnt.eq(0), total.eq(0)]

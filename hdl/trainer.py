@@ -205,8 +205,7 @@ class Trainer(wiring.Component):
         s1_last = Signal()
         s1_bias = Signal()
         s1_rowbase = Signal(16)  # first row of the block in stage 1
-        s1_k = Signal(16)
-        s1_addr = Signal(range(wdepth + 1))
+        s1_addr = Signal(range(max(wdepth, 2)))  # a parameter memory address
         s1_klane = Signal(range(P))
         s1_kslot = Signal(16)
 
@@ -216,13 +215,12 @@ class Trainer(wiring.Component):
         iss_last = Signal()
         iss_bias = Signal()
         iss_rowbase = Signal(16)
-        iss_k = Signal(16)
-        iss_waddr = Signal(range(wdepth + 1))
+        iss_waddr = Signal(range(max(wdepth, 2)))
         s1_in0 = Signal()  # stage 1 of layer 0: the activation operand comes from the input buffer
         m.d.sync += [
             s1_in0.eq(layer_of_state == 0),
             s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_bias.eq(iss_bias),
-            s1_rowbase.eq(iss_rowbase), s1_k.eq(iss_k), s1_addr.eq(iss_waddr),
+            s1_rowbase.eq(iss_rowbase), s1_addr.eq(iss_waddr),
             s1_klane.eq(k_lane), s1_kslot.eq(k_slot),
         ]
         a_in = Signal(signed(AW))  # activation operand in stage 1 (bias column reads 1.0)
@@ -347,7 +345,7 @@ class Trainer(wiring.Component):
                     is_last_k = k_cnt == n_in
                     # the snapshot at the end of this block needs the drain free
                     stall = is_last_k & drain_active
-                    m.d.comb += [iss_waddr.eq(waddr), iss_k.eq(k_cnt), iss_rowbase.eq(rb_cnt * P)]
+                    m.d.comb += [iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P)]
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
                     else:
@@ -400,7 +398,8 @@ class Trainer(wiring.Component):
                         delta = ce_delta(a_out, t_rd.data, cfg)
                     else:
                         kind = cfg.activations[-1]
-                        m.d.comb += act_d[kind].a.eq(a_out)
+                        if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
+                            m.d.comb += act_d[kind].a.eq(a_out)
                         delta = mse_delta(a_out, t_rd.data, act_d[kind].d, cfg)
                     for p in range(P):
                         m.d.comb += [d_wr[p].addr.eq(lay.dbase(L - 1) + j_slot), d_wr[p].data.eq(delta),
@@ -429,7 +428,7 @@ class Trainer(wiring.Component):
                         is_last_rb = rb_cnt == nb - 1
                         m.d.comb += [
                             iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
-                            iss_waddr.eq(lay.wbase(l) + rb_cnt * rw + k_cnt), iss_k.eq(k_cnt),
+                            iss_waddr.eq(lay.wbase(l) + rb_cnt * rw + k_cnt),
                             iss_rowbase.eq(rb_cnt * P),
                             a_rd.addr.eq(lay.abase(l) + k_cnt),
                         ]
@@ -471,7 +470,7 @@ class Trainer(wiring.Component):
                     is_last_k = k_cnt == n_in
                     m.d.comb += [
                         iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k), iss_bias.eq(is_last_k),
-                        iss_waddr.eq(waddr), iss_k.eq(k_cnt), iss_rowbase.eq(rb_cnt * P),
+                        iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P),
                     ]
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
@@ -592,7 +591,8 @@ class Trainer(wiring.Component):
                     with m.Case(l):
                         kind = cfg.activations[l - 1]
                         s = requantize(bwd_sum, wf + ef, cfg.error)
-                        m.d.comb += act_d[kind].a.eq(bwd_a)
+                        if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
+                            m.d.comb += act_d[kind].a.eq(bwd_a)
                         delta = requantize(s * act_d[kind].d, ef + af, cfg.error)
                         for p in range(P):
                             m.d.comb += [
