@@ -23,6 +23,7 @@ def test_cpu_float_throughput_is_measured():
     assert r["cpu_float_samples"] == 300
     assert r["cpu_float_seconds"] > 0
     assert r["cpu_float_samples_per_second"] == pytest.approx(300 / r["cpu_float_seconds"])
+    assert max(r["cpu_float_runs_samples_per_second"]) == pytest.approx(r["cpu_float_samples_per_second"])
     with pytest.raises(ValueError):
         cpu_float_throughput(load_config("examples/xor.toml"), samples=0)
 

@@ -101,7 +101,7 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
     for sim, v in r["sim_cycles_per_second"].items():
         con.print(f"simulation speed         {rep.fmt(v, 0)} cycles/s on {sim}")
     con.print(f"CPU float training       {rep.fmt(r['cpu_float_samples_per_second'], 0)} samples/s  "
-              f"(NumPy float64, batch 1, {r['cpu_float_samples']} samples on this host)")
+              f"(NumPy float64, batch 1, best of 3 x {r['cpu_float_samples']} samples on this host)")
     if r["fmax_mhz"] is None:
         why = fmax.get("fmax_error") if fmax else None
         con.print("projected FPGA training  - (needs an Fmax: --fmax-report report.json or --target "
