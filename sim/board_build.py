@@ -183,7 +183,7 @@ def build_bitstream(cfg: Config, board: str, out_dir=None, *, baud: int = 115200
         overrides["synth_opts"] = "-dsp"
     plan = platform.prepare(top, name="top", **overrides)
     for stale in ("top.json", "top.config", "top.asc", "top.bit", "top.bin", "nextpnr_report.json",
-                  "yosys_stat.json"):
+                  "yosys_stat.json", "top.tim", "top.rpt", "report.json"):
         (out / stale).unlink(missing_ok=True)
     plan.extract(str(out))
     runtime["elaborate"] = round(time.monotonic() - t0, 1)
