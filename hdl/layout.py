@@ -115,13 +115,17 @@ def expected_train_cycles(cfg: Config) -> int:
         n_in, nb = lay.n_in(l), lay.blocks(l)
         last_rows = lay.n_out(l) - (nb - 1) * P
         stall = (nb - 1) * max(0, P + 1 - n_in)  # a block's end waits for the previous drain
-        total += nb * (n_in + 1) + stall + last_rows + 2  # FWD + wait for the last drain
+        total += nb * (n_in + 1) + stall  # FWD
+        if l == L - 1 or (nb - 1) * P < 2:
+            # wait for the last drain: the output pass, or a next layer that would read
+            # the drained rows before they are written
+            total += last_rows + 2
     total += cfg.layers[-1] + 1  # OUT: one code per cycle, read one cycle ahead
     for l in range(1, L):
-        total += lay.n_in(l) * lay.blocks(l) + 3  # BWD
+        total += lay.n_in(l) * lay.blocks(l)  # BWD; the update starts as it ends
     for l in range(L):
-        total += lay.blocks(l) * (lay.n_in(l) + 2) + 2  # UPD: eps cycle + row words per block
-    return total + 1  # DONE
+        total += lay.blocks(l) * (lay.n_in(l) + 1)  # UPD: row words back to back (eps stored)
+    return total + 1  # DONE (stage 1 writes the last parameter meanwhile)
 
 
 def check_limits(cfg: Config) -> Layout:

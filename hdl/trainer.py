@@ -11,8 +11,9 @@ every layer banked by output row (hdl/layout.py). The sequencer walks, per sampl
     OUT    output codes to ``m_data``, one per cycle; in training also the output deltas
     BWD l  for k: sum over row blocks of the P products W[j, k] * delta[j] (adder tree),
            requantize, times the derivative of the stored a[k] -> delta of layer l-1
-    UPD l  for each block: eps[p] = lr * delta[p]; for k: W -= round(eps * a[k]) (or
-           accumulate into the batch sums and apply on the batch's last sample)
+    UPD l  for each block, for k: W -= round(eps[p] * a[k]) (or accumulate into the batch
+           sums and apply on the batch's last sample); eps = lr * delta was stored beside
+           each delta when it was computed, so blocks follow each other with no gap
 
 Every narrowing is golden's requantize (hdl/arith.py); results equal golden/fixed_model.py
 bit for bit. Backward of layer l runs before its update, so it sees the old weights.
@@ -128,6 +129,14 @@ class Trainer(wiring.Component):
             m.submodules[f"dmem{p}"] = mem
         d_rd = [mem.read_port() for mem in dmem]
         d_wr = [mem.write_port() for mem in dmem]
+        # eps = lr * delta, written beside each delta (one scalar multiplier where deltas are
+        # made, one per cycle), read by the update: no per-block cycle to form it in the lanes
+        EPSW = 17 + EW
+        emem = [Memory(shape=signed(EPSW), depth=ddepth, init=[]) for _ in range(P)]
+        for p, mem in enumerate(emem):
+            m.submodules[f"emem{p}"] = mem
+        e_rd = [mem.read_port() for mem in emem]
+        e_wr = [mem.write_port() for mem in emem]
         # input a_0 and targets: two buffers each (loaded while the other one trains)
         m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[])
         i_rd, i_wr = imem.read_port(), imem.write_port()
@@ -177,7 +186,6 @@ class Trainer(wiring.Component):
         m.d.comb += apply.eq(batch_cnt + 1 >= batch)
 
         # ---------------- per-lane datapath ---------------------------------------------
-        EPSW = 17 + EW
         mul_a = [Signal(signed(max(WW, EPSW, 17)), name=f"mul_a{p}") for p in range(P)]
         mul_b = [Signal(signed(max(AW, EW)), name=f"mul_b{p}") for p in range(P)]
         prod = [Signal(signed(len(mul_a[0]) + len(mul_b[0])), name=f"prod{p}") for p in range(P)]
@@ -187,12 +195,11 @@ class Trainer(wiring.Component):
         BAW = cfg.backward_acc_width()
         acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]
         shadow = Array(Signal(signed(FAW), name=f"shadow{p}") for p in range(P))
-        eps = [Signal(signed(EPSW), name=f"eps{p}") for p in range(P)]
         lfsr = [Signal(32, init=lane_seed(cfg.sr_seed, p), name=f"lfsr{p}") for p in range(P)]
         sig = [Signal(32, name=f"sig{p}") for p in range(P)]
 
         # datapath phase selection (comb), drives the multiplier operands
-        ph_fwd, ph_bwd, ph_eps, ph_upd = Signal(), Signal(), Signal(), Signal()
+        ph_fwd, ph_bwd, ph_upd = Signal(), Signal(), Signal()
 
         k_lane = Signal(range(P))  # k_cnt % P and k_cnt // P, kept as counters (no dividers)
         k_slot = Signal(16)
@@ -217,7 +224,12 @@ class Trainer(wiring.Component):
         iss_rowbase = Signal(16)
         iss_waddr = Signal(range(max(wdepth, 2)))
         s1_in0 = Signal()  # stage 1 of layer 0: the activation operand comes from the input buffer
+        # the phase and layer travel with the beat, so a phase can issue its first reads while
+        # stage 1 still finishes the previous phase's last beat (no drain between phases)
+        s1_fwd, s1_bwd, s1_upd = Signal(), Signal(), Signal()
+        s1_layer = Signal(range(L + 1))
         m.d.sync += [
+            s1_fwd.eq(ph_fwd), s1_bwd.eq(ph_bwd), s1_upd.eq(ph_upd), s1_layer.eq(layer_of_state),
             s1_in0.eq(layer_of_state == 0),
             s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_bias.eq(iss_bias),
             s1_rowbase.eq(iss_rowbase), s1_addr.eq(iss_waddr),
@@ -313,14 +325,28 @@ class Trainer(wiring.Component):
         j_slot = Signal(16)
         out_pending = Signal()  # OUT: a read was issued last cycle
         sm_count = Signal(16)  # softmax probabilities written back
-        upd_eps = Signal()  # UPD: this cycle loads eps (data of the delta read issued last cycle)
         bwd_s2 = Signal()
         bwd_sum = Signal(signed(BAW))
         bwd_acc = Signal(signed(BAW))
         bwd_a = Signal(signed(AW))
+        bwd_layer = Signal(range(L + 1))
         bwd_klane = Signal(range(P))
         bwd_kslot = Signal(16)
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
+
+        def write_output_delta(delta):
+            """delta_L[j] (and eps = lr x delta) into bank j_lane, slot j_slot; next j."""
+            eps_out = Signal(signed(EPSW), name="eps_out")
+            m.d.comb += eps_out.eq(lr * delta)
+            for p in range(P):
+                en = ~cur_infer & (j_lane == p)
+                m.d.comb += [d_wr[p].addr.eq(lay.dbase(L - 1) + j_slot), d_wr[p].data.eq(delta),
+                             d_wr[p].en.eq(en), e_wr[p].addr.eq(lay.dbase(L - 1) + j_slot),
+                             e_wr[p].data.eq(eps_out), e_wr[p].en.eq(en)]
+            with m.If(j_lane == P - 1):
+                m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
+            with m.Else():
+                m.d.sync += j_lane.eq(j_lane + 1)
 
         def start_sample(buf):
             """Start the forward pass on input buffer `buf` (full, or completed this cycle)."""
@@ -358,7 +384,14 @@ class Trainer(wiring.Component):
                             m.d.sync += k_cnt.eq(0)
                             with m.If(rb_cnt == nb - 1):
                                 m.d.sync += rb_cnt.eq(0)
-                                m.next = f"FWDW{l}"
+                                if not last_layer and (nb - 1) * P >= 2:
+                                    # the drain writes row (nb-1)P + i two cycles after this
+                                    # issue plus i; the next layer reads it i + (nb-1)P cycles
+                                    # after: with (nb-1)P >= 2 the write lands first
+                                    m.d.sync += waddr.eq(lay.wbase(l + 1))
+                                    m.next = f"FWD{l + 1}"
+                                else:
+                                    m.next = f"FWDW{l}"
                             with m.Else():
                                 m.d.sync += rb_cnt.eq(rb_cnt + 1)
                         with m.Else():
@@ -368,53 +401,64 @@ class Trainer(wiring.Component):
                     m.d.comb += ph_fwd.eq(1)
                     done = ~s1_valid & ~drain_active
                     if last_layer and softmax_out:
-                        done = done & (sm_count == n_outL)
+                        # the softmax unit's probabilities go straight to m_data, and with the
+                        # targets to the output deltas (no separate OUT pass)
+                        accept = Signal()
+                        # on the last probability's cycle its delta is written: the backward
+                        # pass may issue its first read in the next cycle
+                        done = done & ((sm_count == n_outL) | (accept & (sm_count == n_outL - 1)))
+                        m.d.comb += [accept.eq(smax.o.valid & ofifo.w_rdy), smax.o.ready.eq(ofifo.w_rdy)]
+                        # target j is read the cycle before probability j arrives
+                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + accept)
+                        with m.If(accept):
+                            p_out = smax.o.payload.p
+                            m.d.comb += [ofifo.w_data.eq(Cat(p_out, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
+                            write_output_delta(ce_delta(p_out, t_rd.data, cfg))
+                            m.d.sync += sm_count.eq(sm_count + 1)
                     with m.If(done):
                         m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
-                        if last_layer:
+                        if last_layer and softmax_out:
+                            with m.If(cur_infer):
+                                m.next = "DONE"
+                            with m.Else():
+                                m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                                m.next = f"BWD{L - 1}" if L > 1 else f"UPD{L - 1}"
+                        elif last_layer:
                             m.next = "OUT"
                         else:
                             m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(l + 1))]
                             m.next = f"FWD{l + 1}"
 
             # ---- output codes (and output deltas when training) -------------------------
-            with m.State("OUT"):
-                # one code per cycle: read j_iss, write j_cnt (the read of the cycle before)
-                m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_iss), t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
-                # the write in flight must find room: issue only while level + pending < depth - 1
-                # (the FIFO's w_rdy is `inner level < depth - 1`; level >= inner level)
-                room = ofifo.level + out_pending < ofifo_depth - 1
-                issue = (j_iss < n_outL) & room
-                m.d.sync += out_pending.eq(issue)
-                with m.If(issue):
-                    m.d.sync += j_iss.eq(j_iss + 1)
-                with m.If(out_pending):
-                    a_out = a_rd.data
-                    m.d.comb += [
-                        ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
-                        ofifo.w_en.eq(1),
-                    ]
-                    if softmax_out:
-                        delta = ce_delta(a_out, t_rd.data, cfg)
-                    else:
+            if not softmax_out:  # (softmax: the FWDW state of the last layer does this)
+                with m.State("OUT"):
+                    # one code per cycle: read j_iss, write j_cnt (the read of the cycle before)
+                    m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_iss), t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
+                    # the write in flight must find room: issue only while level + pending < depth - 1
+                    # (the FIFO's w_rdy is `inner level < depth - 1`; level >= inner level)
+                    room = ofifo.level + out_pending < ofifo_depth - 1
+                    issue = (j_iss < n_outL) & room
+                    m.d.sync += out_pending.eq(issue)
+                    with m.If(issue):
+                        m.d.sync += j_iss.eq(j_iss + 1)
+                    with m.If(out_pending):
+                        a_out = a_rd.data
+                        m.d.comb += [
+                            ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
+                            ofifo.w_en.eq(1),
+                        ]
                         kind = cfg.activations[-1]
                         if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
                             m.d.comb += act_d[kind].a.eq(a_out)
                         delta = mse_delta(a_out, t_rd.data, act_d[kind].d, cfg)
-                    for p in range(P):
-                        m.d.comb += [d_wr[p].addr.eq(lay.dbase(L - 1) + j_slot), d_wr[p].data.eq(delta),
-                                     d_wr[p].en.eq(~cur_infer & (j_lane == p))]
-                    m.d.sync += j_cnt.eq(j_cnt + 1)
-                    with m.If(j_lane == P - 1):
-                        m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
-                    with m.Else():
-                        m.d.sync += j_lane.eq(j_lane + 1)
-                    with m.If(j_cnt == n_outL - 1):  # the last code and delta are written now
-                        with m.If(cur_infer):
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
-                            m.next = f"BWD{L - 1}" if L > 1 else f"UPDE{L - 1}"
+                        write_output_delta(delta)
+                        m.d.sync += j_cnt.eq(j_cnt + 1)
+                        with m.If(j_cnt == n_outL - 1):  # the last code and delta are written now
+                            with m.If(cur_infer):
+                                m.next = "DONE"
+                            with m.Else():
+                                m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                                m.next = f"BWD{L - 1}" if L > 1 else f"UPD{L - 1}"
 
             for l in range(L - 1, -1, -1):
                 n_in, n_out = cfg.layers[l], cfg.layers[l + 1]
@@ -437,8 +481,10 @@ class Trainer(wiring.Component):
                         with m.If(is_last_rb):
                             m.d.sync += rb_cnt.eq(0)
                             with m.If(k_cnt == n_in - 1):
-                                m.d.sync += [k_cnt.eq(0), k_lane.eq(0), k_slot.eq(0)]
-                                m.next = f"BWDW{l}"
+                                # stage 1 and the delta stage finish this layer's last input
+                                # while the update starts (it reads neither)
+                                m.d.sync += [k_cnt.eq(0), k_lane.eq(0), k_slot.eq(0), waddr.eq(lay.wbase(l))]
+                                m.next = f"UPD{l}"
                             with m.Else():
                                 m.d.sync += k_cnt.eq(k_cnt + 1)
                                 with m.If(k_lane == P - 1):
@@ -447,23 +493,7 @@ class Trainer(wiring.Component):
                                     m.d.sync += k_lane.eq(k_lane + 1)
                         with m.Else():
                             m.d.sync += rb_cnt.eq(rb_cnt + 1)
-                    with m.State(f"BWDW{l}"):
-                        m.d.comb += layer_of_state.eq(l)
-                        m.d.comb += ph_bwd.eq(1)
-                        with m.If(~s1_valid & ~bwd_s2):
-                            m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
-                            m.next = f"UPDE{l}"
-                # ---- update layer l: per block, load eps then walk the row words -------
-                with m.State(f"UPDE{l}"):  # issue the delta reads of block rb_cnt
-                    m.d.comb += layer_of_state.eq(l)
-                    m.d.comb += ph_upd.eq(1)  # stage 1 may still hold the previous block's last word
-                    for p in range(P):
-                        m.d.comb += d_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
-                    m.d.sync += [upd_eps.eq(1), k_cnt.eq(0), waddr.eq(lay.wbase(l) + rb_cnt * rw)]
-                    if l == L - 1:
-                        with m.If(apply & (rb_cnt == 0)):
-                            m.d.sync += [s.eq(0) for s in sig]
-                    m.next = f"UPD{l}"
+                # ---- update layer l: the row words of every block, back to back ---------
                 with m.State(f"UPD{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_upd.eq(1)
@@ -472,29 +502,29 @@ class Trainer(wiring.Component):
                         iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k), iss_bias.eq(is_last_k),
                         iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P),
                     ]
+                    for p in range(P):
+                        m.d.comb += e_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
                     else:
                         m.d.comb += a_rd.addr.eq(lay.abase(l) + k_cnt)
-                    m.d.sync += [waddr.eq(waddr + 1), upd_eps.eq(0)]
+                    if l == L - 1:  # the signature folds the parameters of this update only
+                        with m.If(apply & (rb_cnt == 0) & (k_cnt == 0)):
+                            m.d.sync += [s.eq(0) for s in sig]
+                    m.d.sync += waddr.eq(waddr + 1)  # blocks are contiguous in every bank
                     with m.If(is_last_k):
+                        m.d.sync += k_cnt.eq(0)
                         with m.If(rb_cnt == nb - 1):
-                            m.next = f"UPDW{l}"
+                            if l > 0:  # the next phase reads layer l - 1 only: no need to drain
+                                m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1))]
+                                m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPD{l - 1}"
+                            else:  # stage 1 writes the last parameter while DONE counts the sample
+                                m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
+                                m.next = "DONE"
                         with m.Else():
                             m.d.sync += rb_cnt.eq(rb_cnt + 1)
-                            m.next = f"UPDE{l}"
                     with m.Else():
                         m.d.sync += k_cnt.eq(k_cnt + 1)
-                with m.State(f"UPDW{l}"):
-                    m.d.comb += layer_of_state.eq(l)
-                    m.d.comb += ph_upd.eq(1)
-                    with m.If(~s1_valid):
-                        m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
-                        if l > 0:
-                            m.d.sync += waddr.eq(lay.wbase(l - 1))
-                            m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPDE{l - 1}"
-                        else:
-                            m.next = "DONE"
 
             with m.State("DONE"):
                 m.d.sync += [samples.eq(samples + 1), buf_full[cbuf].eq(0), cbuf.eq(~cbuf)]
@@ -522,8 +552,7 @@ class Trainer(wiring.Component):
         # ---------------- stage 1: multiply / accumulate per phase -------------------
         row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]
         n_out_cur = Signal(16)
-        # the layer of stage 1 is the layer of the sequencer state (waits keep it stable)
-        m.d.comb += n_out_cur.eq(n_out_of[layer_of_state])
+        m.d.comb += n_out_cur.eq(n_out_of[s1_layer])
         for p in range(P):
             m.d.comb += row_valid[p].eq(s1_rowbase + p < n_out_cur)
 
@@ -537,7 +566,7 @@ class Trainer(wiring.Component):
         m.d.sync += bwd_s2.eq(0)
 
         # forward MAC + snapshot for the drain unit
-        with m.If(ph_fwd):
+        with m.If(s1_fwd):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(a_in)]
             with m.If(s1_valid):
@@ -547,7 +576,7 @@ class Trainer(wiring.Component):
                     for p in range(P):
                         m.d.sync += shadow[p].eq(Mux(s1_first, prod[p], acc[p] + prod[p]))
                     m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_rowbase.eq(s1_rowbase),
-                                 drain_layer.eq(layer_of_state)]
+                                 drain_layer.eq(s1_layer)]
 
         # drain: one lane per cycle; writes a_{l+1} or feeds the softmax unit
         with m.Switch(drain_layer):
@@ -566,15 +595,9 @@ class Trainer(wiring.Component):
                         with m.If(drain_active & drain_row_valid):
                             m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + drain_row), a_wr.data.eq(act_fn[kind].a),
                                          a_wr.en.eq(1)]
-        if softmax_out:
-            m.d.comb += smax.o.ready.eq(1)
-            with m.If(smax.o.valid):
-                m.d.comb += [a_wr.addr.eq(lay.abase(L) + sm_count), a_wr.data.eq(smax.o.payload.p), a_wr.en.eq(1)]
-                m.d.sync += sm_count.eq(sm_count + 1)
-
         # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
         tree = Signal(signed(BAW))
-        with m.If(ph_bwd):
+        with m.If(s1_bwd):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(Mux(row_valid[p], d_rd[p].data, 0))]
             m.d.comb += tree.eq(sum(prod[p] for p in range(P)))
@@ -583,10 +606,10 @@ class Trainer(wiring.Component):
                 with m.If(s1_first):
                     m.d.sync += bwd_a.eq(a_rd.data)
                 with m.If(s1_last):
-                    m.d.sync += [bwd_sum.eq(Mux(s1_first, tree, bwd_acc + tree)), bwd_s2.eq(1),
+                    m.d.sync += [bwd_sum.eq(Mux(s1_first, tree, bwd_acc + tree)), bwd_s2.eq(1), bwd_layer.eq(s1_layer),
                                  bwd_klane.eq(s1_klane), bwd_kslot.eq(s1_kslot)]
         with m.If(bwd_s2):
-            with m.Switch(layer_of_state):
+            with m.Switch(bwd_layer):
                 for l in range(1, L):
                     with m.Case(l):
                         kind = cfg.activations[l - 1]
@@ -594,23 +617,24 @@ class Trainer(wiring.Component):
                         if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
                             m.d.comb += act_d[kind].a.eq(bwd_a)
                         delta = requantize(s * act_d[kind].d, ef + af, cfg.error)
+                        delta_sig = Signal(signed(EW), name=f"bwd_delta{l}")
+                        eps_bwd = Signal(signed(EPSW), name=f"bwd_eps{l}")
+                        m.d.comb += [delta_sig.eq(delta), eps_bwd.eq(lr * delta_sig)]
                         for p in range(P):
                             m.d.comb += [
                                 d_wr[p].addr.eq(lay.dbase(l - 1) + bwd_kslot),
-                                d_wr[p].data.eq(delta),
+                                d_wr[p].data.eq(delta_sig),
                                 d_wr[p].en.eq(bwd_klane == p),
+                                e_wr[p].addr.eq(lay.dbase(l - 1) + bwd_kslot),
+                                e_wr[p].data.eq(eps_bwd),
+                                e_wr[p].en.eq(bwd_klane == p),
                             ]
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
-        with m.If(upd_eps):
+        with m.If(s1_upd):
             for p in range(P):
-                eps_row_valid = rb_cnt * P + p < n_out_cur
-                m.d.comb += [mul_a[p].eq(lr), mul_b[p].eq(Mux(eps_row_valid, d_rd[p].data, 0))]
-                m.d.sync += eps[p].eq(prod[p])
-        with m.Elif(ph_upd):  # upd_eps cycles never hold a valid stage 1
-            for p in range(P):
-                m.d.comb += [mul_a[p].eq(eps[p]), mul_b[p].eq(a_in)]
-        with m.If(ph_upd & s1_valid):
+                m.d.comb += [mul_a[p].eq(e_rd[p].data), mul_b[p].eq(a_in)]
+        with m.If(s1_upd & s1_valid):
             for p in range(P):
                 lfsr_next = Mux(lfsr[p][0], (lfsr[p] >> 1) ^ LFSR_MASK, lfsr[p] >> 1)
                 if train_B:
