@@ -5,13 +5,19 @@ Drives the trainer's ports as Amaranth names them in Verilog (``s_data__payload`
 Samples and results move per sample, not per cycle: a sample's beats are written into the
 wrapper's burst memory through VPI and the wrapper streams them; results are captured by
 the wrapper and read back once the expected number has arrived. The simulator runs free
-in between. Random idle cycles on the input stream and backpressure on the output stream
+in between. ``send_samples``/``recv_samples`` move a whole queue of samples per wake-up:
+the beats go into the burst memory in one ``$readmemh`` (a file in the simulator's
+working directory), the wrapper releases each sample once the previous one's results
+were captured (its hold bit), and the results come back with the parameter signature the
+wrapper captured beside each result's last beat. ``csr_read_many`` reads a list of
+registers through the wrapper's bus read engine. Random idle cycles on the input stream and backpressure on the output stream
 (``stall_prob``) come from the wrapper's LFSRs; control-bus accesses get random idle
 cycles from a seeded generator. Handshakes on the control bus are decided on settled
 values (ReadOnly) before the clock edge, the same on every simulator.
 """
 from __future__ import annotations
 
+import os
 import random
 
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
@@ -31,6 +37,8 @@ class CocotbTransport:
         self.rng = random.Random(seed)
         self._gap = min(255, int(stall_prob * 256))  # wrapper LFSR threshold for stream stalls
         self._taken = 0  # output beats taken from the wrapper's capture ring
+        self._cap_base = 0  # the wrapper's m_data__cap_base: capture ring index = beat - base
+        self._files = {}  # name -> file descriptor of the files the wrapper reads ($readmemh)
 
     def _stall(self) -> bool:
         return self.stall_prob > 0 and self.rng.random() < self.stall_prob
@@ -116,7 +124,7 @@ class CocotbTransport:
         out = []
         mem = d.m_data__cap_mem
         for i in range(n):
-            payload = int(mem[(self._taken + i) % BURST_DEPTH].value)
+            payload = int(mem[(self._taken + i - self._cap_base) % BURST_DEPTH].value)
             last = (payload >> self.w) & 1
             if last != (i == n - 1):
                 raise AssertionError(f"output beat {i} of {n} has last={last}")
@@ -128,3 +136,103 @@ class CocotbTransport:
             await RisingEdge(self.clk)
         d.m_data__cap_goal.value = goal + n
         return out
+
+    # ---- several samples per wake-up ---------------------------------------------------
+    def queue_capacity(self, beats_per_sample: int, results_per_sample: int) -> int:
+        """How many samples ``send_samples`` takes at once (the burst memory and the capture
+        ring each hold BURST_DEPTH beats)."""
+        return max(1, min(BURST_DEPTH // max(1, beats_per_sample), BURST_DEPTH // max(1, results_per_sample)))
+
+    async def send_samples(self, samples, results_per_sample: int) -> None:
+        """Queue several samples (lists of codes) in one burst. The first goes at once; each
+        further one is held by the wrapper until the previous one's ``results_per_sample``
+        beats are captured, as if the host sent it after receiving them. Expects every
+        result of what was sent before to have been received (``recv_samples``)."""
+        d = self.dut
+        while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):
+            await RisingEdge(self.clk)  # the previous burst is still streaming
+        w, mask = self.w, self.mask
+        hold = 1 << (w + 1)
+        lines = []
+        for j, codes in enumerate(samples):
+            n = len(codes)
+            for i, c in enumerate(codes):
+                v = (int(c) & mask) | ((i == n - 1) << w) | (hold if i == 0 and j > 0 else 0)
+                lines.append(f"{v:x}")
+        n = len(lines)
+        if n > BURST_DEPTH:
+            raise ValueError(f"{len(samples)} samples of {n} beats exceed the testbench burst memory ({BURST_DEPTH})")
+        self._put_file("s_data__burst.hex", lines)
+        d.s_data__hold_goal.value = (self._taken + results_per_sample) & 0xFFFFFFFF
+        d.s_data__hold_step.value = results_per_sample
+        d.s_data__load_len.value = n
+        d.s_data__load_req.value = (int(d.s_data__load_req.value) + 1) & 0xFFFFFFFF
+        d.s_data__burst_len.value = n
+        d.s_data__gap.value = self._gap
+        d.s_data__burst_req.value = (int(d.s_data__burst_req.value) + 1) & 0xFFFFFFFF
+
+    async def recv_samples(self, count: int, n: int) -> list:
+        """The next ``count`` results of ``n`` beats each, as (codes, signature) pairs: the
+        signature is ``param_signature`` in the cycle the result's last beat was taken."""
+        d = self.dut
+        goal = self._taken + count * n
+        if count * n > BURST_DEPTH:
+            raise ValueError(f"{count} results of {n} beats exceed the testbench capture ring ({BURST_DEPTH})")
+        count_now = int(d.m_data__cap_count.value)
+        if count_now == self._taken and self._cap_base != self._taken:
+            # nothing captured yet: store these results from ring index 0 (few handles to look up)
+            self._cap_base = self._taken
+            d.m_data__cap_base.value = self._cap_base & 0xFFFFFFFF
+        d.m_data__cap_goal.value = goal
+        d.m_data__gap.value = self._gap
+        d.m_data__cap_enable.value = 1
+        if count_now < goal:  # reached only at a later edge: the goal is armed by then
+            await RisingEdge(d.m_data__cap_done)
+        cap, tap = d.m_data__cap_mem, d.m_data__tap_param_signature
+        w, mask = self.w, self.mask
+        out = []
+        base = self._taken - self._cap_base
+        for s_ in range(count):
+            codes = []
+            for i in range(n):
+                payload = int(cap[(base + i) % BURST_DEPTH].value)
+                if (payload >> w) & 1 != (i == n - 1):
+                    raise AssertionError(f"output beat {i} of {n} has last={(payload >> w) & 1}")
+                codes.append(payload & mask)
+            out.append((codes, int(tap[(base + n - 1) % BURST_DEPTH].value)))
+            base += n
+        self._taken = goal
+        return out
+
+    async def csr_read_many(self, addrs) -> list:
+        """Read the registers at ``addrs`` through the wrapper's bus read engine (the same
+        handshake as ``csr_read``, without a Python wake-up per access)."""
+        d = self.dut
+        out = []
+        for start in range(0, len(addrs), BURST_DEPTH):
+            chunk = addrs[start:start + BURST_DEPTH]
+            self._put_file("csr__rd_addr.hex", [f"{a:x}" for a in chunk])
+            d.csr__rd_len.value = len(chunk)
+            d.csr__rd_load_req.value = (int(d.csr__rd_load_req.value) + 1) & 0xFFFFFFFF
+            req = (int(d.csr__rd_req.value) + 1) & 0xFFFFFFFF
+            d.csr__rd_req.value = req
+            while int(d.csr__rd_ack.value) != req:
+                await d.csr__rd_ack.value_change
+            await RisingEdge(self.clk)  # the wrapper has written the data file by then
+            with open("csr__rd_data.hex") as f:
+                words = [int(v, 16) for v in (line.split("//")[0].strip() for line in f)
+                         if v and not v.startswith("@")]
+            if len(words) != len(chunk):
+                raise AssertionError(f"bus read engine returned {len(words)} words for {len(chunk)} addresses")
+            out += words
+        return out
+
+    def _put_file(self, name: str, lines) -> None:
+        """Write ``name`` in the simulator's working directory for the wrapper's $readmemh
+        (in place: truncating a file to zero first is slow on some file systems)."""
+        fd = self._files.get(name)
+        if fd is None:
+            fd = self._files[name] = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
+        data = ("\n".join(lines) + "\n").encode()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))

@@ -21,7 +21,7 @@ from .runner import _VERILATOR_MAKE_VARS, icarus_time0_fix, verilator_root
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
-_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-ring timing O2 public-depth1 v4"  # change when build flags change
+_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files timing O2 public-depth1 v6"  # change when build flags change
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,19 +44,40 @@ def _lfsr16_step(name: str) -> str:
     return f"    {name} <= {{{name}[14:0], {name}[15] ^ {name}[13] ^ {name}[12] ^ {name}[10]}};"
 
 
-def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tuple[str, str]:
+def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: tuple = ()) -> tuple[str, str]:
     """A testbench top around ``toplevel``: generates the clock in Verilog and adds, for each
-    stream port, a burst engine the testbench loads through VPI without advancing time.
+    stream port, a burst engine the testbench loads without advancing time.
 
-    The simulator then runs free between per-sample events instead of calling Python for
+    The simulator then runs free between Python wake-ups instead of calling Python for
     every cycle or beat. Plain inputs stay registers the testbench writes; outputs are
-    wires. For an input stream ``s``: the testbench fills ``s__burst_mem``, sets
+    wires.
+
+    Input stream ``s``: the testbench fills ``s__burst_mem`` (through VPI, or in one go by
+    writing ``s__burst.hex`` in the simulator's working directory, setting
+    ``s__load_len`` and incrementing ``s__load_req``: the wrapper ``$readmemh``s it), sets
     ``s__burst_len`` and increments ``s__burst_req``; the wrapper drives the beats (with
     random idle cycles when ``s__gap`` > 0, from a 16-bit LFSR) and copies ``req`` to
-    ``s__burst_ack`` when done. For an output stream ``m``: with ``m__cap_enable`` set the
-    wrapper drives ready (random backpressure when ``m__gap`` > 0) and stores beat number
-    c at ``m__cap_mem[c mod BURST_DEPTH]``; ``m__cap_count`` counts beats since reset (32
-    bits) and ``m__cap_done`` is high while ``m__cap_count >= m__cap_goal``."""
+    ``s__burst_ack`` when done. A burst memory word is the payload plus a *hold* bit on
+    top: when the design has exactly one output stream ``m``, a beat with the hold bit set
+    waits until ``m__cap_count >= s__hold_goal``, and taking it adds ``s__hold_step`` to
+    the goal, so one burst can hold several samples, each released only once the previous
+    one's results were captured (as a host waiting for them would).
+
+    Output stream ``m``: with ``m__cap_enable`` set the wrapper drives ready (random
+    backpressure when ``m__gap`` > 0) and stores beat number c at
+    ``m__cap_mem[(c - m__cap_base) mod BURST_DEPTH]``, and each output port named in
+    ``taps`` (its value in the cycle the beat is taken) at the same index of
+    ``m__tap_<port>``;
+    ``m__cap_count`` counts beats since reset (32 bits) and ``m__cap_done`` is high while
+    ``m__cap_count >= m__cap_goal``.
+
+    Control bus (ports ``csr__addr``, ``csr__re``, ``csr__ack``, ``csr__rdata``): a read
+    engine takes ``csr__rd_len`` addresses from ``csr__rd_addr_mem`` (``$readmemh`` of
+    ``csr__rd_addr.hex`` when ``csr__rd_load_req`` changes) when ``csr__rd_req`` is
+    incremented, holds ``re`` until ``ack`` for each (the next address follows in the
+    cycle after ``ack``, as the bus allows), stores the data at ``csr__rd_data_mem``,
+    copies ``req`` to ``csr__rd_ack`` when done and then writes the data to
+    ``csr__rd_data.hex`` (``$writememh``)."""
     m = re.search(rf"^module {toplevel}\((.*?)\);(.*?)^endmodule", verilog_text, re.S | re.M)
     if m is None:
         raise ValueError(f"module {toplevel} not found in the Verilog")
@@ -66,9 +87,15 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
                   if n.endswith("__valid") and d == "input" and ports.get(n[:-7] + "__ready", ("",))[0] == "output"]
     out_streams = [n[:-7] for n, (d, _) in ports.items()
                    if n.endswith("__valid") and d == "output" and ports.get(n[:-7] + "__ready", ("",))[0] == "input"]
+    for t in taps:
+        if ports.get(t, ("",))[0] != "output":
+            raise ValueError(f"tap {t!r} is not an output port of {toplevel}")
+    csr_engine = all(ports.get(f"csr__{n}", ("",))[0] == d
+                     for n, d in (("addr", "input"), ("re", "input"), ("ack", "output"), ("rdata", "output")))
     muxed = {f"{s}__valid" for s in in_streams} | {f"{s}__payload" for s in in_streams} | \
-            {f"{s}__ready" for s in out_streams}
+            {f"{s}__ready" for s in out_streams} | ({"csr__addr", "csr__re"} if csr_engine else set())
     D = BURST_DEPTH
+    ab = D.bit_length() - 2  # top bit of a ring index
     L = ["`timescale 1ns/1ps", f"module {toplevel}_tb;"]
     conns = []
     for name, (direction, rng) in ports.items():
@@ -79,23 +106,64 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
         else:
             L.append(f"  wire {rng} {name};")
         conns.append(f".{name}({name}_mux)" if name in muxed else f".{name}({name})")
-    for s_ in in_streams:
+    for s_ in out_streams:
         rng = ports[f"{s_}__payload"][1]
         L += [
-            f"  reg {rng} {s_}__burst_mem [0:{D - 1}];",
+            f"  reg {rng} {s_}__cap_mem [0:{D - 1}];",
+            f"  reg [31:0] {s_}__cap_count = 0;",
+            f"  reg [31:0] {s_}__cap_base = 0;",
+            f"  wire [31:0] {s_}__cap_index = {s_}__cap_count - {s_}__cap_base;",
+            f"  reg [31:0] {s_}__cap_goal = 32'hFFFFFFFF;",
+            f"  reg {s_}__cap_enable = 0;",
+            f"  reg [7:0] {s_}__gap = 0;",
+            f"  reg [15:0] {s_}__lfsr = 16'hBEEF;",
+            f"  wire {s_}__ready_mux = {s_}__cap_enable ? !({s_}__lfsr[7:0] < {s_}__gap) : {s_}__ready;",
+            f"  wire {s_}__cap_done = {s_}__cap_count >= {s_}__cap_goal;",
+        ]
+        L += [f"  reg {ports[t][1]} {s_}__tap_{t} [0:{D - 1}];" for t in taps]
+        L += [
+            "  always @(posedge clk) begin",
+            _lfsr16_step(f"{s_}__lfsr"),
+            f"    if ({s_}__cap_enable && {s_}__valid && {s_}__ready_mux) begin",
+            f"      {s_}__cap_mem[{s_}__cap_index[{ab}:0]] <= {s_}__payload;",
+        ]
+        L += [f"      {s_}__tap_{t}[{s_}__cap_index[{ab}:0]] <= {t};" for t in taps]
+        L += [
+            f"      {s_}__cap_count <= {s_}__cap_count + 32'd1;",
+            "    end",
+            "  end",
+        ]
+    hold_source = out_streams[0] if len(out_streams) == 1 else None
+    for s_ in in_streams:
+        rng = ports[f"{s_}__payload"][1]
+        width = _width(rng)
+        held = f"{s_}__burst_mem[{s_}__burst_pos][{width}] && {hold_source}__cap_count < {s_}__hold_goal" \
+            if hold_source else "1'b0"
+        L += [
+            f"  reg [{width}:0] {s_}__burst_mem [0:{D - 1}];  // hold bit, payload",
             f"  reg [15:0] {s_}__burst_len = 0;",
             f"  reg [31:0] {s_}__burst_req = 0;",
             f"  reg [31:0] {s_}__burst_ack = 0;",
             f"  reg [15:0] {s_}__burst_pos = 0;",
+            f"  reg [31:0] {s_}__hold_goal = 0;",
+            f"  reg [31:0] {s_}__hold_step = 0;",
+            f"  reg [15:0] {s_}__load_len = 0;",
+            f"  reg [31:0] {s_}__load_req = 0;",
             f"  reg [7:0] {s_}__gap = 0;",
             f"  reg [15:0] {s_}__lfsr = 16'hACE1;",
             f"  wire {s_}__active = {s_}__burst_req != {s_}__burst_ack;",
             f"  wire {s_}__idle = {s_}__lfsr[7:0] < {s_}__gap;",
-            f"  wire {s_}__valid_mux = {s_}__active ? !{s_}__idle : {s_}__valid;",
-            f"  wire {rng} {s_}__payload_mux = {s_}__active ? {s_}__burst_mem[{s_}__burst_pos] : {s_}__payload;",
+            f"  wire {s_}__held = {held};",
+            f"  wire {s_}__valid_mux = {s_}__active ? !{s_}__idle && !{s_}__held : {s_}__valid;",
+            f"  wire {rng} {s_}__payload_mux = {s_}__active ? {s_}__burst_mem[{s_}__burst_pos][{width - 1}:0]"
+            f" : {s_}__payload;",
+            f"  always @({s_}__load_req)",
+            f"    if ({s_}__load_len != 0) $readmemh(\"{s_}__burst.hex\", {s_}__burst_mem, 0, {s_}__load_len - 16'd1);",
             "  always @(posedge clk) begin",
             _lfsr16_step(f"{s_}__lfsr"),
             f"    if ({s_}__active && {s_}__valid_mux && {s_}__ready) begin",
+            f"      if ({s_}__burst_mem[{s_}__burst_pos][{width}])",
+            f"        {s_}__hold_goal <= {s_}__hold_goal + {s_}__hold_step;",
             f"      if ({s_}__burst_pos == {s_}__burst_len - 16'd1) begin",
             f"        {s_}__burst_pos <= 0;",
             f"        {s_}__burst_ack <= {s_}__burst_req;",
@@ -104,28 +172,44 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10) -> tupl
             "    end",
             "  end",
         ]
-    for s_ in out_streams:
-        rng = ports[f"{s_}__payload"][1]
+    if csr_engine:
+        arng = ports["csr__addr"][1]
         L += [
-            f"  reg {rng} {s_}__cap_mem [0:{D - 1}];",
-            f"  reg [31:0] {s_}__cap_count = 0;",
-            f"  reg [31:0] {s_}__cap_goal = 32'hFFFFFFFF;",
-            f"  reg {s_}__cap_enable = 0;",
-            f"  reg [7:0] {s_}__gap = 0;",
-            f"  reg [15:0] {s_}__lfsr = 16'hBEEF;",
-            f"  wire {s_}__ready_mux = {s_}__cap_enable ? !({s_}__lfsr[7:0] < {s_}__gap) : {s_}__ready;",
-            f"  wire {s_}__cap_done = {s_}__cap_count >= {s_}__cap_goal;",
-            "  always @(posedge clk) begin",
-            _lfsr16_step(f"{s_}__lfsr"),
-            f"    if ({s_}__cap_enable && {s_}__valid && {s_}__ready_mux) begin",
-            f"      {s_}__cap_mem[{s_}__cap_count[{D.bit_length() - 2}:0]] <= {s_}__payload;",
-            f"      {s_}__cap_count <= {s_}__cap_count + 32'd1;",
+            f"  reg {arng} csr__rd_addr_mem [0:{D - 1}];",
+            f"  reg [31:0] csr__rd_data_mem [0:{D - 1}];",
+            "  reg [15:0] csr__rd_len = 0;",
+            "  reg [15:0] csr__rd_pos = 0;",
+            "  reg [31:0] csr__rd_req = 0;",
+            "  reg [31:0] csr__rd_ack = 0;",
+            "  reg [31:0] csr__rd_load_req = 0;",
+            "  wire csr__rd_active = csr__rd_req != csr__rd_ack;",
+            "  always @(csr__rd_load_req)",
+            "    if (csr__rd_len != 0) $readmemh(\"csr__rd_addr.hex\", csr__rd_addr_mem, 0, csr__rd_len - 16'd1);",
+            "  always @(csr__rd_ack)",
+            "    if (csr__rd_len != 0) $writememh(\"csr__rd_data.hex\", csr__rd_data_mem, 0, csr__rd_len - 16'd1);",
+            "  wire csr__re_mux = csr__rd_active ? 1'b1 : csr__re;",
+            f"  wire {arng} csr__addr_mux = csr__rd_active ? csr__rd_addr_mem[csr__rd_pos] : csr__addr;",
+            "  always @(posedge clk)",
+            "    if (csr__rd_active && csr__ack) begin",
+            "      csr__rd_data_mem[csr__rd_pos] <= csr__rdata;",
+            "      if (csr__rd_pos == csr__rd_len - 16'd1) begin",
+            "        csr__rd_pos <= 0;",
+            "        csr__rd_ack <= csr__rd_req;",
+            "      end else",
+            "        csr__rd_pos <= csr__rd_pos + 16'd1;",
             "    end",
-            "  end",
         ]
     L.append(f"  {toplevel} dut ({', '.join(conns)});")
     L.append("endmodule")
     return "\n".join(L) + "\n", f"{toplevel}_tb"
+
+
+def _width(rng: str) -> int:
+    """Bits of a Verilog range ``[msb:lsb]`` (``""`` is one bit)."""
+    if not rng:
+        return 1
+    msb, lsb = (int(v) for v in rng.strip("[]").split(":"))
+    return abs(msb - lsb) + 1
 
 
 @dataclass
@@ -141,8 +225,10 @@ class Build:
         return d
 
 
-def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: str = "build") -> Build:
-    """Write the Verilog into a directory keyed by its hash and compile it there (once)."""
+def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: str = "build",
+                  taps: tuple = ()) -> Build:
+    """Write the Verilog into a directory keyed by its hash and compile it there (once);
+    ``taps``: output ports captured beside each output beat (see ``clock_wrapper``)."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
     from cocotb_tools.runner import get_runner
@@ -150,7 +236,7 @@ def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: 
         verilog_text = icarus_time0_fix(verilog_text)
     else:
         _verilator_env()
-    wrapper_text, top = clock_wrapper(verilog_text, toplevel)
+    wrapper_text, top = clock_wrapper(verilog_text, toplevel, taps=taps)
     # the key covers everything that goes into the build: design, wrapper and flags
     digest = hashlib.sha1((verilog_text + wrapper_text + _BUILD_FLAGS_VERSION).encode()).hexdigest()[:12]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -242,7 +328,7 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
     ``on_progress(record)`` is called from the calling thread with each progress record
     ({"samples": n} or {"epoch": {...}}) while the simulation runs.
     """
-    build = prepare_build(trainer_verilog(cfg), "trainer", simulator, build_root)
+    build = prepare_build(trainer_verilog(cfg), "trainer", simulator, build_root, taps=("param_signature",))
     job_dir = build.run_dir(testcase)
     progress = job_dir / "progress.jsonl"
     result = job_dir / "result.json"

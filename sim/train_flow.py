@@ -3,7 +3,8 @@
 Transport-agnostic: runs inside a cocotb test (Icarus, Verilator) or an amaranth.sim
 testbench. Expectations (outputs, update signatures or parameters, test-set outputs) and
 the golden fixed/float statistics come from ``sim.golden_plan.make_plan``; the loop
-sends samples, compares integers and reads the hardware's cycle counter. After each
+sends samples (several per wake-up when the transport queues them: ``Scoreboard.train_many``),
+compares integers and reads the hardware's cycle counter. After each
 epoch the RTL classifies the test set in infer mode.
 """
 from __future__ import annotations
@@ -61,16 +62,24 @@ async def run_training(cfg: Config, plan: TrainingPlan, host, check_params: str 
         first = len(board.result.outputs)
         await host.wait_idle()
         cycles_before = await host.cycles()
-        for pos, i in enumerate(ep.order):
-            await board.train(plan.X_train[i], plan.T_train[i], ep.outputs[pos], ep.updates.get(pos))
+        batch = board.batch_capacity()  # samples queued per transport wake-up (1 for most transports)
+        for start in range(0, len(ep.order), batch):
+            await board.train_many(
+                (plan.X_train[i], plan.T_train[i], ep.outputs[pos], ep.updates.get(pos))
+                for pos, i in enumerate(ep.order[start:start + batch], start))
             if on_sample is not None:
-                on_sample()
+                for _ in ep.order[start:start + batch]:
+                    on_sample()
         await host.wait_idle()  # the epoch's last update belongs to its cycles
         train_cycles += await host.cycles() - cycles_before
         rtl_out = np.array(board.result.outputs[first:])
         if ep.test_outputs is not None:
             await host.set_mode(infer=True)
-            test_out = [await board.infer(x, want) for x, want in zip(plan.X_test, ep.test_outputs)]
+            batch = board.batch_capacity(infer=True)
+            test_out = []
+            for start in range(0, len(plan.X_test), batch):
+                test_out += await board.infer_many(zip(plan.X_test[start:start + batch],
+                                                       ep.test_outputs[start:start + batch]))
             rtl_acc = _accuracy(plan, cfg.act.to_float(np.array(test_out)), plan.y_test)
         else:
             rtl_acc = float("nan")

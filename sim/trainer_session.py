@@ -5,6 +5,10 @@ For every sample the output codes are compared with the golden forward pass; aft
 update the parameter signature register is compared with the golden signature, and
 (``check_params="every"``) all parameters are read back and compared. The first mismatch
 is kept with its sample, layer, index, expected and actual codes.
+
+A transport that queues several samples per wake-up (``send_samples``/``recv_samples``,
+sim/cocotb_transport.py) gets them in batches (``train_many``/``infer_many``); every
+sample's outputs and every update's signature are still compared, one by one, in order.
 """
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ import numpy as np
 from golden.config import Config
 from golden.fixed_model import FixedMLP
 from golden.signature import params_signature
+from hdl.csr import param_address
+
+from .host import _signed
 
 __all__ = ["Mismatch", "SessionResult", "Scoreboard", "TrainingSession"]
 
@@ -68,8 +75,29 @@ class Scoreboard:
             i = int(diff[0])
             r.add(Mismatch(r.samples, what, self.cfg.n_layers - 1, (i,), int(expected[i]), int(out[i])), diff.size)
 
+    async def _read_params(self) -> list:
+        """All parameters: in one bus burst when the transport has ``csr_read_many``."""
+        host = self.host
+        if not hasattr(host.t, "csr_read_many"):
+            return await host.read_params()
+        await host.wait_idle()
+        cfg, where = self.cfg, []
+        for l in range(cfg.n_layers):
+            for j in range(cfg.layers[l + 1]):
+                for k in range(cfg.layers[l] + 1):
+                    where.append(param_address(*host.layout.param_location(l, j, k)))
+        words = iter(await host.t.csr_read_many(where))
+        out = []
+        for l in range(cfg.n_layers):
+            w = np.zeros((cfg.layers[l + 1], cfg.layers[l] + 1), dtype=np.int64)
+            for j in range(w.shape[0]):
+                for k in range(w.shape[1]):
+                    w[j, k] = _signed(next(words), cfg.weight.width)
+            out.append(w)
+        return out
+
     async def compare_params(self, sample: int, expected: list) -> int:
-        actual = await self.host.read_params()
+        actual = await self._read_params()
         bad = 0
         for l, (e, a) in enumerate(zip(expected, actual)):
             diff = np.argwhere(e != a)
@@ -95,11 +123,16 @@ class Scoreboard:
     async def _check_pending_signature(self, wait_idle: bool = False) -> None:
         if self._pending_signature is None:
             return
-        sample, want = self._pending_signature
-        self._pending_signature = None
         if wait_idle:
             await self.host.wait_idle()
-        got = await self.host.signature()
+        self._resolve_pending_signature(await self.host.signature())
+
+    def _resolve_pending_signature(self, got: int) -> None:
+        """Compare the pending update's signature with ``got`` (read once the next result arrived)."""
+        if self._pending_signature is None:
+            return
+        sample, want = self._pending_signature
+        self._pending_signature = None
         if got != want:
             self.result.add(Mismatch(sample, "signature", None, None, want, got))
 
@@ -115,6 +148,59 @@ class Scoreboard:
             await self.check_update(*update)
         self.result.samples += 1
         return out
+
+    # ---- several samples per transport wake-up ------------------------------------------
+    def batch_capacity(self, infer: bool = False) -> int:
+        """Samples per ``train_many``/``infer_many`` call: 1 unless the transport queues
+        several (and, when training, updates are checked by signature: a full readback
+        after every update needs the trainer idle)."""
+        t = self.host.t
+        if not hasattr(t, "send_samples") or (not infer and self.check_params == "every"):
+            return 1
+        n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
+        return t.queue_capacity(n_in + (0 if infer else n_out), n_out)
+
+    async def _exchange(self, codes: list) -> list:
+        """Send samples (lists of codes) in one queue; their outputs and signatures."""
+        host, n_out, aw = self.host, self.cfg.layers[-1], self.cfg.act.width
+        await host.t.send_samples(codes, n_out)
+        res = await host.t.recv_samples(len(codes), n_out)
+        return [(np.array([_signed(v, aw) for v in out], dtype=np.int64), sig) for out, sig in res]
+
+    async def train_many(self, items) -> list:
+        """``train`` for each (x, t, expected_output, update) of ``items``, queued together
+        when the transport can (``batch_capacity``); checks and results as ``train``."""
+        items = list(items)
+        if len(items) == 1 or not hasattr(self.host.t, "send_samples") or self.check_params == "every":
+            return [await self.train(*it) for it in items]
+        c, host = self.cfg, self.host
+        codes = [host._codes(x, c.layers[0], "input", c.act) + host._codes(t, c.layers[-1], "target", c.act)
+                 for x, t, _, _ in items]
+        outs = []
+        for (_, _, expected_output, update), (out, sig) in zip(items, await self._exchange(codes)):
+            self._resolve_pending_signature(sig)  # the previous update, read as this result arrived
+            self.result.outputs.append(out)
+            self.result.golden_outputs.append(np.asarray(expected_output))
+            self.check_output("output", out, expected_output)
+            if update is not None:
+                await self.check_update(*update)
+            self.result.samples += 1
+            outs.append(out)
+        return outs
+
+    async def infer_many(self, items) -> list:
+        """``infer`` for each (x, expected_output) of ``items``, queued together when possible."""
+        items = list(items)
+        if len(items) == 1 or not hasattr(self.host.t, "send_samples"):
+            return [await self.infer(x, want) for x, want in items]
+        c, host = self.cfg, self.host
+        codes = [host._codes(x, c.layers[0], "input", c.act) for x, _ in items]
+        outs = []
+        for (_, want), (out, sig) in zip(items, await self._exchange(codes)):
+            self._resolve_pending_signature(sig)
+            self.check_output("infer output", out, want)
+            outs.append(out)
+        return outs
 
     async def infer(self, x, expected_output) -> np.ndarray:
         await self.host.send_infer(x)
