@@ -120,7 +120,7 @@ def expected_train_cycles(cfg: Config) -> int:
             # wait for the last drain: the output pass, or a next layer that would read
             # the drained rows before they are written
             total += last_rows + 2
-    total += cfg.layers[-1] + 1  # OUT: one code per cycle, read one cycle ahead
+    total += cfg.layers[-1] + 2  # OUT: one code per cycle, read one cycle ahead, delta a cycle after
     for l in range(1, L):
         total += lay.n_in(l) * lay.blocks(l)  # BWD; the update starts as it ends
     for l in range(L):

@@ -129,14 +129,30 @@ class Trainer(wiring.Component):
             m.submodules[f"dmem{p}"] = mem
         d_rd = [mem.read_port() for mem in dmem]
         d_wr = [mem.write_port() for mem in dmem]
-        # eps = lr * delta, written beside each delta (one scalar multiplier where deltas are
-        # made, one per cycle), read by the update: no per-block cycle to form it in the lanes
+        # eps = lr * delta, written beside each delta one cycle after it (one scalar
+        # multiplier behind a register, one value per cycle), read by the update: no
+        # per-block cycle to form it in the lanes. The read port is transparent: a
+        # one-layer network's update may read an eps in the cycle it is written.
         EPSW = 17 + EW
         emem = [Memory(shape=signed(EPSW), depth=ddepth, init=[]) for _ in range(P)]
         for p, mem in enumerate(emem):
             m.submodules[f"emem{p}"] = mem
-        e_rd = [mem.read_port() for mem in emem]
         e_wr = [mem.write_port() for mem in emem]
+        e_rd = [mem.read_port(transparent_for=(w,)) for mem, w in zip(emem, e_wr)]
+        ew_valid = Signal()  # the eps stage: the delta written last cycle, its bank and slot
+        ew_lane = Signal(range(P))
+        ew_addr = Signal(range(ddepth))
+        ew_delta = Signal(signed(EW))
+        ew_eps = Signal(signed(EPSW))
+        m.d.sync += ew_valid.eq(0)  # set by a delta write (later statements win)
+        for p in range(P):
+            m.d.comb += [e_wr[p].addr.eq(ew_addr), e_wr[p].data.eq(ew_eps), e_wr[p].en.eq(ew_valid & (ew_lane == p))]
+
+        def write_delta(addr, lane, delta, en):
+            """delta into bank `lane` at `addr` now, its eps one cycle later."""
+            for p in range(P):
+                m.d.comb += [d_wr[p].addr.eq(addr), d_wr[p].data.eq(delta), d_wr[p].en.eq(en & (lane == p))]
+            m.d.sync += [ew_valid.eq(en), ew_lane.eq(lane), ew_addr.eq(addr), ew_delta.eq(delta)]
         # input a_0 and targets: two buffers each (loaded while the other one trains)
         m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[])
         i_rd, i_wr = imem.read_port(), imem.write_port()
@@ -150,6 +166,10 @@ class Trainer(wiring.Component):
             act_d[kind] = ActivationDerivative(cfg, kind)
             m.submodules[f"act_{kind}"] = act_fn[kind]
             m.submodules[f"actd_{kind}"] = act_d[kind]
+            # derivatives are taken of the activation memory's read data and registered
+            # (output pass and backward pass), so no multiplier follows another in a cycle
+            if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
+                m.d.comb += act_d[kind].a.eq(a_rd.data)
         if softmax_out:
             from .output import SoftmaxUnit
             m.submodules.softmax = smax = SoftmaxUnit(cfg)
@@ -174,6 +194,7 @@ class Trainer(wiring.Component):
         lbuf = Signal()  # buffer the loader fills
         cbuf = Signal()  # buffer the sequencer works on (or starts with next)
         lr = Signal(16, init=cfg.lr_code)
+        m.d.comb += ew_eps.eq(lr * ew_delta)  # the eps stage's multiplier
         batch = Signal(16, init=cfg.batch_size)
         batch_cnt = Signal(16)
         samples = Signal(32)
@@ -324,11 +345,14 @@ class Trainer(wiring.Component):
         j_lane = Signal(range(P))
         j_slot = Signal(16)
         out_pending = Signal()  # OUT: a read was issued last cycle
+        out_s2 = Signal()  # OUT: the delta stage holds a code
+        out_a, out_t, out_d = Signal(signed(AW)), Signal(signed(AW)), Signal(signed(AW))
+        out_last = Signal()
         sm_count = Signal(16)  # softmax probabilities written back
         bwd_s2 = Signal()
         bwd_sum = Signal(signed(BAW))
         bwd_acc = Signal(signed(BAW))
-        bwd_a = Signal(signed(AW))
+        bwd_d = Signal(signed(AW))  # sigma'(a_{l-1}[k]) for the k in the backward pass
         bwd_layer = Signal(range(L + 1))
         bwd_klane = Signal(range(P))
         bwd_kslot = Signal(16)
@@ -336,13 +360,7 @@ class Trainer(wiring.Component):
 
         def write_output_delta(delta):
             """delta_L[j] (and eps = lr x delta) into bank j_lane, slot j_slot; next j."""
-            eps_out = Signal(signed(EPSW), name="eps_out")
-            m.d.comb += eps_out.eq(lr * delta)
-            for p in range(P):
-                en = ~cur_infer & (j_lane == p)
-                m.d.comb += [d_wr[p].addr.eq(lay.dbase(L - 1) + j_slot), d_wr[p].data.eq(delta),
-                             d_wr[p].en.eq(en), e_wr[p].addr.eq(lay.dbase(L - 1) + j_slot),
-                             e_wr[p].data.eq(eps_out), e_wr[p].en.eq(en)]
+            write_delta(lay.dbase(L - 1) + j_slot, j_lane, delta, ~cur_infer)
             with m.If(j_lane == P - 1):
                 m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
             with m.Else():
@@ -441,19 +459,20 @@ class Trainer(wiring.Component):
                     m.d.sync += out_pending.eq(issue)
                     with m.If(issue):
                         m.d.sync += j_iss.eq(j_iss + 1)
+                    # stage 1: the code to the FIFO; a, t and sigma'(a) registered
+                    m.d.sync += out_s2.eq(out_pending)
                     with m.If(out_pending):
                         a_out = a_rd.data
                         m.d.comb += [
                             ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
                             ofifo.w_en.eq(1),
                         ]
-                        kind = cfg.activations[-1]
-                        if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
-                            m.d.comb += act_d[kind].a.eq(a_out)
-                        delta = mse_delta(a_out, t_rd.data, act_d[kind].d, cfg)
-                        write_output_delta(delta)
-                        m.d.sync += j_cnt.eq(j_cnt + 1)
-                        with m.If(j_cnt == n_outL - 1):  # the last code and delta are written now
+                        m.d.sync += [out_a.eq(a_out), out_t.eq(t_rd.data), out_d.eq(act_d[cfg.activations[-1]].d),
+                                     out_last.eq(j_cnt == n_outL - 1), j_cnt.eq(j_cnt + 1)]
+                    # stage 2: the output delta
+                    with m.If(out_s2):
+                        write_output_delta(mse_delta(out_a, out_t, out_d, cfg))
+                        with m.If(out_last):  # the last delta is written now
                             with m.If(cur_infer):
                                 m.next = "DONE"
                             with m.Else():
@@ -604,7 +623,10 @@ class Trainer(wiring.Component):
             with m.If(s1_valid):
                 m.d.sync += bwd_acc.eq(Mux(s1_first, tree, bwd_acc + tree))
                 with m.If(s1_first):
-                    m.d.sync += bwd_a.eq(a_rd.data)
+                    with m.Switch(s1_layer):
+                        for l in range(1, L):
+                            with m.Case(l):
+                                m.d.sync += bwd_d.eq(act_d[cfg.activations[l - 1]].d)
                 with m.If(s1_last):
                     m.d.sync += [bwd_sum.eq(Mux(s1_first, tree, bwd_acc + tree)), bwd_s2.eq(1), bwd_layer.eq(s1_layer),
                                  bwd_klane.eq(s1_klane), bwd_kslot.eq(s1_kslot)]
@@ -612,23 +634,9 @@ class Trainer(wiring.Component):
             with m.Switch(bwd_layer):
                 for l in range(1, L):
                     with m.Case(l):
-                        kind = cfg.activations[l - 1]
                         s = requantize(bwd_sum, wf + ef, cfg.error)
-                        if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
-                            m.d.comb += act_d[kind].a.eq(bwd_a)
-                        delta = requantize(s * act_d[kind].d, ef + af, cfg.error)
-                        delta_sig = Signal(signed(EW), name=f"bwd_delta{l}")
-                        eps_bwd = Signal(signed(EPSW), name=f"bwd_eps{l}")
-                        m.d.comb += [delta_sig.eq(delta), eps_bwd.eq(lr * delta_sig)]
-                        for p in range(P):
-                            m.d.comb += [
-                                d_wr[p].addr.eq(lay.dbase(l - 1) + bwd_kslot),
-                                d_wr[p].data.eq(delta_sig),
-                                d_wr[p].en.eq(bwd_klane == p),
-                                e_wr[p].addr.eq(lay.dbase(l - 1) + bwd_kslot),
-                                e_wr[p].data.eq(eps_bwd),
-                                e_wr[p].en.eq(bwd_klane == p),
-                            ]
+                        delta = requantize(s * bwd_d, ef + af, cfg.error)
+                        write_delta(lay.dbase(l - 1) + bwd_kslot, bwd_klane, delta, 1)
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
         with m.If(s1_upd):

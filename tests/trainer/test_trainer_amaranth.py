@@ -43,6 +43,24 @@ def test_training_matches_golden_bit_for_bit(name, cfg):
     assert any(np.any(a != b) for a, b in zip(init["params"], _golden_final(cfg, X, T)))
 
 
+@pytest.mark.parametrize("layers,acts,loss", [((3, 2), ("sigmoid",), "mse"),
+                                              ((3, 3), ("softmax",), "cross_entropy")],
+                         ids=["mse", "softmax"])
+def test_one_layer_network_updates_from_the_eps_written_that_cycle(layers, acts, loss):
+    """With one layer the update starts right after the output deltas: its first eps read
+    meets the write of the last eps (the eps memory's read port is transparent)."""
+    cfg = xor(layers=layers, activations=acts, loss=loss, lanes=2)
+    X, T = random_samples(cfg, 6, seed=5)
+
+    async def script(session):
+        for x, t in zip(X, T):
+            await session.train_sample(x, t)
+
+    r = run_amaranth_session(cfg, script, check_params="every")
+    assert r.mismatches == 0, str(r.first)
+    assert r.updates == 6
+
+
 def _golden_final(cfg, X, T):
     from golden.fixed_model import FixedMLP
     g = FixedMLP(cfg)
