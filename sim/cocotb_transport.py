@@ -31,7 +31,10 @@ __all__ = ["CocotbTransport"]
 class CocotbTransport:
     def __init__(self, dut, data_width: int, stall_prob: float = 0.0, seed: int = 0):
         self.dut = dut
-        self.clk = dut.clk
+        # the design's clock edges: the wrapper's cycle counter when it pulses the clock
+        # (sim/rtl_run.py: clock_wrapper(pulse_clock=True)), else the clock itself
+        self._cycles = dut.clk_cycles if _has(dut, "clk_cycles") else None
+        self.clk = None if self._cycles is not None else dut.clk
         self.w = data_width
         self.mask = (1 << data_width) - 1
         self.stall_prob = stall_prob
@@ -41,12 +44,16 @@ class CocotbTransport:
         self._cap_base = 0  # the wrapper's m_data__cap_base: capture ring index = beat - base
         self._files = {}  # name -> file descriptor of the files the wrapper reads ($readmemh)
 
+    def edge(self):
+        """A trigger firing at the design's next rising clock edge."""
+        return self._cycles.value_change if self._cycles is not None else RisingEdge(self.clk)
+
     def _stall(self) -> bool:
         return self.stall_prob > 0 and self.rng.random() < self.stall_prob
 
     async def _idle_cycles(self):
         while self._stall():
-            await RisingEdge(self.clk)
+            await self.edge()
 
     async def csr_read(self, addr: int) -> int:
         d = self.dut
@@ -54,12 +61,12 @@ class CocotbTransport:
         d.csr__addr.value = addr
         d.csr__re.value = 1
         while True:
-            await RisingEdge(self.clk)  # ack can only rise after an edge has seen `re`
+            await self.edge()  # ack can only rise after an edge has seen `re`
             await ReadOnly()
             if d.csr__ack.value:
                 value = int(d.csr__rdata.value)
                 break
-        await RisingEdge(self.clk)
+        await self.edge()
         d.csr__re.value = 0
         return value
 
@@ -72,7 +79,7 @@ class CocotbTransport:
         while True:
             await ReadOnly()
             ack = bool(d.csr__ack.value)
-            await RisingEdge(self.clk)
+            await self.edge()
             if ack:
                 break
         d.csr__we.value = 0
@@ -81,14 +88,14 @@ class CocotbTransport:
         await ReadOnly()
         if self.dut.busy.value:
             await FallingEdge(self.dut.busy)
-        await RisingEdge(self.clk)
+        await self.edge()
 
     async def wait_sent(self) -> None:
         """Until the wrapper has delivered every beat of the last burst."""
         await ReadOnly()
         if self.dut.s_data__active.value:
             await FallingEdge(self.dut.s_data__active)
-        await RisingEdge(self.clk)
+        await self.edge()
 
     async def peek_signature(self) -> int:
         return int(self.dut.param_signature.value)
@@ -96,7 +103,7 @@ class CocotbTransport:
     async def send_beats(self, codes) -> None:
         d = self.dut
         while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):
-            await RisingEdge(self.clk)  # the previous burst is still streaming
+            await self.edge()  # the previous burst is still streaming
         n = len(codes)
         if n == 0:
             return
@@ -138,7 +145,7 @@ class CocotbTransport:
         # arm the goal of the next result now (results always have the same length), so the
         # next call finds cap_done settled and waits on it at most once
         if settled:  # no writes in the read-only phase: move to the next edge first
-            await RisingEdge(self.clk)
+            await self.edge()
         d.m_data__cap_goal.value = goal + n
         return out
 
@@ -155,7 +162,7 @@ class CocotbTransport:
         result of what was sent before to have been received (``recv_samples``)."""
         d = self.dut
         while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):
-            await RisingEdge(self.clk)  # the previous burst is still streaming
+            await self.edge()  # the previous burst is still streaming
         lens = [len(codes) for codes in samples]
         n = sum(lens)
         if n > BURST_DEPTH:
@@ -220,7 +227,7 @@ class CocotbTransport:
             d.csr__rd_req.value = req
             while int(d.csr__rd_ack.value) != req:
                 await d.csr__rd_ack.value_change
-            await RisingEdge(self.clk)  # the wrapper has written the data file by then
+            await self.edge()  # the wrapper has written the data file by then
             with open("csr__rd_data.hex") as f:
                 words = [int(v, 16) for v in (line.split("//")[0].strip() for line in f)
                          if v and not v.startswith("@")]
@@ -244,6 +251,14 @@ class CocotbTransport:
             fd = self._files[name] = os.open(name, os.O_RDWR | os.O_CREAT, 0o644)
         os.pwrite(fd, data, 0)
         os.ftruncate(fd, len(data))
+
+
+def _has(dut, name: str) -> bool:
+    try:
+        getattr(dut, name)
+    except AttributeError:
+        return False
+    return True
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)

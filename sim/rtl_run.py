@@ -21,7 +21,7 @@ from .runner import _VERILATOR_MAKE_VARS, icarus_time0_fix, verilator_root
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
-_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed timing O3-global-O2 public-marked v8"  # change when build flags change
+_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed-pulse timing O3-global-O2 public-marked v10"  # change when build flags change
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -46,13 +46,15 @@ def _lfsr16_step(name: str) -> str:
 
 
 def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: tuple = (),
-                  burst_vpi: bool = True) -> tuple[str, str]:
+                  burst_vpi: bool = True, pulse_clock: bool = False) -> tuple[str, str]:
     """A testbench top around ``toplevel``: generates the clock in Verilog and adds, for each
     stream port, a burst engine the testbench loads without advancing time.
 
     The simulator then runs free between Python wake-ups instead of calling Python for
     every cycle or beat. Plain inputs stay registers the testbench writes; outputs are
-    wires.
+    wires. With ``pulse_clock`` the clock rises every ``period_ns`` and falls again in the
+    same time step (one simulator time step per cycle instead of two); the testbench then
+    follows the rising edges on the counter ``clk_cycles`` (``clk`` is not visible).
 
     Input stream ``s``: the testbench fills ``s__burst_mem`` (through VPI unless
     ``burst_vpi`` is false, or in one go by writing ``s__burst.hex`` in the simulator's
@@ -111,7 +113,14 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: t
     conns = []
     q = {}  # input port -> the signal the design sees
     for name, (direction, rng) in ports.items():
-        if name == "clk":
+        if name == "clk" and pulse_clock:
+            # the rising edge and the fall in the same time step: the simulator does one step
+            # per cycle, not two; the testbench follows the edges on clk_cycles
+            # (clk_cycles changes with the edge, before anything the edge triggers, as clk would)
+            L += ["  reg clk = 1'b0;", f"  reg [31:0] clk_cycles {RD} = 0;",
+                  f"  always begin #{period_ns} clk_cycles = clk_cycles + 32'd1; clk = 1'b1; clk <= 1'b0; end"]
+            q[name] = name
+        elif name == "clk":
             L += [f"  reg clk {RD} = 1'b0;", f"  always #{period_ns // 2} clk = ~clk;"]
             q[name] = name
         elif direction == "input":
@@ -239,9 +248,9 @@ class Build:
 
 
 def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: str = "build",
-                  taps: tuple = (), burst_vpi: bool = True) -> Build:
+                  taps: tuple = (), burst_vpi: bool = True, pulse_clock: bool = False) -> Build:
     """Write the Verilog into a directory keyed by its hash and compile it there (once);
-    ``taps`` and ``burst_vpi`` as in ``clock_wrapper``."""
+    ``taps``, ``burst_vpi`` and ``pulse_clock`` as in ``clock_wrapper``."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {simulator!r}")
     from cocotb_tools.runner import get_runner
@@ -249,7 +258,8 @@ def prepare_build(verilog_text: str, toplevel: str, simulator: str, build_root: 
         verilog_text = icarus_time0_fix(verilog_text)
     else:
         _verilator_env()
-    wrapper_text, top = clock_wrapper(verilog_text, toplevel, taps=taps, burst_vpi=burst_vpi)
+    wrapper_text, top = clock_wrapper(verilog_text, toplevel, taps=taps, burst_vpi=burst_vpi,
+                                      pulse_clock=pulse_clock)
     # the key covers everything that goes into the build: design, wrapper and flags
     digest = hashlib.sha1((verilog_text + wrapper_text + _BUILD_FLAGS_VERSION).encode()).hexdigest()[:12]
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -344,7 +354,7 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
     ({"samples": n} or {"epoch": {...}}) while the simulation runs.
     """
     build = prepare_build(trainer_verilog(cfg), "trainer", simulator, build_root, taps=("param_signature",),
-                          burst_vpi=False)  # sim/cocotb_transport.py loads bursts with $readmemh
+                          burst_vpi=False, pulse_clock=True)  # what sim/cocotb_transport.py needs
     job_dir = build.run_dir(testcase)
     progress = job_dir / "progress.jsonl"
     result = job_dir / "result.json"

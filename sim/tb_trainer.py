@@ -14,7 +14,6 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 
 from golden.config import config_from_dict
@@ -38,14 +37,16 @@ def _job():
 
 async def _start(dut, job):
     cfg = config_from_dict(job["config"])
-    # the clock runs in the Verilog wrapper (sim/rtl_run.py: clock_wrapper), period CLOCK_NS
+    # the clock runs in the Verilog wrapper (sim/rtl_run.py: clock_wrapper), period CLOCK_NS,
+    # one rising edge per time step (pulse_clock): the transport's edge() follows it
     for name in ("s_data__valid", "m_data__ready", "csr__re", "csr__we", "csr__addr", "csr__wdata"):
         getattr(dut, name).value = 0
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 3)
-    dut.rst.value = 0
-    await RisingEdge(dut.clk)
     transport = CocotbTransport(dut, cfg.act.width, job.get("stall_prob", 0.0), job.get("seed", 0))
+    dut.rst.value = 1
+    for _ in range(3):
+        await transport.edge()
+    dut.rst.value = 0
+    await transport.edge()
     return cfg, TrainerHost(cfg, transport)
 
 

@@ -4,6 +4,8 @@ stalls change nothing, wrong-length samples are dropped and flagged."""
 import pytest
 
 from golden.config import load_config
+from golden.datasets import load_dataset
+from sim.golden_plan import make_plan
 from sim.rtl_run import run_trainer_job
 from sim.train_job import run_train
 
@@ -40,6 +42,24 @@ def test_digits_slice_trains_bit_exactly(simulator, tmp_path):
                   build_root=str(tmp_path.parent / "build"))
     assert r["mismatches"] == 0, r["first_mismatch"]
     assert r["samples"] == n and r["updates"] == n
+
+
+def test_wrong_expectations_are_caught_with_their_sample(tmp_path):
+    """The testbench queues many samples per wake-up: a wrong expected signature (that of
+    the last sample of the first queue, checked when the next queue's first result
+    arrives) and a wrong expected output are still each reported, the first with its
+    sample, expected and actual values."""
+    require_simulator("verilator")
+    cfg = load_config("examples/digits.toml")
+    plan = make_plan(cfg, load_dataset(cfg), 1, 100, evaluate=False)
+    ep = plan.epochs[0]
+    k = 4096 // (cfg.layers[0] + cfg.layers[-1]) - 1  # sim/cocotb_transport.py: queue_capacity - 1
+    sig, params = ep.updates[k]
+    ep.updates[k] = (sig ^ 0x20, params)
+    ep.outputs[80][3] += 1
+    r = run_trainer_job(cfg, "verilator", plan=plan, build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 2
+    assert r["first_mismatch"] == f"first mismatch at sample {k}: signature: expected {sig ^ 0x20}, actual {sig}"
 
 
 def test_random_stalls_change_nothing(tmp_path):
