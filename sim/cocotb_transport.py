@@ -2,17 +2,18 @@
 
 Drives the trainer's ports as Amaranth names them in Verilog (``s_data__payload``,
 ``s_data__valid``, ``csr__addr``, ...) inside the testbench top of sim/rtl_run.py.
-Samples and results move per sample, not per cycle: a sample's beats are written into the
-wrapper's burst memory through VPI and the wrapper streams them; results are captured by
-the wrapper and read back once the expected number has arrived. The simulator runs free
-in between. ``send_samples``/``recv_samples`` move a whole queue of samples per wake-up:
-the beats go into the burst memory in one ``$readmemh`` (a file in the simulator's
-working directory), the wrapper releases each sample once the previous one's results
-were captured (its hold bit), and the results come back with the parameter signature the
-wrapper captured beside each result's last beat. ``csr_read_many`` reads a list of
-registers through the wrapper's bus read engine. Random idle cycles on the input stream and backpressure on the output stream
-(``stall_prob``) come from the wrapper's LFSRs; control-bus accesses get random idle
-cycles from a seeded generator. Handshakes on the control bus are decided on settled
+Samples and results move per sample, not per cycle: a sample's beats are written to a
+file the wrapper loads into its burst memory (``$readmemh``, in the simulator's working
+directory) and streams; results are captured by the wrapper and read back once the
+expected number has arrived. The simulator runs free in between. ``send_samples`` /
+``recv_samples`` move a whole queue of samples per wake-up: the wrapper releases each
+sample once the previous one's results were captured (its hold bit), and the results
+come back with the parameter signature the wrapper captured beside each result's last
+beat. ``csr_read_many`` reads a list of registers through the wrapper's bus read engine.
+Clock edges are awaited with ``edge()`` (the wrapper's ``clk_cycles`` counter when it
+pulses the clock). Random idle cycles on the input stream and backpressure on the output
+stream (``stall_prob``) come from the wrapper's LFSRs; control-bus accesses get random
+idle cycles from a seeded generator. Handshakes on the control bus are decided on settled
 values (ReadOnly) before the clock edge, the same on every simulator.
 """
 from __future__ import annotations
