@@ -17,9 +17,9 @@ __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycle
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, registered multiplier operands, registered product.
 PIPE_LATENCY = 3
-# Cycles a sample keeps the trainer busy after DONE while its last parameters are written;
-# the next sample's first cycles overlap them.
-PIPELINE_TAIL = PIPE_LATENCY - 1
+# Cycles a training sample keeps the trainer busy after its last issue, while its last
+# parameters are written; the next sample's first cycles overlap them.
+PIPELINE_TAIL = PIPE_LATENCY
 
 # Limits of the generator (checked before any hardware is built).
 MAX_BANK_WORDS = 1 << 20  # parameter words per bank: the CSR window has 20 address bits per bank
@@ -138,7 +138,7 @@ def expected_train_cycles(cfg: Config) -> int:
         total += words
         if l > 0:  # a short update waits for the backward pass's last delta and eps
             total += max(0, D + 1 - words)
-    return total + 1 + PIPELINE_TAIL  # DONE, then the last parameters are written
+    return total + PIPELINE_TAIL  # the last parameters are written
 
 
 def check_limits(cfg: Config) -> Layout:

@@ -377,7 +377,10 @@ class Trainer(wiring.Component):
         out_s2 = Signal()  # OUT: the delta stage holds a code
         out_a, out_t, out_d = Signal(signed(AW)), Signal(signed(AW)), Signal(signed(AW))
         out_last = Signal()
-        sm_count = Signal(16)  # softmax probabilities written back
+        sm_count = Signal(16)  # softmax probabilities written to the FIFO (and deltas)
+        sm_in = Signal(16)  # softmax probabilities taken from the unit
+        sm_p = Signal(signed(AW))  # the probability taken last, not yet written
+        sm_full = Signal()
         bwd_s2 = Signal()
         bwd_sum = Signal(signed(BAW))
         bwd_acc = Signal(signed(BAW))
@@ -388,11 +391,13 @@ class Trainer(wiring.Component):
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
         wait_cnt = Signal(range(PIPE_LATENCY + 1))
         # DONE's count reaches SAMPLES/UPDATES as the last parameter is written (stage A)
-        # (DONE is the cycle after the last issue; stage A writes PIPE_LATENCY - 1 cycles later)
-        assert PIPE_LATENCY == 3
-        retire_sample, retire_update = Signal(), Signal()  # set by DONE (later statements win)
-        ret_s, ret_u = Signal(), Signal()
-        m.d.sync += [retire_sample.eq(0), retire_update.eq(0), ret_s.eq(retire_sample), ret_u.eq(retire_update)]
+        # (a training sample finishes with its last issue; stage A writes that word
+        # PIPE_LATENCY cycles later, when the count comes out of this delay line)
+        retire_sample, retire_update = Signal(), Signal()  # set by finish_sample (later statements win)
+        ret_line = Signal(2 * (PIPE_LATENCY - 1))
+        m.d.sync += [retire_sample.eq(0), retire_update.eq(0),
+                     ret_line.eq(Cat(retire_sample, retire_update, ret_line[:-2]))]
+        ret_s, ret_u = ret_line[-2], ret_line[-1]
         with m.If(ret_s):
             m.d.sync += samples.eq(samples + 1)
         with m.If(ret_u):
@@ -400,7 +405,7 @@ class Trainer(wiring.Component):
         # the next sample's forward pass reads layer 0's first row words right away: with a
         # one-word-per-input first layer in one block, those may still be in flight
         start_ok = Signal()
-        if lay.blocks(0) == 1 and n_in0 < PIPE_LATENCY - 1:
+        if lay.blocks(0) == 1 and n_in0 < PIPE_LATENCY:
             m.d.comb += start_ok.eq(~pipe_busy)
         else:
             m.d.comb += start_ok.eq(1)
@@ -412,6 +417,22 @@ class Trainer(wiring.Component):
                 m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
             with m.Else():
                 m.d.sync += j_lane.eq(j_lane + 1)
+
+        def finish_sample():
+            """The sample leaves the sequencer: free its buffer, count it, go on with the
+            next one if it is loaded (or its last beat arrives now)."""
+            # SAMPLES and UPDATES count it when its last parameter is written (stage A)
+            m.d.sync += [buf_full[cbuf].eq(0), cbuf.eq(~cbuf), retire_sample.eq(1),
+                         retire_update.eq(~cur_infer & apply)]
+            with m.If(~cur_infer):
+                with m.If(apply):
+                    m.d.sync += batch_cnt.eq(0)
+                with m.Else():
+                    m.d.sync += batch_cnt.eq(batch_cnt + 1)
+            with m.If((buf_full[~cbuf] | load_done) & start_ok):
+                start_sample(~cbuf)
+            with m.Else():
+                m.next = "IDLE"
 
         def start_sample(buf):
             """Start the forward pass on input buffer `buf` (full, or completed this cycle)."""
@@ -471,20 +492,27 @@ class Trainer(wiring.Component):
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
-                        accept = Signal()
+                        # a register stage between the unit and the FIFO/deltas (the unit's
+                        # output is its reciprocal multiply and rounding): probability j is
+                        # held in sm_p while the FIFO has no room, its target read meanwhile
+                        accept, emit = Signal(), Signal()
+                        m.d.comb += [emit.eq(sm_full & ofifo.w_rdy),
+                                     smax.o.ready.eq(~sm_full | ofifo.w_rdy),
+                                     accept.eq(smax.o.valid & smax.o.ready)]
                         # on the last probability's cycle its delta is written: the backward
                         # pass may issue its first read in the next cycle
-                        done = done & ((sm_count == n_outL) | (accept & (sm_count == n_outL - 1)))
-                        m.d.comb += [accept.eq(smax.o.valid & ofifo.w_rdy), smax.o.ready.eq(ofifo.w_rdy)]
-                        # target j is read the cycle before probability j arrives
-                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + accept)
+                        done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
+                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + Mux(accept, sm_in, sm_in - 1))
                         with m.If(accept):
-                            p_out = smax.o.payload.p
-                            m.d.comb += [ofifo.w_data.eq(Cat(p_out, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
-                            write_output_delta(ce_delta(p_out, t_rd.data, cfg))
+                            m.d.sync += [sm_p.eq(smax.o.payload.p), sm_full.eq(1), sm_in.eq(sm_in + 1)]
+                        with m.Elif(emit):
+                            m.d.sync += sm_full.eq(0)
+                        with m.If(emit):
+                            m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
+                            write_output_delta(ce_delta(sm_p, t_rd.data, cfg))
                             m.d.sync += sm_count.eq(sm_count + 1)
                     with m.If(done):
-                        m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
+                        m.d.sync += [sm_count.eq(0), sm_in.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
                         if last_layer and softmax_out:
                             with m.If(cur_infer):
                                 m.next = "DONE"
@@ -594,9 +622,9 @@ class Trainer(wiring.Component):
                                 m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1)),
                                              wait_cnt.eq(PIPE_LATENCY + 1 - nb * (n_in + 1))]
                                 m.next = f"UPDW{l}"
-                            else:  # stage 1 writes the last parameter while DONE counts the sample
+                            else:  # the sample is done as its last parameter enters the pipeline
                                 m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
-                                m.next = "DONE"
+                                finish_sample()
                         with m.Else():
                             m.d.sync += rb_cnt.eq(rb_cnt + 1)
                     with m.Else():
@@ -609,26 +637,14 @@ class Trainer(wiring.Component):
                         with m.Else():
                             m.d.sync += wait_cnt.eq(wait_cnt - 1)
 
-            with m.State("DONE"):
-                # SAMPLES and UPDATES count the sample when its last parameter is written
-                m.d.sync += [buf_full[cbuf].eq(0), cbuf.eq(~cbuf), retire_sample.eq(1),
-                             retire_update.eq(~cur_infer & apply)]
-                with m.If(~cur_infer):
-                    with m.If(apply):
-                        m.d.sync += batch_cnt.eq(0)
-                    with m.Else():
-                        m.d.sync += batch_cnt.eq(batch_cnt + 1)
-                # the other buffer holds the next sample (or its last beat arrives now): go on
-                with m.If((buf_full[~cbuf] | load_done) & start_ok):
-                    start_sample(~cbuf)
-                with m.Else():
-                    m.next = "IDLE"
+            with m.State("DONE"):  # (inference samples; a training sample finishes in UPD0)
+                finish_sample()
 
         # idle: no sample anywhere in the trainer (none computing, none loaded, no beat of
         # one taken): parameters are stable and the bus may access them
         m.d.comb += seq_run.eq(~fsm_seq.ongoing("IDLE"))
         m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping &
-                            ~pipe_busy & ~retire_sample & ~ret_s)
+                            ~pipe_busy & ~retire_sample & (ret_line == 0))
         m.d.comb += self.busy.eq(~idle)
         # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
         # loaded one, or computing); a cycle in which both happen counts once
