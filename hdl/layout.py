@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
-           "PIPELINE_TAIL"]
+           "PIPELINE_TAIL", "BWD_DELTA_LAG"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, registered multiplier operands, registered product.
 PIPE_LATENCY = 3
+# Cycles from the backward pass's last issue to the first cycle a later phase may read
+# the deltas and eps it makes: stage A, requantize, times sigma' and write, eps a cycle
+# later (read through the eps memory's transparent port)
+BWD_DELTA_LAG = PIPE_LATENCY + 2
 # Cycles a training sample keeps the trainer busy after its last issue, while its last
 # parameters are written; the next sample's first cycles overlap them.
 PIPELINE_TAIL = PIPE_LATENCY
@@ -137,7 +141,7 @@ def expected_train_cycles(cfg: Config) -> int:
         words = lay.blocks(l) * (lay.n_in(l) + 1)  # UPD: row words back to back (eps stored)
         total += words
         if l > 0:  # a short update waits for the backward pass's last delta and eps
-            total += max(0, D + 1 - words)
+            total += max(0, BWD_DELTA_LAG - words)
     return total + PIPELINE_TAIL  # the last parameters are written
 
 

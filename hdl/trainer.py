@@ -33,7 +33,7 @@ from golden.signature import SIGNATURE_ROTATE
 from .activation import ActivationDerivative, ActivationFunction
 from .arith import requantize, round_shift, saturate
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
-from .layout import PIPE_LATENCY, Layout, check_limits
+from .layout import BWD_DELTA_LAG, PIPE_LATENCY, Layout, check_limits
 from .output import ce_delta, mse_delta
 
 __all__ = ["Trainer", "beat_layout"]
@@ -389,7 +389,7 @@ class Trainer(wiring.Component):
         bwd_klane = Signal(range(P))
         bwd_kslot = Signal(16)
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
-        wait_cnt = Signal(range(PIPE_LATENCY + 1))
+        wait_cnt = Signal(range(BWD_DELTA_LAG + 1))
         # DONE's count reaches SAMPLES/UPDATES as the last parameter is written (stage A)
         # (a training sample finishes with its last issue; stage A writes that word
         # PIPE_LATENCY cycles later, when the count comes out of this delay line)
@@ -612,7 +612,7 @@ class Trainer(wiring.Component):
                     with m.If(is_last_k):
                         m.d.sync += k_cnt.eq(0)
                         with m.If(rb_cnt == nb - 1):
-                            if l > 0 and nb * (n_in + 1) >= PIPE_LATENCY + 1:
+                            if l > 0 and nb * (n_in + 1) >= BWD_DELTA_LAG:
                                 # the next phase reads layer l - 1 only, and the deltas and
                                 # eps of layer l - 1 from this layer's backward pass are
                                 # written by now: no need to drain
@@ -620,7 +620,7 @@ class Trainer(wiring.Component):
                                 m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPD{l - 1}"
                             elif l > 0:  # a short update: wait for those writes
                                 m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1)),
-                                             wait_cnt.eq(PIPE_LATENCY + 1 - nb * (n_in + 1))]
+                                             wait_cnt.eq(BWD_DELTA_LAG - nb * (n_in + 1))]
                                 m.next = f"UPDW{l}"
                             else:  # the sample is done as its last parameter enters the pipeline
                                 m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
@@ -629,7 +629,7 @@ class Trainer(wiring.Component):
                             m.d.sync += rb_cnt.eq(rb_cnt + 1)
                     with m.Else():
                         m.d.sync += k_cnt.eq(k_cnt + 1)
-                if l > 0 and nb * (n_in + 1) < PIPE_LATENCY + 1:
+                if l > 0 and nb * (n_in + 1) < BWD_DELTA_LAG:
                     with m.State(f"UPDW{l}"):
                         m.d.comb += layer_of_state.eq(l)
                         with m.If(wait_cnt <= 1):
@@ -715,13 +715,20 @@ class Trainer(wiring.Component):
                 m.d.sync += [bwd_sum.eq(Mux(sa["first"], tree, bwd_acc + tree)), bwd_s2.eq(1),
                              bwd_layer.eq(sa["layer"]), bwd_d.eq(sa["d"]),
                              bwd_klane.eq(sa["klane"]), bwd_kslot.eq(sa["kslot"])]
-        with m.If(bwd_s2):
-            with m.Switch(bwd_layer):
+        # two stages: requantize the sum; times the derivative, requantize, write
+        bwd_s3 = Signal()
+        bwd_s = Signal(signed(EW))
+        bwd3 = {"d": Signal.like(bwd_d), "layer": Signal.like(bwd_layer), "klane": Signal.like(bwd_klane),
+                "kslot": Signal.like(bwd_kslot)}
+        m.d.sync += [bwd_s3.eq(bwd_s2), bwd_s.eq(requantize(bwd_sum, wf + ef, cfg.error)),
+                     bwd3["d"].eq(bwd_d), bwd3["layer"].eq(bwd_layer), bwd3["klane"].eq(bwd_klane),
+                     bwd3["kslot"].eq(bwd_kslot)]
+        with m.If(bwd_s3):
+            with m.Switch(bwd3["layer"]):
                 for l in range(1, L):
                     with m.Case(l):
-                        s = requantize(bwd_sum, wf + ef, cfg.error)
-                        delta = requantize(s * bwd_d, ef + af, cfg.error)
-                        write_delta(lay.dbase(l - 1) + bwd_kslot, bwd_klane, delta, 1)
+                        delta = requantize(bwd_s * bwd3["d"], ef + af, cfg.error)
+                        write_delta(lay.dbase(l - 1) + bwd3["kslot"], bwd3["klane"], delta, 1)
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
         with m.If(s1_upd):
