@@ -11,7 +11,19 @@ from dataclasses import dataclass
 
 from golden.config import Config
 
-__all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles"]
+__all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
+           "PIPELINE_TAIL", "BWD_DELTA_LAG"]
+
+# Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
+# read, registered multiplier operands, registered product.
+PIPE_LATENCY = 3
+# Cycles from the backward pass's last issue to the first cycle a later phase may read
+# the deltas and eps it makes: stage A, requantize, times sigma' and write, eps a cycle
+# later (read through the eps memory's transparent port)
+BWD_DELTA_LAG = PIPE_LATENCY + 2
+# Cycles a training sample keeps the trainer busy after its last issue, while its last
+# parameters are written; the next sample's first cycles overlap them.
+PIPELINE_TAIL = PIPE_LATENCY
 
 # Limits of the generator (checked before any hardware is built).
 MAX_BANK_WORDS = 1 << 20  # parameter words per bank: the CSR window has 20 address bits per bank
@@ -111,21 +123,26 @@ def expected_train_cycles(cfg: Config) -> int:
     lay = Layout(cfg)
     P, L = cfg.lanes, cfg.n_layers
     total = cfg.layers[0] + cfg.layers[-1] - 1  # LOAD: the first beat's cycle is not counted
+    D = PIPE_LATENCY
     for l in range(L):
         n_in, nb = lay.n_in(l), lay.blocks(l)
         last_rows = lay.n_out(l) - (nb - 1) * P
-        stall = (nb - 1) * max(0, P + 1 - n_in)  # a block's end waits for the previous drain
+        # a block's last issue waits until the previous block's snapshot has been drained
+        stall = (nb - 1) * max(0, P + D - n_in)
         total += nb * (n_in + 1) + stall  # FWD
-        if l == L - 1 or (nb - 1) * P < 2:
+        if l == L - 1 or (nb - 1) * P < D + 1:
             # wait for the last drain: the output pass, or a next layer that would read
             # the drained rows before they are written
-            total += last_rows + 2
+            total += last_rows + D + 1
     total += cfg.layers[-1] + 2  # OUT: one code per cycle, read one cycle ahead, delta a cycle after
     for l in range(1, L):
         total += lay.n_in(l) * lay.blocks(l)  # BWD; the update starts as it ends
     for l in range(L):
-        total += lay.blocks(l) * (lay.n_in(l) + 1)  # UPD: row words back to back (eps stored)
-    return total + 1  # DONE (stage 1 writes the last parameter meanwhile)
+        words = lay.blocks(l) * (lay.n_in(l) + 1)  # UPD: row words back to back (eps stored)
+        total += words
+        if l > 0:  # a short update waits for the backward pass's last delta and eps
+            total += max(0, BWD_DELTA_LAG - words)
+    return total + PIPELINE_TAIL  # the last parameters are written
 
 
 def check_limits(cfg: Config) -> Layout:

@@ -33,7 +33,7 @@ from golden.signature import SIGNATURE_ROTATE
 from .activation import ActivationDerivative, ActivationFunction
 from .arith import requantize, round_shift, saturate
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
-from .layout import Layout, check_limits
+from .layout import BWD_DELTA_LAG, PIPE_LATENCY, Layout, check_limits
 from .output import ce_delta, mse_delta
 
 __all__ = ["Trainer", "beat_layout"]
@@ -209,9 +209,14 @@ class Trainer(wiring.Component):
         # ---------------- per-lane datapath ---------------------------------------------
         mul_a = [Signal(signed(max(WW, EPSW, 17)), name=f"mul_a{p}") for p in range(P)]
         mul_b = [Signal(signed(max(AW, EW)), name=f"mul_b{p}") for p in range(P)]
+        # the lane's one multiplier, between registers: operands chosen in stage 1 from the
+        # memories' read data are registered (stage 2), the product is registered (stage A,
+        # where sums and updates are formed)
+        op_a = [Signal.like(mul_a[p], name=f"op_a{p}") for p in range(P)]
+        op_b = [Signal.like(mul_b[p], name=f"op_b{p}") for p in range(P)]
         prod = [Signal(signed(len(mul_a[0]) + len(mul_b[0])), name=f"prod{p}") for p in range(P)]
         for p in range(P):
-            m.d.comb += prod[p].eq(mul_a[p] * mul_b[p])  # the lane's one multiplier
+            m.d.sync += [op_a[p].eq(mul_a[p]), op_b[p].eq(mul_b[p]), prod[p].eq(op_a[p] * op_b[p])]
         FAW = cfg.forward_acc_width()
         BAW = cfg.backward_acc_width()
         acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]
@@ -249,13 +254,37 @@ class Trainer(wiring.Component):
         # stage 1 still finishes the previous phase's last beat (no drain between phases)
         s1_fwd, s1_bwd, s1_upd = Signal(), Signal(), Signal()
         s1_layer = Signal(range(L + 1))
+        s1_apply = Signal()
         m.d.sync += [
+            s1_apply.eq(apply),
             s1_fwd.eq(ph_fwd), s1_bwd.eq(ph_bwd), s1_upd.eq(ph_upd), s1_layer.eq(layer_of_state),
             s1_in0.eq(layer_of_state == 0),
             s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_bias.eq(iss_bias),
             s1_rowbase.eq(iss_rowbase), s1_addr.eq(iss_waddr),
             s1_klane.eq(k_lane), s1_kslot.eq(k_slot),
         ]
+        # stages 2 and A carry the beat's control; stage A also gets the parameter (and batch
+        # sum) read in stage 1 for the update's read-modify-write
+        def stage(prev, name):
+            out = {}
+            for key, sig_ in prev.items():
+                out[key] = Signal.like(sig_, name=f"{name}_{key}")
+                m.d.sync += out[key].eq(sig_)
+            return out
+        s1 = {"valid": s1_valid, "first": s1_first, "last": s1_last, "rowbase": s1_rowbase, "addr": s1_addr,
+              "klane": s1_klane, "kslot": s1_kslot, "fwd": s1_fwd, "bwd": s1_bwd, "upd": s1_upd, "layer": s1_layer,
+              "apply": s1_apply}  # (DONE may change `apply` before the last beats reach stage A)
+        for p in range(P):
+            s1[f"w{p}"] = w_rd[p].data
+            if train_B:
+                s1[f"g{p}"] = g_rd[p].data
+        d_s1 = Signal(signed(AW))  # backward: sigma'(a_{l-1}[k]) of the k read in stage 1
+        s1["d"] = d_s1
+        s2 = stage(s1, "s2")
+        sa = stage(s2, "sa")
+        pipe_busy = Signal()  # a beat in stage 1, 2 or A
+        m.d.comb += pipe_busy.eq(s1_valid | s2["valid"] | sa["valid"])
+
         a_in = Signal(signed(AW))  # activation operand in stage 1 (bias column reads 1.0)
         m.d.comb += a_in.eq(Mux(s1_bias, one, Mux(s1_in0, i_rd.data, a_rd.data)))
 
@@ -292,9 +321,9 @@ class Trainer(wiring.Component):
 
         # default addresses
         for p in range(P):
-            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(s1_addr)]
+            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(sa["addr"])]
             if train_B:
-                m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(s1_addr)]
+                m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(sa["addr"])]
 
         # ---------------- loader: s_data -> the free input buffer --------------------
         # Runs beside the sequencer: the next sample's beats are taken while the current one
@@ -348,7 +377,10 @@ class Trainer(wiring.Component):
         out_s2 = Signal()  # OUT: the delta stage holds a code
         out_a, out_t, out_d = Signal(signed(AW)), Signal(signed(AW)), Signal(signed(AW))
         out_last = Signal()
-        sm_count = Signal(16)  # softmax probabilities written back
+        sm_count = Signal(16)  # softmax probabilities written to the FIFO (and deltas)
+        sm_in = Signal(16)  # softmax probabilities taken from the unit
+        sm_p = Signal(signed(AW))  # the probability taken last, not yet written
+        sm_full = Signal()
         bwd_s2 = Signal()
         bwd_sum = Signal(signed(BAW))
         bwd_acc = Signal(signed(BAW))
@@ -357,6 +389,26 @@ class Trainer(wiring.Component):
         bwd_klane = Signal(range(P))
         bwd_kslot = Signal(16)
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
+        wait_cnt = Signal(range(BWD_DELTA_LAG + 1))
+        # DONE's count reaches SAMPLES/UPDATES as the last parameter is written (stage A)
+        # (a training sample finishes with its last issue; stage A writes that word
+        # PIPE_LATENCY cycles later, when the count comes out of this delay line)
+        retire_sample, retire_update = Signal(), Signal()  # set by finish_sample (later statements win)
+        ret_line = Signal(2 * (PIPE_LATENCY - 1))
+        m.d.sync += [retire_sample.eq(0), retire_update.eq(0),
+                     ret_line.eq(Cat(retire_sample, retire_update, ret_line[:-2]))]
+        ret_s, ret_u = ret_line[-2], ret_line[-1]
+        with m.If(ret_s):
+            m.d.sync += samples.eq(samples + 1)
+        with m.If(ret_u):
+            m.d.sync += updates.eq(updates + 1)
+        # the next sample's forward pass reads layer 0's first row words right away: with a
+        # one-word-per-input first layer in one block, those may still be in flight
+        start_ok = Signal()
+        if lay.blocks(0) == 1 and n_in0 < PIPE_LATENCY:
+            m.d.comb += start_ok.eq(~pipe_busy)
+        else:
+            m.d.comb += start_ok.eq(1)
 
         def write_output_delta(delta):
             """delta_L[j] (and eps = lr x delta) into bank j_lane, slot j_slot; next j."""
@@ -365,6 +417,22 @@ class Trainer(wiring.Component):
                 m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
             with m.Else():
                 m.d.sync += j_lane.eq(j_lane + 1)
+
+        def finish_sample():
+            """The sample leaves the sequencer: free its buffer, count it, go on with the
+            next one if it is loaded (or its last beat arrives now)."""
+            # SAMPLES and UPDATES count it when its last parameter is written (stage A)
+            m.d.sync += [buf_full[cbuf].eq(0), cbuf.eq(~cbuf), retire_sample.eq(1),
+                         retire_update.eq(~cur_infer & apply)]
+            with m.If(~cur_infer):
+                with m.If(apply):
+                    m.d.sync += batch_cnt.eq(0)
+                with m.Else():
+                    m.d.sync += batch_cnt.eq(batch_cnt + 1)
+            with m.If((buf_full[~cbuf] | load_done) & start_ok):
+                start_sample(~cbuf)
+            with m.Else():
+                m.next = "IDLE"
 
         def start_sample(buf):
             """Start the forward pass on input buffer `buf` (full, or completed this cycle)."""
@@ -375,7 +443,7 @@ class Trainer(wiring.Component):
         with m.FSM(name="seq") as fsm_seq:
             with m.State("IDLE"):
                 # when idle with no full buffer, the loader fills cbuf: start on its last beat
-                with m.If(buf_full[cbuf] | load_done):
+                with m.If((buf_full[cbuf] | load_done) & start_ok):
                     start_sample(cbuf)
 
             for l in range(L):
@@ -388,7 +456,10 @@ class Trainer(wiring.Component):
                     m.d.comb += ph_fwd.eq(1)
                     is_last_k = k_cnt == n_in
                     # the snapshot at the end of this block needs the drain free
-                    stall = is_last_k & drain_active
+                    # (a block's last beat still in the pipeline will start the drain)
+                    last_in_flight = ((s1_valid & s1_last & s1_fwd) | (s2["valid"] & s2["last"] & s2["fwd"]) |
+                                      (sa["valid"] & sa["last"] & sa["fwd"]))
+                    stall = is_last_k & (drain_active | last_in_flight)
                     m.d.comb += [iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P)]
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
@@ -402,10 +473,10 @@ class Trainer(wiring.Component):
                             m.d.sync += k_cnt.eq(0)
                             with m.If(rb_cnt == nb - 1):
                                 m.d.sync += rb_cnt.eq(0)
-                                if not last_layer and (nb - 1) * P >= 2:
-                                    # the drain writes row (nb-1)P + i two cycles after this
-                                    # issue plus i; the next layer reads it i + (nb-1)P cycles
-                                    # after: with (nb-1)P >= 2 the write lands first
+                                if not last_layer and (nb - 1) * P >= PIPE_LATENCY + 1:
+                                    # the drain writes row (nb-1)P + i PIPE_LATENCY + 1 cycles
+                                    # after this issue plus i; the next layer reads it
+                                    # (nb-1)P + i cycles after: the write lands first
                                     m.d.sync += waddr.eq(lay.wbase(l + 1))
                                     m.next = f"FWD{l + 1}"
                                 else:
@@ -417,24 +488,31 @@ class Trainer(wiring.Component):
                 with m.State(f"FWDW{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
-                    done = ~s1_valid & ~drain_active
+                    done = ~pipe_busy & ~drain_active
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
-                        accept = Signal()
+                        # a register stage between the unit and the FIFO/deltas (the unit's
+                        # output is its reciprocal multiply and rounding): probability j is
+                        # held in sm_p while the FIFO has no room, its target read meanwhile
+                        accept, emit = Signal(), Signal()
+                        m.d.comb += [emit.eq(sm_full & ofifo.w_rdy),
+                                     smax.o.ready.eq(~sm_full | ofifo.w_rdy),
+                                     accept.eq(smax.o.valid & smax.o.ready)]
                         # on the last probability's cycle its delta is written: the backward
                         # pass may issue its first read in the next cycle
-                        done = done & ((sm_count == n_outL) | (accept & (sm_count == n_outL - 1)))
-                        m.d.comb += [accept.eq(smax.o.valid & ofifo.w_rdy), smax.o.ready.eq(ofifo.w_rdy)]
-                        # target j is read the cycle before probability j arrives
-                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + accept)
+                        done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
+                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + Mux(accept, sm_in, sm_in - 1))
                         with m.If(accept):
-                            p_out = smax.o.payload.p
-                            m.d.comb += [ofifo.w_data.eq(Cat(p_out, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
-                            write_output_delta(ce_delta(p_out, t_rd.data, cfg))
+                            m.d.sync += [sm_p.eq(smax.o.payload.p), sm_full.eq(1), sm_in.eq(sm_in + 1)]
+                        with m.Elif(emit):
+                            m.d.sync += sm_full.eq(0)
+                        with m.If(emit):
+                            m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
+                            write_output_delta(ce_delta(sm_p, t_rd.data, cfg))
                             m.d.sync += sm_count.eq(sm_count + 1)
                     with m.If(done):
-                        m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
+                        m.d.sync += [sm_count.eq(0), sm_in.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
                         if last_layer and softmax_out:
                             with m.If(cur_infer):
                                 m.next = "DONE"
@@ -534,34 +612,39 @@ class Trainer(wiring.Component):
                     with m.If(is_last_k):
                         m.d.sync += k_cnt.eq(0)
                         with m.If(rb_cnt == nb - 1):
-                            if l > 0:  # the next phase reads layer l - 1 only: no need to drain
+                            if l > 0 and nb * (n_in + 1) >= BWD_DELTA_LAG:
+                                # the next phase reads layer l - 1 only, and the deltas and
+                                # eps of layer l - 1 from this layer's backward pass are
+                                # written by now: no need to drain
                                 m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1))]
                                 m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPD{l - 1}"
-                            else:  # stage 1 writes the last parameter while DONE counts the sample
+                            elif l > 0:  # a short update: wait for those writes
+                                m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1)),
+                                             wait_cnt.eq(BWD_DELTA_LAG - nb * (n_in + 1))]
+                                m.next = f"UPDW{l}"
+                            else:  # the sample is done as its last parameter enters the pipeline
                                 m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
-                                m.next = "DONE"
+                                finish_sample()
                         with m.Else():
                             m.d.sync += rb_cnt.eq(rb_cnt + 1)
                     with m.Else():
                         m.d.sync += k_cnt.eq(k_cnt + 1)
+                if l > 0 and nb * (n_in + 1) < BWD_DELTA_LAG:
+                    with m.State(f"UPDW{l}"):
+                        m.d.comb += layer_of_state.eq(l)
+                        with m.If(wait_cnt <= 1):
+                            m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPD{l - 1}"
+                        with m.Else():
+                            m.d.sync += wait_cnt.eq(wait_cnt - 1)
 
-            with m.State("DONE"):
-                m.d.sync += [samples.eq(samples + 1), buf_full[cbuf].eq(0), cbuf.eq(~cbuf)]
-                with m.If(~cur_infer):
-                    with m.If(apply):
-                        m.d.sync += [batch_cnt.eq(0), updates.eq(updates + 1)]
-                    with m.Else():
-                        m.d.sync += batch_cnt.eq(batch_cnt + 1)
-                # the other buffer holds the next sample (or its last beat arrives now): go on
-                with m.If(buf_full[~cbuf] | load_done):
-                    start_sample(~cbuf)
-                with m.Else():
-                    m.next = "IDLE"
+            with m.State("DONE"):  # (inference samples; a training sample finishes in UPD0)
+                finish_sample()
 
         # idle: no sample anywhere in the trainer (none computing, none loaded, no beat of
         # one taken): parameters are stable and the bus may access them
         m.d.comb += seq_run.eq(~fsm_seq.ongoing("IDLE"))
-        m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping)
+        m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping &
+                            ~pipe_busy & ~retire_sample & (ret_line == 0))
         m.d.comb += self.busy.eq(~idle)
         # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
         # loaded one, or computing); a cycle in which both happen counts once
@@ -569,11 +652,12 @@ class Trainer(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
 
         # ---------------- stage 1: multiply / accumulate per phase -------------------
-        row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]
-        n_out_cur = Signal(16)
-        m.d.comb += n_out_cur.eq(n_out_of[s1_layer])
+        row_valid1 = [Signal(name=f"row_valid1_{p}") for p in range(P)]  # stage 1
+        row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]  # stage A
+        n_out_1, n_out_a = Signal(16), Signal(16)
+        m.d.comb += [n_out_1.eq(n_out_of[s1_layer]), n_out_a.eq(n_out_of[sa["layer"]])]
         for p in range(P):
-            m.d.comb += row_valid[p].eq(s1_rowbase + p < n_out_cur)
+            m.d.comb += [row_valid1[p].eq(s1_rowbase + p < n_out_1), row_valid[p].eq(sa["rowbase"] + p < n_out_a)]
 
         # Later statements win in Amaranth: every "advance/clear" comes before the "start"
         # that may happen in the same cycle.
@@ -588,14 +672,14 @@ class Trainer(wiring.Component):
         with m.If(s1_fwd):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(a_in)]
-            with m.If(s1_valid):
+        with m.If(sa["fwd"] & sa["valid"]):
+            for p in range(P):
+                m.d.sync += acc[p].eq(Mux(sa["first"], prod[p], acc[p] + prod[p]))
+            with m.If(sa["last"]):
                 for p in range(P):
-                    m.d.sync += acc[p].eq(Mux(s1_first, prod[p], acc[p] + prod[p]))
-                with m.If(s1_last):
-                    for p in range(P):
-                        m.d.sync += shadow[p].eq(Mux(s1_first, prod[p], acc[p] + prod[p]))
-                    m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_rowbase.eq(s1_rowbase),
-                                 drain_layer.eq(s1_layer)]
+                    m.d.sync += shadow[p].eq(Mux(sa["first"], prod[p], acc[p] + prod[p]))
+                m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_rowbase.eq(sa["rowbase"]),
+                             drain_layer.eq(sa["layer"])]
 
         # drain: one lane per cycle; writes a_{l+1} or feeds the softmax unit
         with m.Switch(drain_layer):
@@ -618,45 +702,53 @@ class Trainer(wiring.Component):
         tree = Signal(signed(BAW))
         with m.If(s1_bwd):
             for p in range(P):
-                m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(Mux(row_valid[p], d_rd[p].data, 0))]
-            m.d.comb += tree.eq(sum(prod[p] for p in range(P)))
-            with m.If(s1_valid):
-                m.d.sync += bwd_acc.eq(Mux(s1_first, tree, bwd_acc + tree))
-                with m.If(s1_first):
-                    with m.Switch(s1_layer):
-                        for l in range(1, L):
-                            with m.Case(l):
-                                m.d.sync += bwd_d.eq(act_d[cfg.activations[l - 1]].d)
-                with m.If(s1_last):
-                    m.d.sync += [bwd_sum.eq(Mux(s1_first, tree, bwd_acc + tree)), bwd_s2.eq(1), bwd_layer.eq(s1_layer),
-                                 bwd_klane.eq(s1_klane), bwd_kslot.eq(s1_kslot)]
-        with m.If(bwd_s2):
-            with m.Switch(bwd_layer):
+                m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(Mux(row_valid1[p], d_rd[p].data, 0))]
+            # the derivative of a_{l-1}[k], read with every block of k (same address)
+            with m.Switch(s1_layer):
                 for l in range(1, L):
                     with m.Case(l):
-                        s = requantize(bwd_sum, wf + ef, cfg.error)
-                        delta = requantize(s * bwd_d, ef + af, cfg.error)
-                        write_delta(lay.dbase(l - 1) + bwd_kslot, bwd_klane, delta, 1)
+                        m.d.comb += d_s1.eq(act_d[cfg.activations[l - 1]].d)
+        m.d.comb += tree.eq(sum(prod[p] for p in range(P)))
+        with m.If(sa["bwd"] & sa["valid"]):
+            m.d.sync += bwd_acc.eq(Mux(sa["first"], tree, bwd_acc + tree))
+            with m.If(sa["last"]):
+                m.d.sync += [bwd_sum.eq(Mux(sa["first"], tree, bwd_acc + tree)), bwd_s2.eq(1),
+                             bwd_layer.eq(sa["layer"]), bwd_d.eq(sa["d"]),
+                             bwd_klane.eq(sa["klane"]), bwd_kslot.eq(sa["kslot"])]
+        # two stages: requantize the sum; times the derivative, requantize, write
+        bwd_s3 = Signal()
+        bwd_s = Signal(signed(EW))
+        bwd3 = {"d": Signal.like(bwd_d), "layer": Signal.like(bwd_layer), "klane": Signal.like(bwd_klane),
+                "kslot": Signal.like(bwd_kslot)}
+        m.d.sync += [bwd_s3.eq(bwd_s2), bwd_s.eq(requantize(bwd_sum, wf + ef, cfg.error)),
+                     bwd3["d"].eq(bwd_d), bwd3["layer"].eq(bwd_layer), bwd3["klane"].eq(bwd_klane),
+                     bwd3["kslot"].eq(bwd_kslot)]
+        with m.If(bwd_s3):
+            with m.Switch(bwd3["layer"]):
+                for l in range(1, L):
+                    with m.Case(l):
+                        delta = requantize(bwd_s * bwd3["d"], ef + af, cfg.error)
+                        write_delta(lay.dbase(l - 1) + bwd3["kslot"], bwd3["klane"], delta, 1)
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
         with m.If(s1_upd):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(e_rd[p].data), mul_b[p].eq(a_in)]
-        with m.If(s1_upd & s1_valid):
+        with m.If(sa["upd"] & sa["valid"]):
             for p in range(P):
                 lfsr_next = Mux(lfsr[p][0], (lfsr[p] >> 1) ^ LFSR_MASK, lfsr[p] >> 1)
                 if train_B:
                     g_sum = Signal(signed(GW), name=f"g_sum{p}")
-                    m.d.comb += g_sum.eq(g_rd[p].data + prod[p])
-                    m.d.comb += [g_wr[p].data.eq(Mux(apply, 0, g_sum)), g_wr[p].en.eq(row_valid[p])]
+                    m.d.comb += g_sum.eq(sa[f"g{p}"] + prod[p])
+                    m.d.comb += [g_wr[p].data.eq(Mux(sa["apply"], 0, g_sum)), g_wr[p].en.eq(row_valid[p])]
                     total = g_sum
                 else:
                     total = prod[p]
                 step = round_shift(total, cfg.update_shift, cfg.rounding, lfsr_next)
-                w_new = saturate(w_rd[p].data - step, cfg.weight)
+                w_new = saturate(sa[f"w{p}"] - step, cfg.weight)
                 w_new_sig = Signal(signed(WW), name=f"w_new{p}")
                 m.d.comb += w_new_sig.eq(w_new)
-                with m.If(apply & row_valid[p]):
+                with m.If(sa["apply"] & row_valid[p]):
                     m.d.comb += [w_wr[p].data.eq(w_new_sig), w_wr[p].en.eq(1)]
                     if cfg.rounding == "stochastic":
                         m.d.sync += lfsr[p].eq(lfsr_next)
