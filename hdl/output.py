@@ -157,6 +157,10 @@ class SoftmaxUnit(wiring.Component):
     Parameters
     ----------
     cfg : Config
+    raw_product : bool
+        Emit the product ``e * R`` and ``k`` instead of ``p`` (payload ``{"prod", "k",
+        "last"}``); :meth:`probability` turns them into ``p``. A user that registers
+        them first keeps the multiply and the rounding in different cycles.
 
     Members
     -------
@@ -169,8 +173,9 @@ class SoftmaxUnit(wiring.Component):
         If exp(0) from the table is the zero code (every sum would be zero).
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, raw_product: bool = False):
         self._cfg = cfg
+        self._raw = raw_product
         spec = table_spec("exp", cfg)
         exp_tab = table_contents(spec)
         e0 = int(lut_eval(spec, exp_tab, 0))
@@ -184,10 +189,23 @@ class SoftmaxUnit(wiring.Component):
         self._s_max = cfg.layers[-1] * int(np.max(exp_tab))
         self._k_hi = self._s_max.bit_length() - 1
         aw = signed(cfg.act.width)
+        self._r_width = max(int(v) for v in recip_table(cfg)).bit_length()
+        if raw_product:
+            out = {"prod": unsigned(cfg.act.width - 1 + self._r_width), "k": unsigned(self._k_hi.bit_length()),
+                   "last": 1}
+        else:
+            out = {"p": aw, "last": 1}
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({"z": aw, "last": 1}))),
-            "o": Out(stream.Signature(data.StructLayout({"p": aw, "last": 1}))),
+            "o": Out(stream.Signature(data.StructLayout(out))),
         })
+
+    def probability(self, prod, k):
+        """``p = requantize(prod, recip_frac_bits + k, act)`` for the k this config's sums
+        can have (an expression: a multiplexer over them)."""
+        c = self._cfg
+        ps = [requantize(prod, c.recip_frac_bits + kk, c.act) for kk in range(self._k_lo, self._k_hi + 1)]
+        return Array(ps)[k - self._k_lo] if len(ps) > 1 else ps[0]
 
     @staticmethod
     def cycles_per_vector(n: int) -> int:
@@ -251,12 +269,12 @@ class SoftmaxUnit(wiring.Component):
             with m.State("EMIT"):
                 prod = Signal(unsigned(AW - 1 + len(r)))  # e >= 0 times R
                 m.d.comb += prod.eq(buf[cnt].as_unsigned()[:AW - 1] * r)
-                p = Signal(signed(AW))
-                with m.Switch(k):
-                    for kk in range(k_lo, k_hi + 1):
-                        with m.Case(kk):
-                            m.d.comb += p.eq(requantize(prod, fr + kk, c.act))
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.p.eq(p), self.o.payload.last.eq(cnt == end)]
+                if self._raw:
+                    m.d.comb += [self.o.payload.prod.eq(prod), self.o.payload.k.eq(k)]
+                else:
+                    p = Signal(signed(AW))
+                    m.d.comb += [p.eq(self.probability(prod, k)), self.o.payload.p.eq(p)]
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.last.eq(cnt == end)]
                 with m.If(self.o.ready):
                     with m.If(cnt == end):
                         m.d.sync += cnt.eq(0)

@@ -172,7 +172,7 @@ class Trainer(wiring.Component):
                 m.d.comb += act_d[kind].a.eq(a_rd.data)
         if softmax_out:
             from .output import SoftmaxUnit
-            m.submodules.softmax = smax = SoftmaxUnit(cfg)
+            m.submodules.softmax = smax = SoftmaxUnit(cfg, raw_product=True)
 
         # ---------------- output FIFO ---------------------------------------------------
         # OUT writes one code per cycle, issued a cycle ahead: it issues only while the FIFO's
@@ -379,7 +379,9 @@ class Trainer(wiring.Component):
         out_last = Signal()
         sm_count = Signal(16)  # softmax probabilities written to the FIFO (and deltas)
         sm_in = Signal(16)  # softmax probabilities taken from the unit
-        sm_p = Signal(signed(AW))  # the probability taken last, not yet written
+        sm_prod = Signal.like(smax.o.payload.prod) if softmax_out else None  # e * R taken last, not yet written
+        sm_k = Signal.like(smax.o.payload.k) if softmax_out else None
+        sm_p = Signal(signed(AW))  # its probability
         sm_full = Signal()
         bwd_s2 = Signal()
         bwd_sum = Signal(signed(BAW))
@@ -492,9 +494,9 @@ class Trainer(wiring.Component):
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
-                        # a register stage between the unit and the FIFO/deltas (the unit's
-                        # output is its reciprocal multiply and rounding): probability j is
-                        # held in sm_p while the FIFO has no room, its target read meanwhile
+                        # a register stage between the unit's reciprocal multiply and the
+                        # rounding to the probability (FIFO, output delta): product j is held
+                        # in sm_prod while the FIFO has no room, its target read meanwhile
                         accept, emit = Signal(), Signal()
                         m.d.comb += [emit.eq(sm_full & ofifo.w_rdy),
                                      smax.o.ready.eq(~sm_full | ofifo.w_rdy),
@@ -504,9 +506,11 @@ class Trainer(wiring.Component):
                         done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
                         m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + Mux(accept, sm_in, sm_in - 1))
                         with m.If(accept):
-                            m.d.sync += [sm_p.eq(smax.o.payload.p), sm_full.eq(1), sm_in.eq(sm_in + 1)]
+                            m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
+                                         sm_full.eq(1), sm_in.eq(sm_in + 1)]
                         with m.Elif(emit):
                             m.d.sync += sm_full.eq(0)
+                        m.d.comb += sm_p.eq(smax.probability(sm_prod, sm_k))
                         with m.If(emit):
                             m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
                             write_output_delta(ce_delta(sm_p, t_rd.data, cfg))
