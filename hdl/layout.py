@@ -18,9 +18,9 @@ __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycle
 # read, registered multiplier operands, registered product.
 PIPE_LATENCY = 3
 # Cycles from the backward pass's last issue to the first cycle a later phase may read
-# the deltas and eps it makes: stage A, requantize, times sigma' and write, eps a cycle
-# later (read through the eps memory's transparent port)
-BWD_DELTA_LAG = PIPE_LATENCY + 2
+# the deltas and eps it makes: stage A, requantize, times sigma', write, eps a cycle
+# later (read through the memories' transparent ports)
+BWD_DELTA_LAG = PIPE_LATENCY + 3
 # Cycles a training sample keeps the trainer busy after its last issue, while its last
 # parameters are written; the next sample's first cycles overlap them.
 PIPELINE_TAIL = PIPE_LATENCY
@@ -135,6 +135,8 @@ def expected_train_cycles(cfg: Config) -> int:
             # the drained rows before they are written
             total += last_rows + D + 1
     total += cfg.layers[-1] + 2  # OUT: one code per cycle, read one cycle ahead, delta a cycle after
+    if L == 1:
+        total += 1  # the update waits for the last output delta's eps
     for l in range(1, L):
         total += lay.n_in(l) * lay.blocks(l)  # BWD; the update starts as it ends
     for l in range(L):

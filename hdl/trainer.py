@@ -127,8 +127,9 @@ class Trainer(wiring.Component):
         dmem = [Memory(shape=signed(EW), depth=ddepth, init=[]) for _ in range(P)]
         for p, mem in enumerate(dmem):
             m.submodules[f"dmem{p}"] = mem
-        d_rd = [mem.read_port() for mem in dmem]
         d_wr = [mem.write_port() for mem in dmem]
+        # transparent: the backward pass may read an output delta in the cycle it is written
+        d_rd = [mem.read_port(transparent_for=(w,)) for mem, w in zip(dmem, d_wr)]
         # eps = lr * delta, written beside each delta one cycle after it (one scalar
         # multiplier behind a register, one value per cycle), read by the update: no
         # per-block cycle to form it in the lanes. The read port is transparent: a
@@ -139,20 +140,25 @@ class Trainer(wiring.Component):
             m.submodules[f"emem{p}"] = mem
         e_wr = [mem.write_port() for mem in emem]
         e_rd = [mem.read_port(transparent_for=(w,)) for mem, w in zip(emem, e_wr)]
+        dw_valid = Signal()  # the delta write stage: a delta made last cycle, its bank and slot
+        dw_lane = Signal(range(P))
+        dw_addr = Signal(range(ddepth))
+        dw_delta = Signal(signed(EW))
+        m.d.sync += dw_valid.eq(0)  # set by write_delta (later statements win)
+        for p in range(P):
+            m.d.comb += [d_wr[p].addr.eq(dw_addr), d_wr[p].data.eq(dw_delta), d_wr[p].en.eq(dw_valid & (dw_lane == p))]
         ew_valid = Signal()  # the eps stage: the delta written last cycle, its bank and slot
         ew_lane = Signal(range(P))
         ew_addr = Signal(range(ddepth))
         ew_delta = Signal(signed(EW))
         ew_eps = Signal(signed(EPSW))
-        m.d.sync += ew_valid.eq(0)  # set by a delta write (later statements win)
+        m.d.sync += [ew_valid.eq(dw_valid), ew_lane.eq(dw_lane), ew_addr.eq(dw_addr), ew_delta.eq(dw_delta)]
         for p in range(P):
             m.d.comb += [e_wr[p].addr.eq(ew_addr), e_wr[p].data.eq(ew_eps), e_wr[p].en.eq(ew_valid & (ew_lane == p))]
 
         def write_delta(addr, lane, delta, en):
-            """delta into bank `lane` at `addr` now, its eps one cycle later."""
-            for p in range(P):
-                m.d.comb += [d_wr[p].addr.eq(addr), d_wr[p].data.eq(delta), d_wr[p].en.eq(en & (lane == p))]
-            m.d.sync += [ew_valid.eq(en), ew_lane.eq(lane), ew_addr.eq(addr), ew_delta.eq(delta)]
+            """delta into bank `lane` at `addr` in the next cycle, its eps in the one after."""
+            m.d.sync += [dw_valid.eq(en), dw_lane.eq(lane), dw_addr.eq(addr), dw_delta.eq(delta)]
         # input a_0 and targets: two buffers each (loaded while the other one trains)
         m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[])
         i_rd, i_wr = imem.read_port(), imem.write_port()
@@ -379,8 +385,8 @@ class Trainer(wiring.Component):
         out_last = Signal()
         sm_count = Signal(16)  # softmax probabilities written to the FIFO (and deltas)
         sm_in = Signal(16)  # softmax probabilities taken from the unit
-        sm_prod = Signal.like(smax.o.payload.prod) if softmax_out else None  # e * R taken last, not yet written
-        sm_k = Signal.like(smax.o.payload.k) if softmax_out else None
+        sm_prod = Signal.like(smax.o.payload.prod, name="sm_prod") if softmax_out else None  # e * R taken last, not yet written
+        sm_k = Signal.like(smax.o.payload.k, name="sm_k") if softmax_out else None
         sm_p = Signal(signed(AW))  # its probability
         sm_full = Signal()
         bwd_s2 = Signal()
@@ -522,7 +528,7 @@ class Trainer(wiring.Component):
                                 m.next = "DONE"
                             with m.Else():
                                 m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
-                                m.next = f"BWD{L - 1}" if L > 1 else f"UPD{L - 1}"
+                                m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
                         elif last_layer:
                             m.next = "OUT"
                         else:
@@ -559,7 +565,11 @@ class Trainer(wiring.Component):
                                 m.next = "DONE"
                             with m.Else():
                                 m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
-                                m.next = f"BWD{L - 1}" if L > 1 else f"UPD{L - 1}"
+                                m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
+
+            if L == 1:
+                with m.State("EPSW"):  # a one-layer update: its eps are written a cycle later
+                    m.next = "UPD0"
 
             for l in range(L - 1, -1, -1):
                 n_in, n_out = cfg.layers[l], cfg.layers[l + 1]
