@@ -33,7 +33,7 @@ from pathlib import Path
 
 from golden.config import Config
 
-from .synth import (_FMAX_RE, _MAXDELAY_RE, DoesNotFit, SynthesisError, _critical_path, _git_describe, _run,
+from .synth import (_FMAX_RE, DoesNotFit, SynthesisError, _critical_path, _git_describe, _run, dsp_path_segments,
                     _tail, _tool, _version, _yosys_cells, check_yosys_fit, parse_nextpnr_utilisation)
 
 __all__ = ["BOARDS", "Board", "build_bitstream", "board_top", "uart_trainer_factory"]
@@ -276,17 +276,8 @@ def build_bitstream(cfg: Config, board: str, out_dir=None, *, baud: int = 115200
     report["critical_path"] = _critical_path(rep, name)
     # nextpnr-ice40 cuts paths through combinational SB_MAC16s (docs/synthesis.md): the
     # worst pieces into, between and out of the DSPs must fit the clock period too
-    gnd = sorted(c for c in rep.get("fmax", {}) if c.startswith("$PACKER_"))
-    if gnd and name:
-        seg = {}
-        for src, dst, ns in _MAXDELAY_RE.findall(log_text):
-            if name in src and gnd[0] in dst:
-                seg["into_dsp"] = float(ns)
-            elif gnd[0] in src and name in dst:
-                seg["out_of_dsp"] = float(ns)
-        g = rep["fmax"][gnd[0]].get("achieved")
-        if g:
-            seg["dsp_to_dsp"] = round(1000.0 / float(g), 2)
+    seg, const_clock = dsp_path_segments(rep, log_text, name)
+    if const_clock:
         report["dsp_path_segments_ns"] = seg
         if seg and report["timing_met"] is not None:
             report["timing_met"] = report["timing_met"] and max(seg.values()) <= 1000.0 / clk_mhz

@@ -299,6 +299,32 @@ def _critical_path(rep: dict, clock: str | None):
     return None
 
 
+def dsp_path_segments(rep: dict, log_text: str, clk_name: str | None):
+    """nextpnr-ice40 times every SB_MAC16 port as a register port (clocked by the DSP's CLK
+    pin, tied to 0: a ``$PACKER_...`` clock) even when the DSP is combinational, so paths
+    through the multipliers are cut at the DSPs and Fmax does not contain them. Returns
+    ``({"into_dsp", "out_of_dsp", "dsp_to_dsp": ns}, that clock's name)``, or ``({}, None)``
+    without such a clock. The clock is taken from the report's Fmax list or, when it has
+    no DSP-to-DSP path and nextpnr leaves it out there, from the log's "Max delay" lines."""
+    delays = _MAXDELAY_RE.findall(log_text)  # cross-domain maxima; post-route values come last
+    const_clocks = sorted({c for c in rep.get("fmax", {}) if c.startswith("$PACKER_")}
+                          | {d.removeprefix("posedge ") for src, dst, _ in delays for d in (src, dst)
+                             if d.removeprefix("posedge ").startswith("$PACKER_")})
+    if not const_clocks or not clk_name:
+        return {}, None
+    seg = {}
+    for src, dst, ns in delays:
+        into, outof = const_clocks[0] in dst, const_clocks[0] in src
+        if clk_name in src and into:
+            seg["into_dsp"] = float(ns)
+        elif outof and clk_name in dst:
+            seg["out_of_dsp"] = float(ns)
+    gnd = rep.get("fmax", {}).get(const_clocks[0], {}).get("achieved")
+    if gnd:
+        seg["dsp_to_dsp"] = round(1000.0 / float(gnd), 2)
+    return seg, const_clocks[0]
+
+
 def _yosys_cells(stat_path: Path, top: str) -> dict:
     try:
         stat = json.loads(stat_path.read_text())
@@ -528,28 +554,12 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
         report["fmax_mhz"] = round(float(fm["achieved"]), 2)
         report["timing_met"] = report["fmax_mhz"] >= freq
     report["critical_path"] = _critical_path(rep, clk_name)
-    delays = _MAXDELAY_RE.findall(log_text)  # cross-domain maxima; post-route values come last
-    const_clocks = sorted({c for c in rep.get("fmax", {}) if c.startswith("$PACKER_")}
-                          | {d.removeprefix("posedge ") for src, dst, _ in delays for d in (src, dst)
-                             if d.removeprefix("posedge ").startswith("$PACKER_")})
-    if const_clocks and clk_name:
-        # nextpnr-ice40 times every SB_MAC16 port as a register port (clocked by the DSP's
-        # CLK pin, tied to 0 here) even when the DSP is combinational: paths through the
-        # multipliers are cut at the DSP, so fmax_mhz does not contain them.
-        seg = {}
-        for src, dst, ns in delays:
-            into, outof = const_clocks[0] in dst, const_clocks[0] in src
-            if clk_name in src and into:
-                seg["into_dsp"] = float(ns)
-            elif outof and clk_name in dst:
-                seg["out_of_dsp"] = float(ns)
-        gnd = rep.get("fmax", {}).get(const_clocks[0], {}).get("achieved")
-        if gnd:
-            seg["dsp_to_dsp"] = round(1000.0 / float(gnd), 2)
+    seg, const_clock = dsp_path_segments(rep, log_text, clk_name)
+    if const_clock:
         report["dsp_path_segments_ns"] = seg
         report["fmax_caveat"] = (
             "nextpnr-ice40 models SB_MAC16 ports as registered even when the DSP is used combinationally "
-            f"(CLK tied to 0, reported as clock '{const_clocks[0]}'): paths through the DSPs are cut at them "
+            f"(CLK tied to 0, reported as clock '{const_clock}'): paths through the DSPs are cut at them "
             "and the DSP's own multiply delay is not modelled, so fmax_mhz (paths not crossing a DSP) is an "
             "upper bound; dsp_path_segments_ns has the worst segments into, between and out of the DSPs")
         if report["fmax_mhz"] is not None and seg:

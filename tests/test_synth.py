@@ -151,3 +151,18 @@ def test_clock_selection_and_fmax_lines():
     assert _pick_clock(last) == ("clk$SB_IO_IN_$glb_clk", 10.49)
     assert _pick_clock({"clk": {"achieved": 25.0}}) == ("clk", {"achieved": 25.0})
     assert _pick_clock({}) == (None, None)
+
+
+def test_dsp_path_segments_found_when_nextpnr_omits_the_dsp_clock_from_its_fmax_list():
+    """With no DSP-to-DSP path nextpnr leaves the DSPs' constant clock out of its Fmax
+    report; the pieces into and out of the DSPs still come from the "Max delay" lines
+    (a 41.63 ns piece misses a 30 MHz clock that the 15.65 MHz Fmax alone would hide)."""
+    from sim.synth import dsp_path_segments
+    log = ("Info: Max delay <async>                          -> posedge cd_sync.clk             : 2.59 ns\n"
+           "Info: Max delay posedge $PACKER_GND_NET_$glb_clk -> posedge cd_sync.clk             : 41.63 ns\n"
+           "Info: Max delay posedge cd_sync.clk              -> posedge $PACKER_GND_NET_$glb_clk: 18.39 ns\n")
+    rep = {"fmax": {"cd_sync.clk": {"achieved": 15.65}}}
+    seg, clock = dsp_path_segments(rep, log, "cd_sync.clk")
+    assert clock == "$PACKER_GND_NET_$glb_clk"
+    assert seg == {"into_dsp": 18.39, "out_of_dsp": 41.63}
+    assert dsp_path_segments({"fmax": {"clk": {"achieved": 50.0}}}, "", "clk") == ({}, None)
