@@ -44,7 +44,19 @@ def _check(divisor) -> int:
     return divisor
 
 
-class UartTx(wiring.Component):
+class _UartPort(wiring.Component):
+    """What both directions share: the bit period in clock cycles, checked once."""
+
+    def __init__(self, divisor: int):
+        self._divisor = _check(divisor)
+        super().__init__()
+
+    @property
+    def divisor(self) -> int:
+        return self._divisor
+
+
+class UartTx(_UartPort):
     """8N1 transmitter: start bit (0), 8 data bits LSB first, stop bit (1).
 
     Parameters
@@ -62,14 +74,6 @@ class UartTx(wiring.Component):
 
     i: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor: int):
-        self._divisor = _check(divisor)
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -90,7 +94,7 @@ class UartTx(wiring.Component):
         return m
 
 
-class UartRx(wiring.Component):
+class UartRx(_UartPort):
     """8N1 receiver: 2-flop synchronizer, start bit found on the falling edge and checked
     at its middle, data and stop bits sampled mid-bit.
 
@@ -120,14 +124,6 @@ class UartRx(wiring.Component):
     o: Out(stream.Signature(8))
     framing_error: Out(1)
     overrun: Out(1)
-
-    def __init__(self, divisor: int):
-        self._divisor = _check(divisor)
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()

@@ -141,13 +141,17 @@ class Scoreboard:
         await self.host.send_train(x, t)
         out = await self.host.recv_output()
         await self._check_pending_signature()
+        await self._record(out, expected_output, update)
+        return out
+
+    async def _record(self, out, expected_output, update) -> None:
+        """Keep and check one trained sample's output, then its update (if it made one)."""
         self.result.outputs.append(out)
         self.result.golden_outputs.append(np.asarray(expected_output))
         self.check_output("output", out, expected_output)
         if update is not None:
             await self.check_update(*update)
         self.result.samples += 1
-        return out
 
     # ---- several samples per transport wake-up ------------------------------------------
     def batch_capacity(self, infer: bool = False) -> int:
@@ -179,12 +183,7 @@ class Scoreboard:
         outs = []
         for (_, _, expected_output, update), (out, sig) in zip(items, await self._exchange(codes)):
             self._resolve_pending_signature(sig)  # the previous update, read as this result arrived
-            self.result.outputs.append(out)
-            self.result.golden_outputs.append(np.asarray(expected_output))
-            self.check_output("output", out, expected_output)
-            if update is not None:
-                await self.check_update(*update)
-            self.result.samples += 1
+            await self._record(out, expected_output, update)
             outs.append(out)
         return outs
 
