@@ -16,7 +16,7 @@ from pathlib import Path
 
 from golden.config import Config, config_to_dict
 
-from .runner import _VERILATOR_MAKE_VARS, icarus_time0_fix, verilator_root
+from .runner import _VERILATOR_MAKE_VARS, icarus_time0_fix, log_error, parse_results, verilator_root
 
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
@@ -314,26 +314,22 @@ def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_di
     env.update(extra_env or {})
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]
     log = run_dir / "sim.log"
+    xml = run_dir / "results.xml"
+    xml.unlink(missing_ok=True)
     try:
-        results = runner.test(hdl_toplevel=build.toplevel, test_module=test_module, testcase=testcase,
-                              hdl_toplevel_lang="verilog", build_dir=build.dir, test_dir=run_dir, extra_env=env,
-                              log_file=log, **({"timescale": ("1ns", "1ps")} if build.simulator == "icarus" else {}))
-    except SystemExit:  # cocotb's runner exits when a test fails: report it as a result instead
-        return {"passed": False, "log": str(log), "failure": _first_failure(log)}
-    return {"passed": True, "results_xml": str(results), "log": str(log)}
-
-
-def _first_failure(log: Path) -> str:
-    """The first error line of a cocotb log (assertion message or exception)."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {log})"
-    for line in lines:
-        s_ = line.strip()
-        if s_.startswith(("AssertionError", "assert ")) or "Error:" in s_:
-            return s_
-    return f"see {log}"
+        runner.test(hdl_toplevel=build.toplevel, test_module=test_module, testcase=testcase,
+                    hdl_toplevel_lang="verilog", build_dir=build.dir, test_dir=run_dir, extra_env=env,
+                    results_xml=str(xml), log_file=log,
+                    **({"timescale": ("1ns", "1ps")} if build.simulator == "icarus" else {}))
+    except SystemExit:  # under pytest cocotb's runner exits when a test fails; the xml says which
+        pass
+    # outside pytest the runner returns normally whatever happened: the results decide
+    tests = parse_results(xml) if xml.exists() else []
+    failed = [t for t in tests if not t.passed]
+    if not tests or failed:
+        why = f"{failed[0].name}: {failed[0].message}" if failed else f"no results ({log_error(log)})"
+        return {"passed": False, "log": str(log), "results_xml": str(xml), "failure": why}
+    return {"passed": True, "results_xml": str(xml), "log": str(log)}
 
 
 def trainer_verilog(cfg: Config) -> str:

@@ -92,7 +92,7 @@ from xml.etree import ElementTree
 __all__ = [
     "run_cocotb", "CocotbResult", "CocotbFailure", "TestOutcome", "available_simulators", "SIMULATORS",
     "lint", "LintWarning", "LINT_WAIVERS", "verilog_for", "icarus_time0_fix",
-    "verilator_root", "test_config", "test_param", "CONFIG_ENV", "default_build_root",
+    "verilator_root", "test_config", "test_param", "CONFIG_ENV", "default_build_root", "parse_results", "log_error",
 ]
 
 SIMULATORS = ("icarus", "verilator")
@@ -441,7 +441,7 @@ class CocotbResult:
         return "\n".join(lines)
 
 
-def _parse_results(xml: Path) -> list:
+def parse_results(xml: Path) -> list:
     out = []
     root = ElementTree.parse(xml).getroot()
     for tc in root.iter("testcase"):
@@ -458,7 +458,7 @@ def _parse_results(xml: Path) -> list:
     return out
 
 
-def _log_error(log: Path) -> str:
+def log_error(log: Path) -> str:
     """The most telling line of a simulator log (assertion, exception, Verilator error)."""
     try:
         lines = log.read_text(errors="replace").splitlines()
@@ -522,10 +522,10 @@ def run_cocotb(design, *, test_module: str, simulator: str, build_name: str, con
         runner.test(**kwargs)
     except SystemExit as e:  # cocotb exits when a test failed or the simulator crashed
         if not xml.exists():
-            error = f"simulator exited ({e.code}) without results: {_log_error(log)}"
+            error = f"simulator exited ({e.code}) without results: {log_error(log)}"
     except _SimTimeout as e:
         error = f"timeout: {e}"
-    tests = _parse_results(xml) if xml.exists() and not error else []
+    tests = parse_results(xml) if xml.exists() and not error else []
     result = CocotbResult(simulator=simulator, build_dir=bdir, run_dir=run_dir, results_xml=xml, log=log,
                           rebuilt=rebuilt, elapsed_s=time.monotonic() - t0, tests=tests, error=error)
     if check and not result.ok:

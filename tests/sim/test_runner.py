@@ -97,6 +97,17 @@ if cocotb is not None:
         assert 1 + 1 == 3, "deliberate failure"
 
     @cocotb.test()
+    async def cocotb_fails_at_once(dut):
+        from cocotb.triggers import Timer
+        await Timer(10, "ns")
+        assert 1 + 1 == 3, "deliberate failure"
+
+    @cocotb.test()
+    async def cocotb_passes_at_once(dut):
+        from cocotb.triggers import Timer
+        await Timer(10, "ns")
+
+    @cocotb.test()
     async def cocotb_hangs(dut):
         from cocotb.triggers import Event
 
@@ -160,6 +171,23 @@ def test_runner_reports_failure(simulator):
     r = e.value.result
     assert r.failed == 1 and r.passed == 0 and not r.ok and isinstance(e.value, AssertionError)
     assert r.tests[0].name == "cocotb_deliberate_failure" and r.tests[0].sim_time_ns > 0
+
+
+@pytest.mark.rtl
+def test_rtl_run_reports_a_failed_test_outside_pytest(tmp_path, monkeypatch):
+    """The CLI's runs (sim.rtl_run) read cocotb's results: outside pytest cocotb's runner
+    returns normally also when a test failed."""
+    require_tool("iverilog")
+    from sim.rtl_run import prepare_build, run_cocotb_test
+    from sim.runner import verilog_for
+    build = prepare_build(verilog_for(AddOne, "top"), "top", "icarus", str(tmp_path))
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)  # as when `backprop-fpga train` runs it
+    bad = run_cocotb_test(build, "tests.sim.test_runner", "cocotb_fails_at_once", tmp_path / "bad")
+    assert not bad["passed"] and "deliberate failure" in bad["failure"], bad
+    good = run_cocotb_test(build, "tests.sim.test_runner", "cocotb_passes_at_once", tmp_path / "good")
+    assert good["passed"], good
+    none = run_cocotb_test(build, "tests.sim.test_runner", "no_such_test", tmp_path / "none")
+    assert not none["passed"], none
 
 
 @pytest.mark.rtl
