@@ -226,7 +226,9 @@ class Trainer(wiring.Component):
         FAW = cfg.forward_acc_width()
         BAW = cfg.backward_acc_width()
         acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]
-        shadow = Array(Signal(signed(FAW), name=f"shadow{p}") for p in range(P))
+        # the drain's copy of a block's sums, a shift register: the drain takes lane 0 and
+        # shifts (no P-way select in front of the requantizer)
+        shadow = [Signal(signed(FAW), name=f"shadow{p}") for p in range(P)]
         lfsr = [Signal(32, init=lane_seed(cfg.sr_seed, p), name=f"lfsr{p}") for p in range(P)]
         sig = [Signal(32, name=f"sig{p}") for p in range(P)]
 
@@ -297,16 +299,12 @@ class Trainer(wiring.Component):
         # ---------------- drain unit (forward): requantize + activate P sums ----------
         drain_active = Signal()
         drain_sel = Signal(range(P + 1))
-        drain_rowbase = Signal(16)
         drain_layer = Signal(range(L + 1))
         drain_z = Signal(signed(AW))
-        drain_row = Signal(16)
+        drain_row = Signal(16)  # the block's first row + drain_sel, kept as a counter
         drain_row_valid = Signal()
         drain_stall = Signal()
-        m.d.comb += [
-            drain_z.eq(requantize(shadow[drain_sel], wf + af, cfg.act)),
-            drain_row.eq(drain_rowbase + drain_sel),
-        ]
+        m.d.comb += drain_z.eq(requantize(shadow[0], wf + af, cfg.act))
         n_out_of = Array(Const(cfg.layers[l + 1], 16) for l in range(L))
         m.d.comb += drain_row_valid.eq(drain_row < n_out_of[drain_layer])
 
@@ -583,14 +581,14 @@ class Trainer(wiring.Component):
                         is_last_rb = rb_cnt == nb - 1
                         m.d.comb += [
                             iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
-                            iss_waddr.eq(lay.wbase(l) + rb_cnt * rw + k_cnt),
+                            iss_waddr.eq(waddr),  # wbase + rb_cnt * rw + k_cnt, as a counter
                             iss_rowbase.eq(rb_cnt * P),
                             a_rd.addr.eq(lay.abase(l) + k_cnt),
                         ]
                         for p in range(P):
                             m.d.comb += d_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
                         with m.If(is_last_rb):
-                            m.d.sync += rb_cnt.eq(0)
+                            m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l) + k_cnt + 1)]
                             with m.If(k_cnt == n_in - 1):
                                 # stage 1 and the delta stage finish this layer's last input
                                 # while the update starts (it reads neither)
@@ -603,7 +601,7 @@ class Trainer(wiring.Component):
                                 with m.Else():
                                     m.d.sync += k_lane.eq(k_lane + 1)
                         with m.Else():
-                            m.d.sync += rb_cnt.eq(rb_cnt + 1)
+                            m.d.sync += [rb_cnt.eq(rb_cnt + 1), waddr.eq(waddr + rw)]
                 # ---- update layer l: the row words of every block, back to back ---------
                 with m.State(f"UPD{l}"):
                     m.d.comb += layer_of_state.eq(l)
@@ -679,7 +677,8 @@ class Trainer(wiring.Component):
             with m.If((drain_sel == P - 1) | (drain_row + 1 >= n_out_of[drain_layer])):
                 m.d.sync += drain_active.eq(0)
             with m.Else():
-                m.d.sync += drain_sel.eq(drain_sel + 1)
+                m.d.sync += [drain_sel.eq(drain_sel + 1), drain_row.eq(drain_row + 1)]
+                m.d.sync += [shadow[p].eq(shadow[p + 1]) for p in range(P - 1)]
         m.d.sync += bwd_s2.eq(0)
 
         # forward MAC + snapshot for the drain unit
@@ -692,7 +691,7 @@ class Trainer(wiring.Component):
             with m.If(sa["last"]):
                 for p in range(P):
                     m.d.sync += shadow[p].eq(Mux(sa["first"], prod[p], acc[p] + prod[p]))
-                m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_rowbase.eq(sa["rowbase"]),
+                m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_row.eq(sa["rowbase"]),
                              drain_layer.eq(sa["layer"])]
 
         # drain: one lane per cycle; writes a_{l+1} or feeds the softmax unit
