@@ -12,18 +12,24 @@ from dataclasses import dataclass
 from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
-           "PIPELINE_TAIL", "BWD_DELTA_LAG"]
+           "PIPELINE_TAIL", "BWD_DELTA_LAG", "UPDATE_LATENCY", "TREE_STAGES"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, registered multiplier operands, registered product.
 PIPE_LATENCY = 3
+# Cycles from an update beat's issue to its parameter write: stage A forms the rounded
+# step (batch sum, rounding), stage U subtracts it, saturates and writes.
+UPDATE_LATENCY = PIPE_LATENCY + 1
+# Register stages of the backward pass's adder tree after stage A (the P products are
+# summed in groups of four per stage, then added to the running sum).
+TREE_STAGES = 1
 # Cycles from the backward pass's last issue to the first cycle a later phase may read
-# the deltas and eps it makes: stage A, requantize, times sigma', write, eps a cycle
-# later (read through the memories' transparent ports)
-BWD_DELTA_LAG = PIPE_LATENCY + 3
+# the deltas and eps it makes: stage A, the tree, requantize, times sigma', write, eps a
+# cycle later (read through the memories' transparent ports)
+BWD_DELTA_LAG = PIPE_LATENCY + TREE_STAGES + 3
 # Cycles a training sample keeps the trainer busy after its last issue, while its last
 # parameters are written; the next sample's first cycles overlap them.
-PIPELINE_TAIL = PIPE_LATENCY
+PIPELINE_TAIL = UPDATE_LATENCY
 
 # Limits of the generator (checked before any hardware is built).
 MAX_BANK_WORDS = 1 << 20  # parameter words per bank: the CSR window has 20 address bits per bank

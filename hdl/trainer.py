@@ -33,7 +33,7 @@ from golden.signature import SIGNATURE_ROTATE
 from .activation import ActivationDerivative, ActivationFunction
 from .arith import requantize, round_shift, saturate
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
-from .layout import BWD_DELTA_LAG, PIPE_LATENCY, Layout, check_limits
+from .layout import BWD_DELTA_LAG, PIPE_LATENCY, TREE_STAGES, UPDATE_LATENCY, Layout, check_limits
 from .output import ce_delta, mse_delta
 
 __all__ = ["Trainer", "beat_layout"]
@@ -290,8 +290,20 @@ class Trainer(wiring.Component):
         s1["d"] = d_s1
         s2 = stage(s1, "s2")
         sa = stage(s2, "sa")
-        pipe_busy = Signal()  # a beat in stage 1, 2 or A
-        m.d.comb += pipe_busy.eq(s1_valid | s2["valid"] | sa["valid"])
+        # stage U (update beats only): the rounded step formed in stage A is subtracted from
+        # the parameter, saturated and written
+        su_valid = Signal()
+        su_addr = Signal.like(s1_addr, name="su_addr")
+        su_we = [Signal(name=f"su_we{p}") for p in range(P)]  # apply & row valid
+        su_w = [Signal(signed(WW), name=f"su_w{p}") for p in range(P)]
+        step_shape = round_shift(Signal(signed(GW if train_B else len(prod[0]))), cfg.update_shift, cfg.rounding,
+                                 Signal(32)).shape()
+        su_step = [Signal(step_shape, name=f"su_step{p}") for p in range(P)]
+        m.d.sync += [su_valid.eq(sa["valid"] & sa["upd"]), su_addr.eq(sa["addr"])]
+        m.d.sync += [su_w[p].eq(sa[f"w{p}"]) for p in range(P)]
+        m.d.sync += [su_we[p].eq(0) for p in range(P)]  # set by the update's stage A
+        pipe_busy = Signal()  # a beat in stage 1, 2, A or U
+        m.d.comb += pipe_busy.eq(s1_valid | s2["valid"] | sa["valid"] | su_valid)
 
         a_in = Signal(signed(AW))  # activation operand in stage 1 (bias column reads 1.0)
         m.d.comb += a_in.eq(Mux(s1_bias, one, Mux(s1_in0, i_rd.data, a_rd.data)))
@@ -325,7 +337,7 @@ class Trainer(wiring.Component):
 
         # default addresses
         for p in range(P):
-            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(sa["addr"])]
+            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(su_addr)]
             if train_B:
                 m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(sa["addr"])]
 
@@ -397,10 +409,10 @@ class Trainer(wiring.Component):
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
         wait_cnt = Signal(range(BWD_DELTA_LAG + 1))
         # DONE's count reaches SAMPLES/UPDATES as the last parameter is written (stage A)
-        # (a training sample finishes with its last issue; stage A writes that word
-        # PIPE_LATENCY cycles later, when the count comes out of this delay line)
+        # (a training sample finishes with its last issue; stage U writes that word
+        # UPDATE_LATENCY cycles later, when the count comes out of this delay line)
         retire_sample, retire_update = Signal(), Signal()  # set by finish_sample (later statements win)
-        ret_line = Signal(2 * (PIPE_LATENCY - 1))
+        ret_line = Signal(2 * (UPDATE_LATENCY - 1))
         m.d.sync += [retire_sample.eq(0), retire_update.eq(0),
                      ret_line.eq(Cat(retire_sample, retire_update, ret_line[:-2]))]
         ret_s, ret_u = ret_line[-2], ret_line[-1]
@@ -411,7 +423,7 @@ class Trainer(wiring.Component):
         # the next sample's forward pass reads layer 0's first row words right away: with a
         # one-word-per-input first layer in one block, those may still be in flight
         start_ok = Signal()
-        if lay.blocks(0) == 1 and n_in0 < PIPE_LATENCY:
+        if lay.blocks(0) == 1 and n_in0 < UPDATE_LATENCY:
             m.d.comb += start_ok.eq(~pipe_busy)
         else:
             m.d.comb += start_ok.eq(1)
@@ -721,13 +733,22 @@ class Trainer(wiring.Component):
                 for l in range(1, L):
                     with m.Case(l):
                         m.d.comb += d_s1.eq(act_d[cfg.activations[l - 1]].d)
-        m.d.comb += tree.eq(sum(prod[p] for p in range(P)))
-        with m.If(sa["bwd"] & sa["valid"]):
-            m.d.sync += bwd_acc.eq(Mux(sa["first"], tree, bwd_acc + tree))
-            with m.If(sa["last"]):
-                m.d.sync += [bwd_sum.eq(Mux(sa["first"], tree, bwd_acc + tree)), bwd_s2.eq(1),
-                             bwd_layer.eq(sa["layer"]), bwd_d.eq(sa["d"]),
-                             bwd_klane.eq(sa["klane"]), bwd_kslot.eq(sa["kslot"])]
+        # stage T (TREE_STAGES = 1): the products summed in groups of four and registered with
+        # the beat's control; then the groups' sum is added to the running sum
+        assert TREE_STAGES == 1
+        groups = [prod[i:i + 4] for i in range(0, P, 4)]
+        part = [Signal(signed(BAW), name=f"tree_part{g}") for g in range(len(groups))]
+        m.d.sync += [part[g].eq(sum(grp)) for g, grp in enumerate(groups)]
+        st = {key: Signal.like(sa[key], name=f"st_{key}") for key in ("first", "last", "layer", "d", "klane", "kslot")}
+        st_valid = Signal()
+        m.d.sync += [st_valid.eq(sa["valid"] & sa["bwd"])] + [st[key].eq(sa[key]) for key in st]
+        m.d.comb += tree.eq(sum(part))
+        with m.If(st_valid):
+            m.d.sync += bwd_acc.eq(Mux(st["first"], tree, bwd_acc + tree))
+            with m.If(st["last"]):
+                m.d.sync += [bwd_sum.eq(Mux(st["first"], tree, bwd_acc + tree)), bwd_s2.eq(1),
+                             bwd_layer.eq(st["layer"]), bwd_d.eq(st["d"]),
+                             bwd_klane.eq(st["klane"]), bwd_kslot.eq(st["kslot"])]
         # two stages: requantize the sum; times the derivative, requantize, write
         bwd_s3 = Signal()
         bwd_s = Signal(signed(EW))
@@ -757,16 +778,18 @@ class Trainer(wiring.Component):
                     total = g_sum
                 else:
                     total = prod[p]
-                step = round_shift(total, cfg.update_shift, cfg.rounding, lfsr_next)
-                w_new = saturate(sa[f"w{p}"] - step, cfg.weight)
-                w_new_sig = Signal(signed(WW), name=f"w_new{p}")
-                m.d.comb += w_new_sig.eq(w_new)
+                m.d.sync += su_step[p].eq(round_shift(total, cfg.update_shift, cfg.rounding, lfsr_next))
                 with m.If(sa["apply"] & row_valid[p]):
-                    m.d.comb += [w_wr[p].data.eq(w_new_sig), w_wr[p].en.eq(1)]
+                    m.d.sync += su_we[p].eq(1)
                     if cfg.rounding == "stochastic":
                         m.d.sync += lfsr[p].eq(lfsr_next)
-                    rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
-                    m.d.sync += sig[p].eq(rot ^ w_new_sig.as_unsigned())
+        for p in range(P):
+            w_new = Signal(signed(WW), name=f"w_new{p}")
+            m.d.comb += w_new.eq(saturate(su_w[p] - su_step[p], cfg.weight))
+            with m.If(su_we[p]):
+                m.d.comb += [w_wr[p].data.eq(w_new), w_wr[p].en.eq(1)]
+                rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
+                m.d.sync += sig[p].eq(rot ^ w_new.as_unsigned())
 
         # ---------------- control/status bus ---------------------------------------------
         rdata = Signal(32)
