@@ -2,8 +2,11 @@
 
 Pure Python, shared by the hardware generator and the host driver, so the two cannot
 disagree about an address. Row j of layer l lives in bank (lane) ``j % P`` at slot
-``j // P``; a slot holds the row's ``n_in + 1`` words (bias last). All layers share one
-memory per bank, layer after layer.
+``j // P``; a slot holds the row's ``n_in`` weights. All layers share one memory per
+bank, layer after layer. The biases have a memory of their own per bank (one word per
+row slot, indexed like the deltas), so a row block's bias costs no MAC cycle: the
+forward pass starts the sum at the bias, the update writes it beside the row's last
+weight. On the bus a bank's biases follow its weights (words ``wdepth ..``).
 """
 from __future__ import annotations
 
@@ -64,7 +67,8 @@ class Layout:
         return _ceil_div(self.n_out(l), self.lanes)
 
     def row_words(self, l) -> int:
-        return self.n_in(l) + 1
+        """Weight words of one row in its bank (the bias lives in the bias memory)."""
+        return self.n_in(l)
 
     def wbase(self, l) -> int:
         """First word of layer l in every bank."""
@@ -72,11 +76,24 @@ class Layout:
 
     @property
     def wdepth(self) -> int:
+        """Weight words per bank (the weight memory's depth)."""
         return self.wbase(self.cfg.n_layers)
 
+    def bias_slot(self, l, j) -> int:
+        """Word of the bias of row j of layer l in bank j % P's bias memory."""
+        return self.dbase(l) + j // self.lanes
+
+    @property
+    def bank_words(self) -> int:
+        """Parameter words per bank on the bus: the weights, then the biases."""
+        return self.wdepth + self.ddepth
+
     def param_location(self, l, j, k) -> tuple[int, int]:
-        """(bank, address in bank) of parameter W_l[j, k] (k = n_in is the bias)."""
+        """(bank, bus word in bank) of parameter W_l[j, k] (k = n_in is the bias, at
+        ``wdepth + bias_slot(l, j)``)."""
         P = self.lanes
+        if k == self.n_in(l):
+            return j % P, self.wdepth + self.bias_slot(l, j)
         return j % P, self.wbase(l) + (j // P) * self.row_words(l) + k
 
     # computed activations a_1 .. a_L (output), one memory, layer after layer
@@ -134,8 +151,8 @@ def expected_train_cycles(cfg: Config) -> int:
         n_in, nb = lay.n_in(l), lay.blocks(l)
         last_rows = lay.n_out(l) - (nb - 1) * P
         # a block's last issue waits until the previous block's snapshot has been drained
-        stall = (nb - 1) * max(0, P + D - n_in)
-        total += nb * (n_in + 1) + stall  # FWD
+        stall = (nb - 1) * max(0, P + D + 1 - n_in)
+        total += nb * n_in + stall  # FWD (the bias starts the sum: no cycle of its own)
         if l == L - 1 or (nb - 1) * P < D + 1:
             # wait for the last drain: the output pass, or a next layer that would read
             # the drained rows before they are written
@@ -146,7 +163,7 @@ def expected_train_cycles(cfg: Config) -> int:
     for l in range(1, L):
         total += lay.n_in(l) * lay.blocks(l)  # BWD; the update starts as it ends
     for l in range(L):
-        words = lay.blocks(l) * (lay.n_in(l) + 1)  # UPD: row words back to back (eps stored)
+        words = lay.blocks(l) * lay.n_in(l)  # UPD: row words back to back (eps stored), biases beside
         total += words
         if l > 0:  # a short update waits for the backward pass's last delta and eps
             total += max(0, BWD_DELTA_LAG - words)
@@ -161,9 +178,9 @@ def check_limits(cfg: Config) -> Layout:
     for i, n in enumerate(cfg.layers):
         if n > MAX_LAYER_WIDTH:
             raise HardwareLimitError(f"network.layers[{i}] = {n} exceeds the limit of {MAX_LAYER_WIDTH} units")
-    if lay.wdepth > MAX_BANK_WORDS:
+    if lay.bank_words > MAX_BANK_WORDS:
         raise HardwareLimitError(
-            f"parameters need {lay.wdepth} words per bank with {cfg.lanes} lanes, over the limit of "
+            f"parameters need {lay.bank_words} words per bank with {cfg.lanes} lanes, over the limit of "
             f"{MAX_BANK_WORDS}; add lanes or shrink the network")
     if cfg.forward_acc_width() > 48 or cfg.backward_acc_width() > 48:
         raise HardwareLimitError(

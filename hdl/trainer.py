@@ -5,15 +5,16 @@ every layer banked by output row (hdl/layout.py). The sequencer walks, per sampl
 
     LOAD   (beside the sequencer) input and target beats from ``s_data`` into the free one
            of two input buffers, while the other one trains; wrong length -> drop + flag
-    FWD l  for each block of P rows: for k in 0..n_in: acc[p] += W[row p, k] * a[k]
-           (k = n_in is the bias, input 1.0); a drain unit requantizes and activates the
-           P sums while the next block accumulates
+    FWD l  for each block of P rows: acc[p] = bias[row p] * 1.0, then for k < n_in:
+           acc[p] += W[row p, k] * a[k]; a drain unit requantizes and activates the P sums
+           while the next block accumulates
     OUT    output codes to ``m_data``, one per cycle; in training also the output deltas
     BWD l  for k: sum over row blocks of the P products W[j, k] * delta[j] (adder tree),
            requantize, times the derivative of the stored a[k] -> delta of layer l-1
     UPD l  for each block, for k: W -= round(eps[p] * a[k]) (or accumulate into the batch
-           sums and apply on the batch's last sample); eps = lr * delta was stored beside
-           each delta when it was computed, so blocks follow each other with no gap
+           sums and apply on the batch's last sample), the bias (eps * 1.0, no multiply)
+           beside the last weight; eps = lr * delta was stored beside each delta when it
+           was computed, so blocks follow each other with no gap
 
 Every narrowing is golden's requantize (hdl/arith.py); results equal golden/fixed_model.py
 bit for bit. Backward of layer l runs before its update, so it sees the old weights.
@@ -103,17 +104,27 @@ class Trainer(wiring.Component):
         # ---------------- memories ----------------------------------------------------
         params = init_params(cfg)
         wdepth = max(lay.wdepth, 1)
+        ddepth = max(lay.ddepth, 1)
         winit = [[0] * wdepth for _ in range(P)]
+        binit = [[0] * ddepth for _ in range(P)]
         for l, w in enumerate(params):
             for j in range(w.shape[0]):
-                for k in range(w.shape[1]):
+                for k in range(w.shape[1] - 1):
                     b, a = lay.param_location(l, j, k)
                     winit[b][a] = int(w[j, k])
+                binit[j % P][lay.bias_slot(l, j)] = int(w[j, -1])
         wmem = [Memory(shape=signed(WW), depth=wdepth, init=winit[p]) for p in range(P)]
         for p, mem in enumerate(wmem):
             m.submodules[f"wmem{p}"] = mem
         w_rd = [mem.read_port() for mem in wmem]
         w_wr = [mem.write_port() for mem in wmem]
+        # biases: one word per row slot, read with a block's first forward beat and its last
+        # update beat, written beside the row's last weight
+        bmem = [Memory(shape=signed(WW), depth=ddepth, init=binit[p]) for p in range(P)]
+        for p, mem in enumerate(bmem):
+            m.submodules[f"bmem{p}"] = mem
+        b_rd = [mem.read_port() for mem in bmem]
+        b_wr = [mem.write_port() for mem in bmem]
         GW = cfg.grad_acc_width()
         if train_B:
             gmem = [Memory(shape=signed(GW), depth=wdepth, init=[]) for _ in range(P)]
@@ -121,9 +132,13 @@ class Trainer(wiring.Component):
                 m.submodules[f"gmem{p}"] = mem
             g_rd = [mem.read_port() for mem in gmem]
             g_wr = [mem.write_port() for mem in gmem]
+            gbmem = [Memory(shape=signed(GW), depth=ddepth, init=[]) for _ in range(P)]  # the biases' sums
+            for p, mem in enumerate(gbmem):
+                m.submodules[f"gbmem{p}"] = mem
+            gb_rd = [mem.read_port() for mem in gbmem]
+            gb_wr = [mem.write_port() for mem in gbmem]
         m.submodules.amem = amem = Memory(shape=signed(AW), depth=lay.adepth, init=[])
         a_rd, a_wr = amem.read_port(), amem.write_port()
-        ddepth = max(lay.ddepth, 1)
         dmem = [Memory(shape=signed(EW), depth=ddepth, init=[]) for _ in range(P)]
         for p, mem in enumerate(dmem):
             m.submodules[f"dmem{p}"] = mem
@@ -244,7 +259,7 @@ class Trainer(wiring.Component):
         s1_valid = Signal()
         s1_first = Signal()
         s1_last = Signal()
-        s1_bias = Signal()
+        s1_slot = Signal(range(ddepth))  # the block's row slot (bias, delta and eps word)
         s1_rowbase = Signal(16)  # first row of the block in stage 1
         s1_addr = Signal(range(max(wdepth, 2)))  # a parameter memory address
         s1_klane = Signal(range(P))
@@ -254,7 +269,7 @@ class Trainer(wiring.Component):
         iss_valid = Signal()
         iss_first = Signal()
         iss_last = Signal()
-        iss_bias = Signal()
+        iss_slot = Signal(range(ddepth))
         iss_rowbase = Signal(16)
         iss_waddr = Signal(range(max(wdepth, 2)))
         s1_in0 = Signal()  # stage 1 of layer 0: the activation operand comes from the input buffer
@@ -267,7 +282,7 @@ class Trainer(wiring.Component):
             s1_apply.eq(apply),
             s1_fwd.eq(ph_fwd), s1_bwd.eq(ph_bwd), s1_upd.eq(ph_upd), s1_layer.eq(layer_of_state),
             s1_in0.eq(layer_of_state == 0),
-            s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_bias.eq(iss_bias),
+            s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_slot.eq(iss_slot),
             s1_rowbase.eq(iss_rowbase), s1_addr.eq(iss_waddr),
             s1_klane.eq(k_lane), s1_kslot.eq(k_slot),
         ]
@@ -280,12 +295,15 @@ class Trainer(wiring.Component):
                 m.d.sync += out[key].eq(sig_)
             return out
         s1 = {"valid": s1_valid, "first": s1_first, "last": s1_last, "rowbase": s1_rowbase, "addr": s1_addr,
+              "slot": s1_slot,
               "klane": s1_klane, "kslot": s1_kslot, "fwd": s1_fwd, "bwd": s1_bwd, "upd": s1_upd, "layer": s1_layer,
               "apply": s1_apply}  # (DONE may change `apply` before the last beats reach stage A)
         for p in range(P):
             s1[f"w{p}"] = w_rd[p].data
+            s1[f"b{p}"] = b_rd[p].data
             if train_B:
                 s1[f"g{p}"] = g_rd[p].data
+                s1[f"gb{p}"] = gb_rd[p].data
         d_s1 = Signal(signed(AW))  # backward: sigma'(a_{l-1}[k]) of the k read in stage 1
         s1["d"] = d_s1
         s2 = stage(s1, "s2")
@@ -299,14 +317,22 @@ class Trainer(wiring.Component):
         step_shape = round_shift(Signal(signed(GW if train_B else len(prod[0]))), cfg.update_shift, cfg.rounding,
                                  Signal(32)).shape()
         su_step = [Signal(step_shape, name=f"su_step{p}") for p in range(P)]
-        m.d.sync += [su_valid.eq(sa["valid"] & sa["upd"]), su_addr.eq(sa["addr"])]
+        # the bias beside the row's last weight: its step is round(eps * 1.0) (+ batch sum)
+        bstep_shape = round_shift(Signal(signed(GW if train_B else EPSW + af)), cfg.update_shift, cfg.rounding,
+                                  Signal(32)).shape()
+        su_slot = Signal.like(s1_slot, name="su_slot")
+        su_bwe = [Signal(name=f"su_bwe{p}") for p in range(P)]
+        su_b = [Signal(signed(WW), name=f"su_b{p}") for p in range(P)]
+        su_bstep = [Signal(bstep_shape, name=f"su_bstep{p}") for p in range(P)]
+        m.d.sync += [su_valid.eq(sa["valid"] & sa["upd"]), su_addr.eq(sa["addr"]), su_slot.eq(sa["slot"])]
         m.d.sync += [su_w[p].eq(sa[f"w{p}"]) for p in range(P)]
-        m.d.sync += [su_we[p].eq(0) for p in range(P)]  # set by the update's stage A
+        m.d.sync += [su_b[p].eq(sa[f"b{p}"]) for p in range(P)]
+        m.d.sync += [su_we[p].eq(0) for p in range(P)] + [su_bwe[p].eq(0) for p in range(P)]  # set by stage A
         pipe_busy = Signal()  # a beat in stage 1, 2, A or U
         m.d.comb += pipe_busy.eq(s1_valid | s2["valid"] | sa["valid"] | su_valid)
 
-        a_in = Signal(signed(AW))  # activation operand in stage 1 (bias column reads 1.0)
-        m.d.comb += a_in.eq(Mux(s1_bias, one, Mux(s1_in0, i_rd.data, a_rd.data)))
+        a_in = Signal(signed(AW))  # activation operand in stage 1
+        m.d.comb += a_in.eq(Mux(s1_in0, i_rd.data, a_rd.data))
 
         # ---------------- drain unit (forward): requantize + activate P sums ----------
         drain_active = Signal()
@@ -337,9 +363,11 @@ class Trainer(wiring.Component):
 
         # default addresses
         for p in range(P):
-            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(su_addr)]
+            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(su_addr),
+                         b_rd[p].addr.eq(iss_slot), b_wr[p].addr.eq(su_slot)]
             if train_B:
-                m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(sa["addr"])]
+                m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(sa["addr"]),
+                             gb_rd[p].addr.eq(iss_slot), gb_wr[p].addr.eq(sa["slot"])]
 
         # ---------------- loader: s_data -> the free input buffer --------------------
         # Runs beside the sequencer: the next sample's beats are taken while the current one
@@ -420,10 +448,13 @@ class Trainer(wiring.Component):
             m.d.sync += samples.eq(samples + 1)
         with m.If(ret_u):
             m.d.sync += updates.eq(updates + 1)
-        # the next sample's forward pass reads layer 0's first row words right away: with a
-        # one-word-per-input first layer in one block, those may still be in flight
+        # the next sample's forward pass reads layer 0's words in the order the update wrote
+        # them, starting one cycle after its last issue: a word (or a block's bias) it would
+        # read before the write lands, UPDATE_LATENCY cycles after that word's issue, makes
+        # it wait for the pipeline to empty. That is when (blocks - 1) * n_in < UPDATE_LATENCY
+        # (the bias of block b is read n_in cycles sooner than the same block's last weight).
         start_ok = Signal()
-        if lay.blocks(0) == 1 and n_in0 < UPDATE_LATENCY:
+        if (lay.blocks(0) - 1) * n_in0 < UPDATE_LATENCY:
             m.d.comb += start_ok.eq(~pipe_busy)
         else:
             m.d.comb += start_ok.eq(1)
@@ -472,20 +503,19 @@ class Trainer(wiring.Component):
                 with m.State(f"FWD{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
-                    is_last_k = k_cnt == n_in
+                    is_last_k = k_cnt == n_in - 1
                     # the snapshot at the end of this block needs the drain free
                     # (a block's last beat still in the pipeline will start the drain)
                     last_in_flight = ((s1_valid & s1_last & s1_fwd) | (s2["valid"] & s2["last"] & s2["fwd"]) |
                                       (sa["valid"] & sa["last"] & sa["fwd"]))
                     stall = is_last_k & (drain_active | last_in_flight)
-                    m.d.comb += [iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P)]
+                    m.d.comb += [iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt)]
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
                     else:
                         m.d.comb += a_rd.addr.eq(lay.abase(l) + k_cnt)
                     with m.If(~stall):
-                        m.d.comb += [iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
-                                     iss_bias.eq(is_last_k)]
+                        m.d.comb += [iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k)]
                         m.d.sync += waddr.eq(waddr + 1)
                         with m.If(is_last_k):
                             m.d.sync += k_cnt.eq(0)
@@ -618,10 +648,10 @@ class Trainer(wiring.Component):
                 with m.State(f"UPD{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_upd.eq(1)
-                    is_last_k = k_cnt == n_in
+                    is_last_k = k_cnt == n_in - 1
                     m.d.comb += [
-                        iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k), iss_bias.eq(is_last_k),
-                        iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P),
+                        iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
+                        iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt),
                     ]
                     for p in range(P):
                         m.d.comb += e_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
@@ -636,7 +666,7 @@ class Trainer(wiring.Component):
                     with m.If(is_last_k):
                         m.d.sync += k_cnt.eq(0)
                         with m.If(rb_cnt == nb - 1):
-                            if l > 0 and nb * (n_in + 1) >= BWD_DELTA_LAG:
+                            if l > 0 and nb * n_in >= BWD_DELTA_LAG:
                                 # the next phase reads layer l - 1 only, and the deltas and
                                 # eps of layer l - 1 from this layer's backward pass are
                                 # written by now: no need to drain
@@ -644,7 +674,7 @@ class Trainer(wiring.Component):
                                 m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPD{l - 1}"
                             elif l > 0:  # a short update: wait for those writes
                                 m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1)),
-                                             wait_cnt.eq(BWD_DELTA_LAG - nb * (n_in + 1))]
+                                             wait_cnt.eq(BWD_DELTA_LAG - nb * n_in)]
                                 m.next = f"UPDW{l}"
                             else:  # the sample is done as its last parameter enters the pipeline
                                 m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
@@ -653,7 +683,7 @@ class Trainer(wiring.Component):
                             m.d.sync += rb_cnt.eq(rb_cnt + 1)
                     with m.Else():
                         m.d.sync += k_cnt.eq(k_cnt + 1)
-                if l > 0 and nb * (n_in + 1) < BWD_DELTA_LAG:
+                if l > 0 and nb * n_in < BWD_DELTA_LAG:
                     with m.State(f"UPDW{l}"):
                         m.d.comb += layer_of_state.eq(l)
                         with m.If(wait_cnt <= 1):
@@ -697,12 +727,16 @@ class Trainer(wiring.Component):
         with m.If(s1_fwd):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(a_in)]
+        # a block's first beat starts the sum at bias * 1.0 (exact: a shift)
+        fwd_sum = [Signal(signed(FAW), name=f"fwd_sum{p}") for p in range(P)]
+        for p in range(P):
+            m.d.comb += fwd_sum[p].eq(Mux(sa["first"], sa[f"b{p}"] << af, acc[p]) + prod[p])
         with m.If(sa["fwd"] & sa["valid"]):
             for p in range(P):
-                m.d.sync += acc[p].eq(Mux(sa["first"], prod[p], acc[p] + prod[p]))
+                m.d.sync += acc[p].eq(fwd_sum[p])
             with m.If(sa["last"]):
                 for p in range(P):
-                    m.d.sync += shadow[p].eq(Mux(sa["first"], prod[p], acc[p] + prod[p]))
+                    m.d.sync += shadow[p].eq(fwd_sum[p])
                 m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_row.eq(sa["rowbase"]),
                              drain_layer.eq(sa["layer"])]
 
@@ -768,28 +802,42 @@ class Trainer(wiring.Component):
         with m.If(s1_upd):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(e_rd[p].data), mul_b[p].eq(a_in)]
+        eps_a = [Signal.like(op_a[p], name=f"eps_a{p}") for p in range(P)]  # the beat's eps in stage A
+        m.d.sync += [eps_a[p].eq(op_a[p]) for p in range(P)]
         with m.If(sa["upd"] & sa["valid"]):
             for p in range(P):
                 lfsr_next = Mux(lfsr[p][0], (lfsr[p] >> 1) ^ LFSR_MASK, lfsr[p] >> 1)
+                lfsr_next2 = Mux(lfsr_next[0], (lfsr_next >> 1) ^ LFSR_MASK, lfsr_next >> 1)  # the bias's draw
+                eps_one = eps_a[p] << af  # eps * 1.0
                 if train_B:
                     g_sum = Signal(signed(GW), name=f"g_sum{p}")
-                    m.d.comb += g_sum.eq(sa[f"g{p}"] + prod[p])
-                    m.d.comb += [g_wr[p].data.eq(Mux(sa["apply"], 0, g_sum)), g_wr[p].en.eq(row_valid[p])]
-                    total = g_sum
+                    gb_sum = Signal(signed(GW), name=f"gb_sum{p}")
+                    m.d.comb += [g_sum.eq(sa[f"g{p}"] + prod[p]), gb_sum.eq(sa[f"gb{p}"] + eps_one)]
+                    m.d.comb += [g_wr[p].data.eq(Mux(sa["apply"], 0, g_sum)), g_wr[p].en.eq(row_valid[p]),
+                                 gb_wr[p].data.eq(Mux(sa["apply"], 0, gb_sum)),
+                                 gb_wr[p].en.eq(row_valid[p] & sa["last"])]
+                    total, btotal = g_sum, gb_sum
                 else:
-                    total = prod[p]
-                m.d.sync += su_step[p].eq(round_shift(total, cfg.update_shift, cfg.rounding, lfsr_next))
+                    total, btotal = prod[p], eps_one
+                m.d.sync += [su_step[p].eq(round_shift(total, cfg.update_shift, cfg.rounding, lfsr_next)),
+                             su_bstep[p].eq(round_shift(btotal, cfg.update_shift, cfg.rounding, lfsr_next2))]
                 with m.If(sa["apply"] & row_valid[p]):
-                    m.d.sync += su_we[p].eq(1)
+                    m.d.sync += [su_we[p].eq(1), su_bwe[p].eq(sa["last"])]
                     if cfg.rounding == "stochastic":
-                        m.d.sync += lfsr[p].eq(lfsr_next)
+                        m.d.sync += lfsr[p].eq(Mux(sa["last"], lfsr_next2, lfsr_next))
         for p in range(P):
             w_new = Signal(signed(WW), name=f"w_new{p}")
-            m.d.comb += w_new.eq(saturate(su_w[p] - su_step[p], cfg.weight))
+            b_new = Signal(signed(WW), name=f"b_new{p}")
+            m.d.comb += [w_new.eq(saturate(su_w[p] - su_step[p], cfg.weight)),
+                         b_new.eq(saturate(su_b[p] - su_bstep[p], cfg.weight))]
+            rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
+            sig_w = rot ^ w_new.as_unsigned()
+            sig_wb = Cat(sig_w[32 - SIGNATURE_ROTATE:], sig_w[:32 - SIGNATURE_ROTATE]) ^ b_new.as_unsigned()
             with m.If(su_we[p]):
                 m.d.comb += [w_wr[p].data.eq(w_new), w_wr[p].en.eq(1)]
-                rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
-                m.d.sync += sig[p].eq(rot ^ w_new.as_unsigned())
+                m.d.sync += sig[p].eq(Mux(su_bwe[p], sig_wb, sig_w))  # the bias folds after the row's last weight
+            with m.If(su_bwe[p]):
+                m.d.comb += [b_wr[p].data.eq(b_new), b_wr[p].en.eq(1)]
 
         # ---------------- control/status bus ---------------------------------------------
         rdata = Signal(32)
@@ -798,7 +846,11 @@ class Trainer(wiring.Component):
         m.d.comb += [csr.rdata.eq(rdata), sig_all.eq(_xor_all(sig)), self.param_signature.eq(sig_all)]
         bank_sel = Signal(range(P))
         m.d.comb += bank_sel.eq(csr_bank[:max(1, (P - 1).bit_length())] if P > 1 else 0)
-        bank_ok = (csr_bank < P) & (csr_word < lay.wdepth)
+        bank_ok = (csr_bank < P) & (csr_word < lay.bank_words)
+        csr_is_bias = Signal()  # bus words wdepth.. of a bank are its biases
+        csr_bias_word = Signal(BANK_SHIFT)
+        read_bias = Signal()  # PARAM_READ: the word read is a bias
+        m.d.comb += [csr_is_bias.eq(csr_word >= lay.wdepth), csr_bias_word.eq(csr_word - lay.wdepth)]
         regs_ro = {
             REG["ID"]: Const(ID_VALUE, 32),
             REG["CTRL"]: mode_infer,
@@ -811,7 +863,7 @@ class Trainer(wiring.Component):
             REG["SIGNATURE"]: sig_all,
             REG["UPDATES"]: updates,
         }
-        w_rdata = Array(w_rd[p].data for p in range(P))
+        w_rdata = Array(Mux(read_bias, b_rd[p].data, w_rd[p].data) for p in range(P))
         with m.FSM(name="csr"):
             with m.State("IDLE"):
                 with m.If(csr.re | csr.we):
@@ -821,13 +873,18 @@ class Trainer(wiring.Component):
                             m.next = "ACK"
                         with m.Elif(csr.we):
                             for p in range(P):
-                                m.d.comb += [w_wr[p].addr.eq(csr_word), w_wr[p].data.eq(csr.wdata[:WW]),
-                                             w_wr[p].en.eq(bank_sel == p)]
+                                with m.If(csr_is_bias):
+                                    m.d.comb += [b_wr[p].addr.eq(csr_bias_word), b_wr[p].data.eq(csr.wdata[:WW]),
+                                                 b_wr[p].en.eq(bank_sel == p)]
+                                with m.Else():
+                                    m.d.comb += [w_wr[p].addr.eq(csr_word), w_wr[p].data.eq(csr.wdata[:WW]),
+                                                 w_wr[p].en.eq(bank_sel == p)]
                             m.d.sync += rdata.eq(0)
                             m.next = "ACK"
                         with m.Else():
                             for p in range(P):
-                                m.d.comb += w_rd[p].addr.eq(csr_word)
+                                m.d.comb += [w_rd[p].addr.eq(csr_word), b_rd[p].addr.eq(csr_bias_word)]
+                            m.d.sync += read_bias.eq(csr_is_bias)
                             m.next = "PARAM_READ"
                     with m.Elif(csr.we):
                         with m.Switch(csr.addr):

@@ -91,8 +91,10 @@ def param_map(cfg: Config, *, table: bool | None = None) -> dict:
         entry = {
             "layer": l, "n_in": n_in, "n_out": n_out, "bias_column": n_in,
             "blocks": lay.blocks(l), "row_words": lay.row_words(l), "wbase": lay.wbase(l),
+            "bias_base": lay.wdepth + lay.dbase(l),
             "formula": (f"W[j, k] (k = {n_in} is the bias): bank = j % {cfg.lanes}, "
-                        f"word = {lay.wbase(l)} + (j // {cfg.lanes}) * {lay.row_words(l)} + k, "
+                        f"word = {lay.wbase(l)} + (j // {cfg.lanes}) * {lay.row_words(l)} + k for k < {n_in}, "
+                        f"bias word = {lay.wdepth + lay.dbase(l)} + j // {cfg.lanes}, "
                         f"address = 0x{PARAM_WINDOW:08X} | bank << {BANK_SHIFT} | word"),
         }
         if table:
@@ -106,7 +108,8 @@ def param_map(cfg: Config, *, table: bool | None = None) -> dict:
         layers.append(entry)
     return {
         "param_window": PARAM_WINDOW, "bank_shift": BANK_SHIFT, "addr_width": ADDR_WIDTH,
-        "banks": cfg.lanes, "words_per_bank": lay.wdepth, "parameters": n_params,
+        "banks": cfg.lanes, "words_per_bank": lay.bank_words, "weight_words_per_bank": lay.wdepth,
+        "parameters": n_params,
         "address": "PARAM_WINDOW | bank << bank_shift | word",
         "value": f"weight-format code: sign-extended to 32 bits on read, low {cfg.weight.width} bits on write",
         "access": "only while STATUS.busy is low (otherwise bus_error)",

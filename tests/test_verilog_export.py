@@ -22,7 +22,7 @@ def test_manifest_addresses_agree_with_layout(tmp_path):
     assert m["lint"] is None
     pm = m["param_map"]
     assert pm["param_window"] == PARAM_WINDOW and pm["bank_shift"] == BANK_SHIFT
-    assert pm["banks"] == 3 and pm["words_per_bank"] == Layout(cfg).wdepth
+    assert pm["banks"] == 3 and pm["words_per_bank"] == Layout(cfg).bank_words
     lay = Layout(cfg)
     seen = set()
     for l, entry in enumerate(pm["layers"]):
