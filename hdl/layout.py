@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
-           "PIPELINE_TAIL", "BWD_DELTA_LAG", "UPDATE_LATENCY", "TREE_STAGES"]
+           "PIPELINE_TAIL", "BWD_DELTA_LAG", "UPDATE_LATENCY", "TREE_STAGES", "DRAIN_WRITE_LAG"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, registered multiplier operands, registered product.
@@ -23,6 +23,9 @@ PIPE_LATENCY = 3
 # Cycles from an update beat's issue to its parameter write: stage A forms the rounded
 # step (batch sum, rounding), stage U subtracts it, saturates and writes.
 UPDATE_LATENCY = PIPE_LATENCY + 1
+# Cycles from a forward block's last issue to the write of its first drained row: stage A,
+# the snapshot, the drain's requantize into its register, then activation and write.
+DRAIN_WRITE_LAG = PIPE_LATENCY + 2
 # Register stages of the backward pass's adder tree after stage A (the P products are
 # summed in groups of four per stage, then added to the running sum).
 TREE_STAGES = 1
@@ -153,10 +156,10 @@ def expected_train_cycles(cfg: Config) -> int:
         # a block's last issue waits until the previous block's snapshot has been drained
         stall = (nb - 1) * max(0, P + D + 1 - n_in)
         total += nb * n_in + stall  # FWD (the bias starts the sum: no cycle of its own)
-        if l == L - 1 or (nb - 1) * P < D + 1:
+        if l == L - 1 or (nb - 1) * P < DRAIN_WRITE_LAG:
             # wait for the last drain: the output pass, or a next layer that would read
             # the drained rows before they are written
-            total += last_rows + D + 1
+            total += last_rows + DRAIN_WRITE_LAG
     total += cfg.layers[-1] + 2  # OUT: one code per cycle, read one cycle ahead, delta a cycle after
     if L == 1:
         total += 1  # the update waits for the last output delta's eps

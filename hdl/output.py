@@ -144,12 +144,14 @@ class SoftmaxUnit(wiring.Component):
     state     cycles      work
     ========  ==========  ==============================================================
     TAKE      n           buffer the logits, running maximum
-    EXP       n           e = exp table(max - z) (replaces z in the buffer), exact sum S
+    EXP       n + 1       y = max - z registered; e = exp table(y) a cycle later (replaces
+                          z in the buffer), exact sum S
     RECIP     1           leading one k of S, reciprocal ROM on the bits below it
-    EMIT      n           p = requantize(e * R, recip_frac_bits + k, act)
+    EMIT      n           p = requantize(e * R, recip_frac_bits + k, act); e is fetched
+                          from the buffer a cycle ahead (no select before the multiplier)
     ========  ==========  ==============================================================
 
-    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 1 cycles from the
+    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 2 cycles from the
     cycle its first logit is accepted to the cycle its last probability is taken; the next
     vector's first logit is accepted in the following cycle. ``i.ready`` is high only in
     TAKE; stalls on either side only add cycles.
@@ -210,7 +212,7 @@ class SoftmaxUnit(wiring.Component):
     @staticmethod
     def cycles_per_vector(n: int) -> int:
         """Cycles per vector of ``n`` logits without stalls (see the class docstring)."""
-        return 3 * n + 1
+        return 3 * n + 2
 
     def elaborate(self, platform):
         c = self._cfg
@@ -229,6 +231,11 @@ class SoftmaxUnit(wiring.Component):
         total = Signal(SW)
         k = Signal(range(k_hi + 1))
         r = Signal(unsigned(max(rtab).bit_length()))
+        ex = Signal(signed(AW + 1))  # EXP: max - z of element wcnt, registered
+        ex_valid = Signal()
+        wcnt = Signal.like(cnt)
+        rd_done = Signal()  # EXP: every element's max - z has been formed
+        e_cur = Signal(signed(AW))  # EMIT: the buffer element cnt, fetched a cycle ahead
 
         m.submodules.exp = exp = LutReader(table_spec("exp", c), AW + 1)
         m.submodules.rrom = rrom = Memory(shape=r.shape(), depth=len(rtab), init=rtab)
@@ -249,13 +256,19 @@ class SoftmaxUnit(wiring.Component):
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
             with m.State("EXP"):
-                m.d.comb += exp.x.eq(zmax - buf[cnt])  # y = max - z >= 0, AW + 1 bits
-                m.d.sync += [buf[cnt].eq(exp.y), total.eq(total + exp.y)]
-                with m.If(cnt == end):
-                    m.d.sync += cnt.eq(0)
+                # two stages: y = max - z into a register, then the table and the sum
+                m.d.comb += exp.x.eq(ex)  # y = max - z >= 0, AW + 1 bits
+                with m.If(ex_valid):
+                    m.d.sync += [buf[wcnt].eq(exp.y), total.eq(total + exp.y)]
+                with m.If(~rd_done):
+                    m.d.sync += [ex.eq(zmax - buf[cnt]), ex_valid.eq(1), wcnt.eq(cnt)]
+                    with m.If(cnt == end):
+                        m.d.sync += [cnt.eq(0), rd_done.eq(1)]
+                    with m.Else():
+                        m.d.sync += cnt.eq(cnt + 1)
+                with m.Else():  # the last element's e is written now
+                    m.d.sync += [ex_valid.eq(0), rd_done.eq(0)]
                     m.next = "RECIP"
-                with m.Else():
-                    m.d.sync += cnt.eq(cnt + 1)
             with m.State("RECIP"):
                 # k = position of the leading one; the nb bits below it index the ROM
                 with m.Switch(total):
@@ -264,11 +277,11 @@ class SoftmaxUnit(wiring.Component):
                             idx = (total >> (kk - nb)) if kk >= nb else (total << (nb - kk))
                             m.d.comb += r_rd.addr.eq(idx[:nb])
                             m.d.sync += k.eq(kk)
-                m.d.sync += r.eq(r_rd.data)
+                m.d.sync += [r.eq(r_rd.data), e_cur.eq(buf[0])]
                 m.next = "EMIT"
             with m.State("EMIT"):
                 prod = Signal(unsigned(AW - 1 + len(r)))  # e >= 0 times R
-                m.d.comb += prod.eq(buf[cnt].as_unsigned()[:AW - 1] * r)
+                m.d.comb += prod.eq(e_cur.as_unsigned()[:AW - 1] * r)
                 if self._raw:
                     m.d.comb += [self.o.payload.prod.eq(prod), self.o.payload.k.eq(k)]
                 else:
@@ -280,5 +293,5 @@ class SoftmaxUnit(wiring.Component):
                         m.d.sync += cnt.eq(0)
                         m.next = "TAKE"
                     with m.Else():
-                        m.d.sync += cnt.eq(cnt + 1)
+                        m.d.sync += [cnt.eq(cnt + 1), e_cur.eq(buf[cnt + 1])]
         return m

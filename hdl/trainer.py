@@ -34,7 +34,7 @@ from golden.signature import SIGNATURE_ROTATE
 from .activation import ActivationDerivative, ActivationFunction
 from .arith import requantize, round_shift, saturate
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
-from .layout import BWD_DELTA_LAG, PIPE_LATENCY, TREE_STAGES, UPDATE_LATENCY, Layout, check_limits
+from .layout import BWD_DELTA_LAG, DRAIN_WRITE_LAG, PIPE_LATENCY, TREE_STAGES, UPDATE_LATENCY, Layout, check_limits
 from .output import ce_delta, mse_delta
 
 __all__ = ["Trainer", "beat_layout"]
@@ -343,6 +343,12 @@ class Trainer(wiring.Component):
         drain_row_valid = Signal()
         drain_stall = Signal()
         m.d.comb += drain_z.eq(requantize(shadow[0], wf + af, cfg.act))
+        # the drain's register stage (DRAIN_STAGES = 1): a requantized sum, its row and layer
+        zr = Signal(signed(AW))
+        zr_valid = Signal()
+        zr_row = Signal.like(drain_row, name="zr_row")
+        zr_layer = Signal.like(drain_layer, name="zr_layer")
+        zr_taken = Signal()  # the consumer takes zr this cycle
         n_out_of = Array(Const(cfg.layers[l + 1], 16) for l in range(L))
         m.d.comb += drain_row_valid.eq(drain_row < n_out_of[drain_layer])
 
@@ -422,11 +428,11 @@ class Trainer(wiring.Component):
         out_a, out_t, out_d = Signal(signed(AW)), Signal(signed(AW)), Signal(signed(AW))
         out_last = Signal()
         sm_count = Signal(16)  # softmax probabilities written to the FIFO (and deltas)
-        sm_in = Signal(16)  # softmax probabilities taken from the unit
         sm_prod = Signal.like(smax.o.payload.prod, name="sm_prod") if softmax_out else None  # e * R taken last, not yet written
         sm_k = Signal.like(smax.o.payload.k, name="sm_k") if softmax_out else None
-        sm_p = Signal(signed(AW))  # its probability
         sm_full = Signal()
+        sm_p = Signal(signed(AW))  # a probability rounded from sm_prod, registered
+        sm_y_full = Signal()
         bwd_s2 = Signal()
         bwd_sum = Signal(signed(BAW))
         bwd_acc = Signal(signed(BAW))
@@ -521,8 +527,8 @@ class Trainer(wiring.Component):
                             m.d.sync += k_cnt.eq(0)
                             with m.If(rb_cnt == nb - 1):
                                 m.d.sync += rb_cnt.eq(0)
-                                if not last_layer and (nb - 1) * P >= PIPE_LATENCY + 1:
-                                    # the drain writes row (nb-1)P + i PIPE_LATENCY + 1 cycles
+                                if not last_layer and (nb - 1) * P >= DRAIN_WRITE_LAG:
+                                    # the drain writes row (nb-1)P + i DRAIN_WRITE_LAG cycles
                                     # after this issue plus i; the next layer reads it
                                     # (nb-1)P + i cycles after: the write lands first
                                     m.d.sync += waddr.eq(lay.wbase(l + 1))
@@ -536,33 +542,41 @@ class Trainer(wiring.Component):
                 with m.State(f"FWDW{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
-                    done = ~pipe_busy & ~drain_active
+                    done = ~pipe_busy & ~drain_active & ~zr_valid
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
-                        # a register stage between the unit's reciprocal multiply and the
-                        # rounding to the probability (FIFO, output delta): product j is held
-                        # in sm_prod while the FIFO has no room, its target read meanwhile
-                        accept, emit = Signal(), Signal()
-                        m.d.comb += [emit.eq(sm_full & ofifo.w_rdy),
-                                     smax.o.ready.eq(~sm_full | ofifo.w_rdy),
+                        # two register stages after the unit's reciprocal multiply: X holds
+                        # the product (sm_prod), Y the probability rounded from it (sm_p);
+                        # Y goes to the FIFO and, with its target, to the output delta when
+                        # the FIFO has room; each stage refills as it empties
+                        accept, emit, x_adv = Signal(), Signal(), Signal()
+                        m.d.comb += [emit.eq(sm_y_full & ofifo.w_rdy),
+                                     x_adv.eq(sm_full & (~sm_y_full | emit)),
+                                     smax.o.ready.eq(~sm_full | x_adv),
                                      accept.eq(smax.o.valid & smax.o.ready)]
                         # on the last probability's cycle its delta is written: the backward
                         # pass may issue its first read in the next cycle
                         done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
-                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + Mux(accept, sm_in, sm_in - 1))
+                        # the target of Y's element (index sm_count) is read the cycle before
+                        # it is needed: as the element enters Y (index sm_count + sm_y_full)
+                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) +
+                                                 Mux(x_adv, sm_count + sm_y_full, sm_count))
                         with m.If(accept):
                             m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
-                                         sm_full.eq(1), sm_in.eq(sm_in + 1)]
-                        with m.Elif(emit):
+                                         sm_full.eq(1)]
+                        with m.Elif(x_adv):
                             m.d.sync += sm_full.eq(0)
-                        m.d.comb += sm_p.eq(smax.probability(sm_prod, sm_k))
+                        with m.If(x_adv):
+                            m.d.sync += [sm_p.eq(smax.probability(sm_prod, sm_k)), sm_y_full.eq(1)]
+                        with m.Elif(emit):
+                            m.d.sync += sm_y_full.eq(0)
                         with m.If(emit):
                             m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
                             write_output_delta(ce_delta(sm_p, t_rd.data, cfg))
                             m.d.sync += sm_count.eq(sm_count + 1)
                     with m.If(done):
-                        m.d.sync += [sm_count.eq(0), sm_in.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
+                        m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
                         if last_layer and softmax_out:
                             with m.If(cur_infer):
                                 m.next = "DONE"
@@ -740,22 +754,29 @@ class Trainer(wiring.Component):
                 m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_row.eq(sa["rowbase"]),
                              drain_layer.eq(sa["layer"])]
 
-        # drain: one lane per cycle; writes a_{l+1} or feeds the softmax unit
-        with m.Switch(drain_layer):
+        # drain: one lane per cycle, requantized into the register zr (DRAIN_STAGES = 1);
+        # from there it is activated and written as a_{l+1}, or feeds the softmax unit
+        m.d.comb += drain_stall.eq(zr_valid & ~zr_taken)
+        with m.If(drain_active & ~drain_stall):
+            m.d.sync += [zr.eq(drain_z), zr_valid.eq(drain_row_valid), zr_row.eq(drain_row),
+                         zr_layer.eq(drain_layer)]
+        with m.Elif(zr_taken):
+            m.d.sync += zr_valid.eq(0)
+        with m.Switch(zr_layer):
             for l in range(L):
                 with m.Case(l):
                     kind = cfg.activations[l]
                     if kind == "softmax":
                         m.d.comb += [
-                            smax.i.payload.z.eq(drain_z),
-                            smax.i.payload.last.eq(drain_row == n_outL - 1),
-                            smax.i.valid.eq(drain_active & drain_row_valid),
-                            drain_stall.eq(~smax.i.ready),
+                            smax.i.payload.z.eq(zr),
+                            smax.i.payload.last.eq(zr_row == n_outL - 1),
+                            smax.i.valid.eq(zr_valid),
+                            zr_taken.eq(zr_valid & smax.i.ready),
                         ]
                     else:
-                        m.d.comb += act_fn[kind].z.eq(drain_z)
-                        with m.If(drain_active & drain_row_valid):
-                            m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + drain_row), a_wr.data.eq(act_fn[kind].a),
+                        m.d.comb += [act_fn[kind].z.eq(zr), zr_taken.eq(zr_valid)]
+                        with m.If(zr_valid):
+                            m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + zr_row), a_wr.data.eq(act_fn[kind].a),
                                          a_wr.en.eq(1)]
         # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
         tree = Signal(signed(BAW))
