@@ -7,7 +7,7 @@ golden/tables.py: the ROM holds exactly ``table_contents(table_spec(kind, cfg))`
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -52,6 +52,9 @@ class LutReader(wiring.Component):
         The table (golden.tables.table_spec); the ROM holds ``table_contents(spec)``.
     in_width : int
         Width of the signed input (the softmax feeds ``max - z``, one bit wider than act).
+    indexed : bool
+        The input is already the table index :meth:`index_of` gives (unsigned, ``range(
+        spec.span_code)``), e.g. registered by a user that splits the lookup in two cycles.
 
     Members
     -------
@@ -59,9 +62,18 @@ class LutReader(wiring.Component):
     y : Out(signed)  table value (format ``spec.out_fmt``)
     """
 
-    def __init__(self, spec: TableSpec, in_width: int):
+    def __init__(self, spec: TableSpec, in_width: int, *, indexed: bool = False):
         self._spec = spec
-        super().__init__({"x": In(signed(in_width)), "y": Out(signed(spec.out_fmt.width))})
+        self._indexed = indexed
+        x_shape = Shape.cast(range(spec.span_code)) if indexed else signed(in_width)
+        super().__init__({"x": In(x_shape), "y": Out(signed(spec.out_fmt.width))})
+
+    @staticmethod
+    def index_of(spec: TableSpec, x):
+        """The table index of input code ``x``: offset by the table's first code, clamped
+        to the table (an expression)."""
+        off = Value.cast(x) - spec.x_lo_code
+        return Mux(off < 0, 0, Mux(off > spec.span_code - 1, spec.span_code - 1, off))[:Shape.cast(range(spec.span_code)).width]
 
     def elaborate(self, platform):
         spec = self._spec
@@ -69,8 +81,7 @@ class LutReader(wiring.Component):
         tab = [int(v) for v in table_contents(spec)]
         m.submodules.rom = rom = Memory(shape=signed(spec.out_fmt.width), depth=len(tab), init=tab)
         u = Signal(range(spec.span_code))
-        off = self.x - spec.x_lo_code
-        m.d.comb += u.eq(Mux(off < 0, 0, Mux(off > spec.span_code - 1, spec.span_code - 1, off)))
+        m.d.comb += u.eq(self.x if self._indexed else self.index_of(spec, self.x))
         s = spec.shift
         lo = rom.read_port(domain="comb")
         m.d.comb += lo.addr.eq(u >> s)

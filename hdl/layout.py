@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
-           "PIPELINE_TAIL", "BWD_DELTA_LAG", "UPDATE_LATENCY", "TREE_STAGES", "DRAIN_WRITE_LAG"]
+           "PIPELINE_TAIL", "bwd_delta_lag", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, registered multiplier operands, registered product.
@@ -26,16 +26,28 @@ UPDATE_LATENCY = PIPE_LATENCY + 1
 # Cycles from a forward block's last issue to the write of its first drained row: stage A,
 # the snapshot, the drain's requantize into its register, then activation and write.
 DRAIN_WRITE_LAG = PIPE_LATENCY + 2
-# Register stages of the backward pass's adder tree after stage A (the P products are
-# summed in groups of four per stage, then added to the running sum).
-TREE_STAGES = 1
-# Cycles from the backward pass's last issue to the first cycle a later phase may read
-# the deltas and eps it makes: stage A, the tree, requantize, times sigma', write, eps a
-# cycle later (read through the memories' transparent ports)
-BWD_DELTA_LAG = PIPE_LATENCY + TREE_STAGES + 3
+
+
+def tree_stages(lanes: int) -> int:
+    """Register stages of the backward pass's adder tree after stage A: each sums groups
+    of four, until at most two sums are left for the add to the running sum."""
+    n, s = -(-lanes // 4), 1
+    while n > 2:
+        n, s = -(-n // 4), s + 1
+    return s
+
+
+def bwd_delta_lag(lanes: int) -> int:
+    """Cycles from the backward pass's last issue to the first cycle a later phase may
+    read the deltas and eps it makes: stage A, the tree, the running sum, requantize,
+    times sigma', requantize and write, eps a cycle later (read through the memories'
+    transparent ports)."""
+    return PIPE_LATENCY + tree_stages(lanes) + 4
+
 # Cycles a training sample keeps the trainer busy after its last issue, while its last
-# parameters are written; the next sample's first cycles overlap them.
-PIPELINE_TAIL = UPDATE_LATENCY
+# parameters are written and folded into the signature (stage F, a cycle after the
+# write); the next sample's first cycles overlap them.
+PIPELINE_TAIL = UPDATE_LATENCY + 1
 
 # Limits of the generator (checked before any hardware is built).
 MAX_BANK_WORDS = 1 << 20  # parameter words per bank: the CSR window has 20 address bits per bank
@@ -148,7 +160,9 @@ def expected_train_cycles(cfg: Config) -> int:
         raise ValueError("the cycle formula does not cover a softmax output layer")
     lay = Layout(cfg)
     P, L = cfg.lanes, cfg.n_layers
-    total = cfg.layers[0] + cfg.layers[-1] - 1  # LOAD: the first beat's cycle is not counted
+    # LOAD: the first beat's cycle is not counted; the sequencer starts the cycle after the
+    # last beat (when the buffer reads full)
+    total = cfg.layers[0] + cfg.layers[-1]
     D = PIPE_LATENCY
     for l in range(L):
         n_in, nb = lay.n_in(l), lay.blocks(l)
@@ -169,7 +183,7 @@ def expected_train_cycles(cfg: Config) -> int:
         words = lay.blocks(l) * lay.n_in(l)  # UPD: row words back to back (eps stored), biases beside
         total += words
         if l > 0:  # a short update waits for the backward pass's last delta and eps
-            total += max(0, BWD_DELTA_LAG - words)
+            total += max(0, bwd_delta_lag(P) - words)
     return total + PIPELINE_TAIL  # the last parameters are written
 
 

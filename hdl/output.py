@@ -144,8 +144,8 @@ class SoftmaxUnit(wiring.Component):
     state     cycles      work
     ========  ==========  ==============================================================
     TAKE      n           buffer the logits, running maximum
-    EXP       n + 1       y = max - z registered; e = exp table(y) a cycle later (replaces
-                          z in the buffer), exact sum S
+    EXP       n + 1       y = max - z, its table index registered; e = exp table(y) a
+                          cycle later (replaces z in the buffer), exact sum S
     RECIP     1           leading one k of S, reciprocal ROM on the bits below it
     EMIT      n           p = requantize(e * R, recip_frac_bits + k, act); e is fetched
                           from the buffer a cycle ahead (no select before the multiplier)
@@ -231,13 +231,14 @@ class SoftmaxUnit(wiring.Component):
         total = Signal(SW)
         k = Signal(range(k_hi + 1))
         r = Signal(unsigned(max(rtab).bit_length()))
-        ex = Signal(signed(AW + 1))  # EXP: max - z of element wcnt, registered
+        exp_spec = table_spec("exp", c)
+        ex = Signal(range(exp_spec.span_code))  # EXP: the table index of max - z of element wcnt
         ex_valid = Signal()
         wcnt = Signal.like(cnt)
         rd_done = Signal()  # EXP: every element's max - z has been formed
         e_cur = Signal(signed(AW))  # EMIT: the buffer element cnt, fetched a cycle ahead
 
-        m.submodules.exp = exp = LutReader(table_spec("exp", c), AW + 1)
+        m.submodules.exp = exp = LutReader(exp_spec, AW + 1, indexed=True)
         m.submodules.rrom = rrom = Memory(shape=r.shape(), depth=len(rtab), init=rtab)
         r_rd = rrom.read_port(domain="comb")
 
@@ -256,12 +257,13 @@ class SoftmaxUnit(wiring.Component):
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
             with m.State("EXP"):
-                # two stages: y = max - z into a register, then the table and the sum
-                m.d.comb += exp.x.eq(ex)  # y = max - z >= 0, AW + 1 bits
+                # two stages: the table index of y = max - z >= 0 into a register, then the
+                # table and the sum
+                m.d.comb += exp.x.eq(ex)
                 with m.If(ex_valid):
                     m.d.sync += [buf[wcnt].eq(exp.y), total.eq(total + exp.y)]
                 with m.If(~rd_done):
-                    m.d.sync += [ex.eq(zmax - buf[cnt]), ex_valid.eq(1), wcnt.eq(cnt)]
+                    m.d.sync += [ex.eq(LutReader.index_of(exp_spec, zmax - buf[cnt])), ex_valid.eq(1), wcnt.eq(cnt)]
                     with m.If(cnt == end):
                         m.d.sync += [cnt.eq(0), rd_done.eq(1)]
                     with m.Else():

@@ -34,7 +34,7 @@ from golden.signature import SIGNATURE_ROTATE
 from .activation import ActivationDerivative, ActivationFunction
 from .arith import requantize, round_shift, saturate
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
-from .layout import BWD_DELTA_LAG, DRAIN_WRITE_LAG, PIPE_LATENCY, TREE_STAGES, UPDATE_LATENCY, Layout, check_limits
+from .layout import DRAIN_WRITE_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from .output import ce_delta, mse_delta
 
 __all__ = ["Trainer", "beat_layout"]
@@ -113,26 +113,32 @@ class Trainer(wiring.Component):
                     b, a = lay.param_location(l, j, k)
                     winit[b][a] = int(w[j, k])
                 binit[j % P][lay.bias_slot(l, j)] = int(w[j, -1])
-        wmem = [Memory(shape=signed(WW), depth=wdepth, init=winit[p]) for p in range(P)]
+        # A parameter word is never read in the cycle it is written (the sequencer orders
+        # every read after the write it depends on, start_ok included, and the bus only
+        # reaches idle memories), so synthesis need not emulate read-during-write on
+        # these memories: without the attribute yosys adds a write-data register and a
+        # bypass multiplexer after each block RAM's output.
+        NO_RW = {"no_rw_check": 1}
+        wmem = [Memory(shape=signed(WW), depth=wdepth, init=winit[p], attrs=NO_RW) for p in range(P)]
         for p, mem in enumerate(wmem):
             m.submodules[f"wmem{p}"] = mem
         w_rd = [mem.read_port() for mem in wmem]
         w_wr = [mem.write_port() for mem in wmem]
         # biases: one word per row slot, read with a block's first forward beat and its last
         # update beat, written beside the row's last weight
-        bmem = [Memory(shape=signed(WW), depth=ddepth, init=binit[p]) for p in range(P)]
+        bmem = [Memory(shape=signed(WW), depth=ddepth, init=binit[p], attrs=NO_RW) for p in range(P)]
         for p, mem in enumerate(bmem):
             m.submodules[f"bmem{p}"] = mem
         b_rd = [mem.read_port() for mem in bmem]
         b_wr = [mem.write_port() for mem in bmem]
         GW = cfg.grad_acc_width()
         if train_B:
-            gmem = [Memory(shape=signed(GW), depth=wdepth, init=[]) for _ in range(P)]
+            gmem = [Memory(shape=signed(GW), depth=wdepth, init=[], attrs=NO_RW) for _ in range(P)]
             for p, mem in enumerate(gmem):
                 m.submodules[f"gmem{p}"] = mem
             g_rd = [mem.read_port() for mem in gmem]
             g_wr = [mem.write_port() for mem in gmem]
-            gbmem = [Memory(shape=signed(GW), depth=ddepth, init=[]) for _ in range(P)]  # the biases' sums
+            gbmem = [Memory(shape=signed(GW), depth=ddepth, init=[], attrs=NO_RW) for _ in range(P)]  # the biases' sums
             for p, mem in enumerate(gbmem):
                 m.submodules[f"gbmem{p}"] = mem
             gb_rd = [mem.read_port() for mem in gbmem]
@@ -328,7 +334,14 @@ class Trainer(wiring.Component):
         m.d.sync += [su_w[p].eq(sa[f"w{p}"]) for p in range(P)]
         m.d.sync += [su_b[p].eq(sa[f"b{p}"]) for p in range(P)]
         m.d.sync += [su_we[p].eq(0) for p in range(P)] + [su_bwe[p].eq(0) for p in range(P)]  # set by stage A
-        pipe_busy = Signal()  # a beat in stage 1, 2, A or U
+        # stage F: the words stage U wrote, folded into the signature
+        sf_valid = Signal()
+        sf_we = [Signal(name=f"sf_we{p}") for p in range(P)]
+        sf_bwe = [Signal(name=f"sf_bwe{p}") for p in range(P)]
+        sf_w = [Signal(signed(WW), name=f"sf_w{p}") for p in range(P)]
+        sf_b = [Signal(signed(WW), name=f"sf_b{p}") for p in range(P)]
+        m.d.sync += sf_valid.eq(su_valid)
+        pipe_busy = Signal()  # a beat in stage 1, 2, A or U (stage F only folds the signature)
         m.d.comb += pipe_busy.eq(s1_valid | s2["valid"] | sa["valid"] | su_valid)
 
         a_in = Signal(signed(AW))  # activation operand in stage 1
@@ -381,7 +394,6 @@ class Trainer(wiring.Component):
         load_cnt = Signal(range(n_in0 + n_outL + 1))
         skipping = Signal()  # too long: consuming up to and including `last`, then dropped
         load_mode = Signal()  # mode of the sample being loaded (CTRL until its first beat)
-        load_done = Signal()  # the last beat of a well-formed sample is taken this cycle
         expect = Signal(range(n_in0 + n_outL + 1))
         m.d.comb += [
             load_mode.eq(Mux(load_cnt == 0, mode_infer, buf_infer[lbuf])),
@@ -406,7 +418,6 @@ class Trainer(wiring.Component):
                 with m.If(load_cnt == expect - 1):
                     m.d.sync += load_cnt.eq(0)
                     with m.If(beat.last):
-                        m.d.comb += load_done.eq(1)
                         m.d.sync += [buf_full[lbuf].eq(1), lbuf.eq(~lbuf)]
                     with m.Else():
                         m.d.sync += [err_len.eq(1), skipping.eq(1)]
@@ -441,7 +452,8 @@ class Trainer(wiring.Component):
         bwd_klane = Signal(range(P))
         bwd_kslot = Signal(16)
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
-        wait_cnt = Signal(range(BWD_DELTA_LAG + 1))
+        BDL = bwd_delta_lag(P)
+        wait_cnt = Signal(range(BDL + 1))
         # DONE's count reaches SAMPLES/UPDATES as the last parameter is written (stage A)
         # (a training sample finishes with its last issue; stage U writes that word
         # UPDATE_LATENCY cycles later, when the count comes out of this delay line)
@@ -475,7 +487,8 @@ class Trainer(wiring.Component):
 
         def finish_sample():
             """The sample leaves the sequencer: free its buffer, count it, go on with the
-            next one if it is loaded (or its last beat arrives now)."""
+            next one if it is loaded (its buffer full: from the cycle after its last beat,
+            so the start does not hang off the stream's handshake)."""
             # SAMPLES and UPDATES count it when its last parameter is written (stage A)
             m.d.sync += [buf_full[cbuf].eq(0), cbuf.eq(~cbuf), retire_sample.eq(1),
                          retire_update.eq(~cur_infer & apply)]
@@ -484,21 +497,21 @@ class Trainer(wiring.Component):
                     m.d.sync += batch_cnt.eq(0)
                 with m.Else():
                     m.d.sync += batch_cnt.eq(batch_cnt + 1)
-            with m.If((buf_full[~cbuf] | load_done) & start_ok):
+            with m.If(buf_full[~cbuf] & start_ok):
                 start_sample(~cbuf)
             with m.Else():
                 m.next = "IDLE"
 
         def start_sample(buf):
-            """Start the forward pass on input buffer `buf` (full, or completed this cycle)."""
+            """Start the forward pass on input buffer `buf` (full)."""
             m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(0)), cbuf.eq(buf),
-                         cur_infer.eq(Mux(buf_full[buf], buf_infer[buf], load_mode))]
+                         cur_infer.eq(buf_infer[buf])]
             m.next = "FWD0"
 
         with m.FSM(name="seq") as fsm_seq:
             with m.State("IDLE"):
-                # when idle with no full buffer, the loader fills cbuf: start on its last beat
-                with m.If((buf_full[cbuf] | load_done) & start_ok):
+                # when idle with no full buffer, the loader fills cbuf: start once it is full
+                with m.If(buf_full[cbuf] & start_ok):
                     start_sample(cbuf)
 
             for l in range(L):
@@ -680,7 +693,7 @@ class Trainer(wiring.Component):
                     with m.If(is_last_k):
                         m.d.sync += k_cnt.eq(0)
                         with m.If(rb_cnt == nb - 1):
-                            if l > 0 and nb * n_in >= BWD_DELTA_LAG:
+                            if l > 0 and nb * n_in >= BDL:
                                 # the next phase reads layer l - 1 only, and the deltas and
                                 # eps of layer l - 1 from this layer's backward pass are
                                 # written by now: no need to drain
@@ -688,7 +701,7 @@ class Trainer(wiring.Component):
                                 m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPD{l - 1}"
                             elif l > 0:  # a short update: wait for those writes
                                 m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1)),
-                                             wait_cnt.eq(BWD_DELTA_LAG - nb * n_in)]
+                                             wait_cnt.eq(BDL - nb * n_in)]
                                 m.next = f"UPDW{l}"
                             else:  # the sample is done as its last parameter enters the pipeline
                                 m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
@@ -697,7 +710,7 @@ class Trainer(wiring.Component):
                             m.d.sync += rb_cnt.eq(rb_cnt + 1)
                     with m.Else():
                         m.d.sync += k_cnt.eq(k_cnt + 1)
-                if l > 0 and nb * n_in < BWD_DELTA_LAG:
+                if l > 0 and nb * n_in < BDL:
                     with m.State(f"UPDW{l}"):
                         m.d.comb += layer_of_state.eq(l)
                         with m.If(wait_cnt <= 1):
@@ -712,7 +725,7 @@ class Trainer(wiring.Component):
         # one taken): parameters are stable and the bus may access them
         m.d.comb += seq_run.eq(~fsm_seq.ongoing("IDLE"))
         m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping &
-                            ~pipe_busy & ~retire_sample & (ret_line == 0))
+                            ~pipe_busy & ~sf_valid & ~retire_sample & (ret_line == 0))
         m.d.comb += self.busy.eq(~idle)
         # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
         # loaded one, or computing); a cycle in which both happen counts once
@@ -788,15 +801,21 @@ class Trainer(wiring.Component):
                 for l in range(1, L):
                     with m.Case(l):
                         m.d.comb += d_s1.eq(act_d[cfg.activations[l - 1]].d)
-        # stage T (TREE_STAGES = 1): the products summed in groups of four and registered with
-        # the beat's control; then the groups' sum is added to the running sum
-        assert TREE_STAGES == 1
-        groups = [prod[i:i + 4] for i in range(0, P, 4)]
-        part = [Signal(signed(BAW), name=f"tree_part{g}") for g in range(len(groups))]
-        m.d.sync += [part[g].eq(sum(grp)) for g, grp in enumerate(groups)]
-        st = {key: Signal.like(sa[key], name=f"st_{key}") for key in ("first", "last", "layer", "d", "klane", "kslot")}
-        st_valid = Signal()
-        m.d.sync += [st_valid.eq(sa["valid"] & sa["bwd"])] + [st[key].eq(sa[key]) for key in st]
+        # stages T (layout.tree_stages(P) of them): the products summed in groups of four per
+        # stage, each registered with the beat's control, until at most two sums are left;
+        # these are added to the running sum
+        part = list(prod)
+        st = {key: sa[key] for key in ("first", "last", "layer", "d", "klane", "kslot")}
+        st_valid = sa["valid"] & sa["bwd"]
+        for level in range(tree_stages(P)):
+            groups = [part[i:i + 4] for i in range(0, len(part), 4)]
+            nxt = [Signal(signed(BAW), name=f"tree{level}_{g}") for g in range(len(groups))]
+            m.d.sync += [nxt[g].eq(sum(grp)) for g, grp in enumerate(groups)]
+            reg = {key: Signal.like(v, name=f"st{level}_{key}") for key, v in st.items()}
+            reg_valid = Signal(name=f"st{level}_valid")
+            m.d.sync += [reg_valid.eq(st_valid)] + [reg[key].eq(st[key]) for key in st]
+            part, st, st_valid = nxt, reg, reg_valid
+        assert len(part) <= 2
         m.d.comb += tree.eq(sum(part))
         with m.If(st_valid):
             m.d.sync += bwd_acc.eq(Mux(st["first"], tree, bwd_acc + tree))
@@ -804,20 +823,23 @@ class Trainer(wiring.Component):
                 m.d.sync += [bwd_sum.eq(Mux(st["first"], tree, bwd_acc + tree)), bwd_s2.eq(1),
                              bwd_layer.eq(st["layer"]), bwd_d.eq(st["d"]),
                              bwd_klane.eq(st["klane"]), bwd_kslot.eq(st["kslot"])]
-        # two stages: requantize the sum; times the derivative, requantize, write
-        bwd_s3 = Signal()
+        # three stages: requantize the sum; times the derivative; requantize, write
+        bwd_s3, bwd_s4 = Signal(), Signal()
         bwd_s = Signal(signed(EW))
+        bwd_p = Signal(signed(EW + AW))  # s x sigma'(a)
         bwd3 = {"d": Signal.like(bwd_d), "layer": Signal.like(bwd_layer), "klane": Signal.like(bwd_klane),
                 "kslot": Signal.like(bwd_kslot)}
+        bwd4 = {key: Signal.like(v, name=f"bwd4_{key}") for key, v in bwd3.items() if key != "d"}
         m.d.sync += [bwd_s3.eq(bwd_s2), bwd_s.eq(requantize(bwd_sum, wf + ef, cfg.error)),
                      bwd3["d"].eq(bwd_d), bwd3["layer"].eq(bwd_layer), bwd3["klane"].eq(bwd_klane),
                      bwd3["kslot"].eq(bwd_kslot)]
-        with m.If(bwd_s3):
-            with m.Switch(bwd3["layer"]):
+        m.d.sync += [bwd_s4.eq(bwd_s3), bwd_p.eq(bwd_s * bwd3["d"])] + [bwd4[k].eq(bwd3[k]) for k in bwd4]
+        with m.If(bwd_s4):
+            with m.Switch(bwd4["layer"]):
                 for l in range(1, L):
                     with m.Case(l):
-                        delta = requantize(bwd_s * bwd3["d"], ef + af, cfg.error)
-                        write_delta(lay.dbase(l - 1) + bwd3["kslot"], bwd3["klane"], delta, 1)
+                        delta = requantize(bwd_p, ef + af, cfg.error)
+                        write_delta(lay.dbase(l - 1) + bwd4["kslot"], bwd4["klane"], delta, 1)
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
         with m.If(s1_upd):
@@ -851,14 +873,17 @@ class Trainer(wiring.Component):
             b_new = Signal(signed(WW), name=f"b_new{p}")
             m.d.comb += [w_new.eq(saturate(su_w[p] - su_step[p], cfg.weight)),
                          b_new.eq(saturate(su_b[p] - su_bstep[p], cfg.weight))]
-            rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
-            sig_w = rot ^ w_new.as_unsigned()
-            sig_wb = Cat(sig_w[32 - SIGNATURE_ROTATE:], sig_w[:32 - SIGNATURE_ROTATE]) ^ b_new.as_unsigned()
             with m.If(su_we[p]):
                 m.d.comb += [w_wr[p].data.eq(w_new), w_wr[p].en.eq(1)]
-                m.d.sync += sig[p].eq(Mux(su_bwe[p], sig_wb, sig_w))  # the bias folds after the row's last weight
             with m.If(su_bwe[p]):
                 m.d.comb += [b_wr[p].data.eq(b_new), b_wr[p].en.eq(1)]
+            # stage F: the written words fold into the lane's signature a cycle later
+            m.d.sync += [sf_we[p].eq(su_we[p]), sf_bwe[p].eq(su_bwe[p]), sf_w[p].eq(w_new), sf_b[p].eq(b_new)]
+            rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
+            sig_w = rot ^ sf_w[p].as_unsigned()
+            sig_wb = Cat(sig_w[32 - SIGNATURE_ROTATE:], sig_w[:32 - SIGNATURE_ROTATE]) ^ sf_b[p].as_unsigned()
+            with m.If(sf_we[p]):
+                m.d.sync += sig[p].eq(Mux(sf_bwe[p], sig_wb, sig_w))  # the bias folds after the row's last weight
 
         # ---------------- control/status bus ---------------------------------------------
         rdata = Signal(32)

@@ -208,6 +208,6 @@ def test_back_to_back_samples_cost_the_compute_schedule_only():
 
     r = run_amaranth_session(cfg, script, check_params="end")
     assert r.mismatches == 0, str(r.first)
-    load = cfg.layers[0] + cfg.layers[-1] - 1
+    load = cfg.layers[0] + cfg.layers[-1]  # the loading cycles the formula counts
     # each later sample's loading and the previous one's pipeline tail overlap its compute
     assert box["cycles"] == len(X) * expected_train_cycles(cfg) - (len(X) - 1) * (load + PIPELINE_TAIL)
