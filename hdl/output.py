@@ -9,7 +9,7 @@ golden.tables.table_contents(table_spec("exp", cfg)) and golden.tables.recip_tab
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -18,7 +18,7 @@ from golden.config import Config
 from golden.tables import lut_eval, recip_table, table_contents, table_spec
 
 from .activation import ELEMENTWISE, ActivationDerivative, LutReader, register_stage
-from .arith import requantize
+from .arith import requantize, round_shift, saturate
 
 __all__ = ["mse_delta", "ce_delta", "MseGradUnit", "CrossEntropyGradUnit", "SoftmaxUnit"]
 
@@ -204,10 +204,26 @@ class SoftmaxUnit(wiring.Component):
 
     def probability(self, prod, k):
         """``p = requantize(prod, recip_frac_bits + k, act)`` for the k this config's sums
-        can have (an expression: a multiplexer over them)."""
+        can have (an expression)."""
+        return self.saturate_probability(self.rounded_product(prod, k))
+
+    def rounded_product(self, prod, k):
+        """The rounding half of :meth:`probability`: ``prod / 2**(recip_frac_bits + k -
+        act.frac_bits)`` rounded to nearest-even, not yet saturated. One variable left
+        shift by ``k_hi - k`` (exact) then one constant rounding shift: the same value
+        as rounding at ``k`` directly."""
         c = self._cfg
-        ps = [requantize(prod, c.recip_frac_bits + kk, c.act) for kk in range(self._k_lo, self._k_hi + 1)]
-        return Array(ps)[k - self._k_lo] if len(ps) > 1 else ps[0]
+        k_hi = self._k_hi
+        if k_hi > self._k_lo:
+            shifted = Array(Value.cast(prod) << (k_hi - kk) for kk in range(self._k_lo, k_hi + 1))[k - self._k_lo]
+        else:
+            shifted = Value.cast(prod)
+        # (prod >= 0: a zero sign bit makes it signed for the rounding and the saturation)
+        return round_shift(Cat(shifted, 0).as_signed(), c.recip_frac_bits + k_hi - c.act.frac_bits)
+
+    def saturate_probability(self, rounded):
+        """The saturating half of :meth:`probability`."""
+        return saturate(rounded, self._cfg.act)
 
     @staticmethod
     def cycles_per_vector(n: int) -> int:

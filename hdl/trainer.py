@@ -442,8 +442,10 @@ class Trainer(wiring.Component):
         sm_prod = Signal.like(smax.o.payload.prod, name="sm_prod") if softmax_out else None  # e * R taken last, not yet written
         sm_k = Signal.like(smax.o.payload.k, name="sm_k") if softmax_out else None
         sm_full = Signal()
-        sm_p = Signal(signed(AW))  # a probability rounded from sm_prod, registered
+        sm_r = Signal.like(smax.rounded_product(sm_prod, sm_k), name="sm_r") if softmax_out else None
         sm_y_full = Signal()
+        sm_p = Signal(signed(AW))  # a probability saturated from sm_r, registered
+        sm_z_full = Signal()
         bwd_s2 = Signal()
         bwd_sum = Signal(signed(BAW))
         bwd_acc = Signal(signed(BAW))
@@ -559,31 +561,37 @@ class Trainer(wiring.Component):
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
-                        # two register stages after the unit's reciprocal multiply: X holds
-                        # the product (sm_prod), Y the probability rounded from it (sm_p);
-                        # Y goes to the FIFO and, with its target, to the output delta when
-                        # the FIFO has room; each stage refills as it empties
-                        accept, emit, x_adv = Signal(), Signal(), Signal()
-                        m.d.comb += [emit.eq(sm_y_full & ofifo.w_rdy),
-                                     x_adv.eq(sm_full & (~sm_y_full | emit)),
+                        # three register stages after the unit's reciprocal multiply: X holds
+                        # the product (sm_prod), Y the product rounded to act's fraction bits
+                        # (sm_r), Z the probability saturated from it (sm_p); Z goes to the
+                        # FIFO and, with its target, to the output delta when the FIFO has
+                        # room; each stage refills as it empties
+                        accept, emit, x_adv, y_adv = Signal(), Signal(), Signal(), Signal()
+                        m.d.comb += [emit.eq(sm_z_full & ofifo.w_rdy),
+                                     y_adv.eq(sm_y_full & (~sm_z_full | emit)),
+                                     x_adv.eq(sm_full & (~sm_y_full | y_adv)),
                                      smax.o.ready.eq(~sm_full | x_adv),
                                      accept.eq(smax.o.valid & smax.o.ready)]
                         # on the last probability's cycle its delta is written: the backward
                         # pass may issue its first read in the next cycle
                         done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
-                        # the target of Y's element (index sm_count) is read the cycle before
-                        # it is needed: as the element enters Y (index sm_count + sm_y_full)
+                        # the target of Z's element (index sm_count) is read the cycle before
+                        # it is needed: as the element enters Z (index sm_count + sm_z_full)
                         m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) +
-                                                 Mux(x_adv, sm_count + sm_y_full, sm_count))
+                                                 Mux(y_adv, sm_count + sm_z_full, sm_count))
                         with m.If(accept):
                             m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
                                          sm_full.eq(1)]
                         with m.Elif(x_adv):
                             m.d.sync += sm_full.eq(0)
                         with m.If(x_adv):
-                            m.d.sync += [sm_p.eq(smax.probability(sm_prod, sm_k)), sm_y_full.eq(1)]
-                        with m.Elif(emit):
+                            m.d.sync += [sm_r.eq(smax.rounded_product(sm_prod, sm_k)), sm_y_full.eq(1)]
+                        with m.Elif(y_adv):
                             m.d.sync += sm_y_full.eq(0)
+                        with m.If(y_adv):
+                            m.d.sync += [sm_p.eq(smax.saturate_probability(sm_r)), sm_z_full.eq(1)]
+                        with m.Elif(emit):
+                            m.d.sync += sm_z_full.eq(0)
                         with m.If(emit):
                             m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
                             write_output_delta(ce_delta(sm_p, t_rd.data, cfg))
@@ -909,7 +917,10 @@ class Trainer(wiring.Component):
             REG["SIGNATURE"]: sig_all,
             REG["UPDATES"]: updates,
         }
-        w_rdata = Array(Mux(read_bias, b_rd[p].data, w_rd[p].data) for p in range(P))
+        # a parameter read: every bank's word registered first (block RAM output straight into
+        # a register), the bank selected a cycle later
+        csr_words = [Signal(signed(WW), name=f"csr_word{p}") for p in range(P)]
+        w_rdata = Array(csr_words)
         with m.FSM(name="csr"):
             with m.State("IDLE"):
                 with m.If(csr.re | csr.we):
@@ -966,6 +977,9 @@ class Trainer(wiring.Component):
                                 m.d.sync += [rdata.eq(0), err_bus.eq(1)]
                         m.next = "ACK"
             with m.State("PARAM_READ"):
+                m.d.sync += [csr_words[p].eq(Mux(read_bias, b_rd[p].data, w_rd[p].data)) for p in range(P)]
+                m.next = "PARAM_SELECT"
+            with m.State("PARAM_SELECT"):
                 m.d.sync += rdata.eq(w_rdata[bank_sel].as_unsigned() | Mux(w_rdata[bank_sel] < 0,
                                      Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
                 m.next = "ACK"
