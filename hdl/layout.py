@@ -18,8 +18,8 @@ __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycle
            "PIPELINE_TAIL", "bwd_delta_lag", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
-# read, registered multiplier operands, registered product.
-PIPE_LATENCY = 3
+# read, read data registered (stage R), registered multiplier operands, registered product.
+PIPE_LATENCY = 4
 # Cycles from an update beat's issue to its parameter write: stage A forms the rounded
 # step (batch sum, rounding), stage U subtracts it, saturates and writes.
 UPDATE_LATENCY = PIPE_LATENCY + 1
@@ -174,7 +174,7 @@ def expected_train_cycles(cfg: Config) -> int:
             # wait for the last drain: the output pass, or a next layer that would read
             # the drained rows before they are written
             total += last_rows + DRAIN_WRITE_LAG
-    total += cfg.layers[-1] + 2  # OUT: one code per cycle, read one cycle ahead, delta a cycle after
+    total += cfg.layers[-1] + 3  # OUT: one code per cycle, read one cycle ahead, sigma' and delta after
     if L == 1:
         total += 1  # the update waits for the last output delta's eps
     for l in range(1, L):

@@ -146,12 +146,13 @@ class SoftmaxUnit(wiring.Component):
     TAKE      n           buffer the logits, running maximum
     EXP       n + 1       y = max - z, its table index registered; e = exp table(y) a
                           cycle later (replaces z in the buffer), exact sum S
-    RECIP     1           leading one k of S, reciprocal ROM on the bits below it
+    RECIP     2           leading one k of S, reciprocal ROM on the bits below it; R
+                          registered twice
     EMIT      n           p = requantize(e * R, recip_frac_bits + k, act); e is fetched
                           from the buffer a cycle ahead (no select before the multiplier)
     ========  ==========  ==============================================================
 
-    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 2 cycles from the
+    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 3 cycles from the
     cycle its first logit is accepted to the cycle its last probability is taken; the next
     vector's first logit is accepted in the following cycle. ``i.ready`` is high only in
     TAKE; stalls on either side only add cycles.
@@ -228,7 +229,7 @@ class SoftmaxUnit(wiring.Component):
     @staticmethod
     def cycles_per_vector(n: int) -> int:
         """Cycles per vector of ``n`` logits without stalls (see the class docstring)."""
-        return 3 * n + 2
+        return 3 * n + 3
 
     def elaborate(self, platform):
         c = self._cfg
@@ -247,6 +248,7 @@ class SoftmaxUnit(wiring.Component):
         total = Signal(SW)
         k = Signal(range(k_hi + 1))
         r = Signal(unsigned(max(rtab).bit_length()))
+        r_rom = Signal.like(r)
         exp_spec = table_spec("exp", c)
         ex = Signal(range(exp_spec.span_code))  # EXP: the table index of max - z of element wcnt
         ex_valid = Signal()
@@ -295,7 +297,12 @@ class SoftmaxUnit(wiring.Component):
                             idx = (total >> (kk - nb)) if kk >= nb else (total << (nb - kk))
                             m.d.comb += r_rd.addr.eq(idx[:nb])
                             m.d.sync += k.eq(kk)
-                m.d.sync += [r.eq(r_rd.data), e_cur.eq(buf[0])]
+                m.d.sync += r_rom.eq(r_rd.data)
+                m.next = "RECIP2"
+            with m.State("RECIP2"):
+                # R once more through a register: synthesis makes the first one the ROM's
+                # read register, and a block RAM's output is slow to reach the multiplier
+                m.d.sync += [r.eq(r_rom), e_cur.eq(buf[0])]
                 m.next = "EMIT"
             with m.State("EMIT"):
                 prod = Signal(unsigned(AW - 1 + len(r)))  # e >= 0 times R

@@ -193,10 +193,9 @@ class Trainer(wiring.Component):
             act_d[kind] = ActivationDerivative(cfg, kind)
             m.submodules[f"act_{kind}"] = act_fn[kind]
             m.submodules[f"actd_{kind}"] = act_d[kind]
-            # derivatives are taken of the activation memory's read data and registered
-            # (output pass and backward pass), so no multiplier follows another in a cycle
-            if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
-                m.d.comb += act_d[kind].a.eq(a_rd.data)
+            # derivatives are taken of the activation memory's read data, registered once
+            # (stage R's copy; output pass and backward pass), and registered again, so no
+            # multiplier follows another in a cycle (wired below, once r1 exists)
         if softmax_out:
             from .output import SoftmaxUnit
             m.submodules.softmax = smax = SoftmaxUnit(cfg, raw_product=True)
@@ -310,9 +309,19 @@ class Trainer(wiring.Component):
             if train_B:
                 s1[f"g{p}"] = g_rd[p].data
                 s1[f"gb{p}"] = gb_rd[p].data
-        d_s1 = Signal(signed(AW))  # backward: sigma'(a_{l-1}[k]) of the k read in stage 1
-        s1["d"] = d_s1
-        s2 = stage(s1, "s2")
+        # stage R: the memories' read data straight into registers (a block RAM's output is
+        # slow; nothing comes between it and a flip-flop), with the beat's control
+        s1["in0"] = s1_in0
+        raw = {"a": a_rd.data, "i": i_rd.data}
+        for p in range(P):
+            raw[f"dl{p}"] = d_rd[p].data
+            raw[f"e{p}"] = e_rd[p].data
+        r1 = stage({**s1, **raw}, "r1")
+        d_s1 = Signal(signed(AW))  # backward: sigma'(a_{l-1}[k]) of the k read, formed in stage R
+        for kind, unit in act_d.items():
+            if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
+                m.d.comb += unit.a.eq(r1["a"])
+        s2 = stage({**{k: v for k, v in r1.items() if k not in raw and k != "in0"}, "d": d_s1}, "s2")
         sa = stage(s2, "sa")
         # stage U (update beats only): the rounded step formed in stage A is subtracted from
         # the parameter, saturated and written
@@ -342,10 +351,10 @@ class Trainer(wiring.Component):
         sf_b = [Signal(signed(WW), name=f"sf_b{p}") for p in range(P)]
         m.d.sync += sf_valid.eq(su_valid)
         pipe_busy = Signal()  # a beat in stage 1, 2, A or U (stage F only folds the signature)
-        m.d.comb += pipe_busy.eq(s1_valid | s2["valid"] | sa["valid"] | su_valid)
+        m.d.comb += pipe_busy.eq(s1_valid | r1["valid"] | s2["valid"] | sa["valid"] | su_valid)
 
-        a_in = Signal(signed(AW))  # activation operand in stage 1
-        m.d.comb += a_in.eq(Mux(s1_in0, i_rd.data, a_rd.data))
+        a_in = Signal(signed(AW))  # activation operand in stage R
+        m.d.comb += a_in.eq(Mux(r1["in0"], r1["i"], r1["a"]))
 
         # ---------------- drain unit (forward): requantize + activate P sums ----------
         drain_active = Signal()
@@ -435,8 +444,10 @@ class Trainer(wiring.Component):
         j_lane = Signal(range(P))
         j_slot = Signal(16)
         out_pending = Signal()  # OUT: a read was issued last cycle
-        out_s2 = Signal()  # OUT: the delta stage holds a code
+        out_s2 = Signal()  # OUT: the derivative stage holds a code
+        out_s3 = Signal()  # OUT: the delta stage holds a code
         out_a, out_t, out_d = Signal(signed(AW)), Signal(signed(AW)), Signal(signed(AW))
+        out_a3, out_t3, out_last3 = Signal(signed(AW)), Signal(signed(AW)), Signal()
         out_last = Signal()
         sm_count = Signal(16)  # softmax probabilities written to the FIFO (and deltas)
         sm_prod = Signal.like(smax.o.payload.prod, name="sm_prod") if softmax_out else None  # e * R taken last, not yet written
@@ -527,7 +538,8 @@ class Trainer(wiring.Component):
                     is_last_k = k_cnt == n_in - 1
                     # the snapshot at the end of this block needs the drain free
                     # (a block's last beat still in the pipeline will start the drain)
-                    last_in_flight = ((s1_valid & s1_last & s1_fwd) | (s2["valid"] & s2["last"] & s2["fwd"]) |
+                    last_in_flight = ((s1_valid & s1_last & s1_fwd) | (r1["valid"] & r1["last"] & r1["fwd"]) |
+                                      (s2["valid"] & s2["last"] & s2["fwd"]) |
                                       (sa["valid"] & sa["last"] & sa["fwd"]))
                     stall = is_last_k & (drain_active | last_in_flight)
                     m.d.comb += [iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt)]
@@ -622,20 +634,24 @@ class Trainer(wiring.Component):
                     m.d.sync += out_pending.eq(issue)
                     with m.If(issue):
                         m.d.sync += j_iss.eq(j_iss + 1)
-                    # stage 1: the code to the FIFO; a, t and sigma'(a) registered
-                    m.d.sync += out_s2.eq(out_pending)
+                    # stage 1: the code to the FIFO; a and t registered (stage R registers a
+                    # for the derivative unit)
+                    m.d.sync += [out_s2.eq(out_pending), out_s3.eq(out_s2)]
                     with m.If(out_pending):
                         a_out = a_rd.data
                         m.d.comb += [
                             ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
                             ofifo.w_en.eq(1),
                         ]
-                        m.d.sync += [out_a.eq(a_out), out_t.eq(t_rd.data), out_d.eq(act_d[cfg.activations[-1]].d),
+                        m.d.sync += [out_a.eq(a_out), out_t.eq(t_rd.data),
                                      out_last.eq(j_cnt == n_outL - 1), j_cnt.eq(j_cnt + 1)]
-                    # stage 2: the output delta
-                    with m.If(out_s2):
-                        write_output_delta(mse_delta(out_a, out_t, out_d, cfg))
-                        with m.If(out_last):  # the last delta is written now
+                    # stage 2: sigma'(a) registered
+                    m.d.sync += [out_d.eq(act_d[cfg.activations[-1]].d), out_a3.eq(out_a), out_t3.eq(out_t),
+                                 out_last3.eq(out_s2 & out_last)]
+                    # stage 3: the output delta
+                    with m.If(out_s3):
+                        write_output_delta(mse_delta(out_a3, out_t3, out_d, cfg))
+                        with m.If(out_last3):  # the last delta is written now
                             with m.If(cur_infer):
                                 m.next = "DONE"
                             with m.Else():
@@ -741,12 +757,12 @@ class Trainer(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
 
         # ---------------- stage 1: multiply / accumulate per phase -------------------
-        row_valid1 = [Signal(name=f"row_valid1_{p}") for p in range(P)]  # stage 1
+        row_valid1 = [Signal(name=f"row_valid1_{p}") for p in range(P)]  # stage R
         row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]  # stage A
         n_out_1, n_out_a = Signal(16), Signal(16)
-        m.d.comb += [n_out_1.eq(n_out_of[s1_layer]), n_out_a.eq(n_out_of[sa["layer"]])]
+        m.d.comb += [n_out_1.eq(n_out_of[r1["layer"]]), n_out_a.eq(n_out_of[sa["layer"]])]
         for p in range(P):
-            m.d.comb += [row_valid1[p].eq(s1_rowbase + p < n_out_1), row_valid[p].eq(sa["rowbase"] + p < n_out_a)]
+            m.d.comb += [row_valid1[p].eq(r1["rowbase"] + p < n_out_1), row_valid[p].eq(sa["rowbase"] + p < n_out_a)]
 
         # Later statements win in Amaranth: every "advance/clear" comes before the "start"
         # that may happen in the same cycle.
@@ -759,9 +775,9 @@ class Trainer(wiring.Component):
         m.d.sync += bwd_s2.eq(0)
 
         # forward MAC + snapshot for the drain unit
-        with m.If(s1_fwd):
+        with m.If(r1["fwd"]):
             for p in range(P):
-                m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(a_in)]
+                m.d.comb += [mul_a[p].eq(r1[f"w{p}"]), mul_b[p].eq(a_in)]
         # a block's first beat starts the sum at bias * 1.0 (exact: a shift)
         fwd_sum = [Signal(signed(FAW), name=f"fwd_sum{p}") for p in range(P)]
         for p in range(P):
@@ -801,11 +817,11 @@ class Trainer(wiring.Component):
                                          a_wr.en.eq(1)]
         # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
         tree = Signal(signed(BAW))
-        with m.If(s1_bwd):
+        with m.If(r1["bwd"]):
             for p in range(P):
-                m.d.comb += [mul_a[p].eq(w_rd[p].data), mul_b[p].eq(Mux(row_valid1[p], d_rd[p].data, 0))]
+                m.d.comb += [mul_a[p].eq(r1[f"w{p}"]), mul_b[p].eq(Mux(row_valid1[p], r1[f"dl{p}"], 0))]
             # the derivative of a_{l-1}[k], read with every block of k (same address)
-            with m.Switch(s1_layer):
+            with m.Switch(r1["layer"]):
                 for l in range(1, L):
                     with m.Case(l):
                         m.d.comb += d_s1.eq(act_d[cfg.activations[l - 1]].d)
@@ -850,9 +866,9 @@ class Trainer(wiring.Component):
                         write_delta(lay.dbase(l - 1) + bwd4["kslot"], bwd4["klane"], delta, 1)
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
-        with m.If(s1_upd):
+        with m.If(r1["upd"]):
             for p in range(P):
-                m.d.comb += [mul_a[p].eq(e_rd[p].data), mul_b[p].eq(a_in)]
+                m.d.comb += [mul_a[p].eq(r1[f"e{p}"]), mul_b[p].eq(a_in)]
         eps_a = [Signal.like(op_a[p], name=f"eps_a{p}") for p in range(P)]  # the beat's eps in stage A
         m.d.sync += [eps_a[p].eq(op_a[p]) for p in range(P)]
         with m.If(sa["upd"] & sa["valid"]):
