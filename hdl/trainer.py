@@ -256,7 +256,11 @@ class Trainer(wiring.Component):
         ph_fwd, ph_bwd, ph_upd = Signal(), Signal(), Signal()
 
         k_lane = Signal(range(P))  # k_cnt % P and k_cnt // P, kept as counters (no dividers)
-        k_slot = Signal(16)
+        # counters as narrow as the network allows: their compares decide the sequencer's
+        # next state every cycle
+        max_in = max(cfg.layers[:-1])
+        max_rows = max(lay.blocks(l) for l in range(L)) * P
+        k_slot = Signal(range(max_in // P + 2))
 
         layer_of_state = Signal(range(L + 1))  # layer of the current sequencer state
 
@@ -265,17 +269,17 @@ class Trainer(wiring.Component):
         s1_first = Signal()
         s1_last = Signal()
         s1_slot = Signal(range(ddepth))  # the block's row slot (bias, delta and eps word)
-        s1_rowbase = Signal(16)  # first row of the block in stage 1
+        s1_rowbase = Signal(range(max_rows + 1))  # first row of the block in stage 1
         s1_addr = Signal(range(max(wdepth, 2)))  # a parameter memory address
         s1_klane = Signal(range(P))
-        s1_kslot = Signal(16)
+        s1_kslot = Signal.like(k_slot, name="s1_kslot")
 
         # issue-stage signals (comb defaults), set by the sequencer
         iss_valid = Signal()
         iss_first = Signal()
         iss_last = Signal()
         iss_slot = Signal(range(ddepth))
-        iss_rowbase = Signal(16)
+        iss_rowbase = Signal(range(max_rows + 1))
         iss_waddr = Signal(range(max(wdepth, 2)))
         s1_in0 = Signal()  # stage 1 of layer 0: the activation operand comes from the input buffer
         # the phase and layer travel with the beat, so a phase can issue its first reads while
@@ -350,6 +354,11 @@ class Trainer(wiring.Component):
         sf_w = [Signal(signed(WW), name=f"sf_w{p}") for p in range(P)]
         sf_b = [Signal(signed(WW), name=f"sf_b{p}") for p in range(P)]
         m.d.sync += sf_valid.eq(su_valid)
+        # a forward block's last beat in stage 1, R, 2 or A (its snapshot will need the drain),
+        # kept as a register: set from the issue and the stages that move on
+        last_in_flight = Signal()
+        m.d.sync += last_in_flight.eq((iss_valid & iss_last & ph_fwd) | (s1_valid & s1_last & s1_fwd) |
+                                      (r1["valid"] & r1["last"] & r1["fwd"]) | (s2["valid"] & s2["last"] & s2["fwd"]))
         pipe_busy = Signal()  # a beat in stage 1, 2, A or U (stage F only folds the signature)
         m.d.comb += pipe_busy.eq(s1_valid | r1["valid"] | s2["valid"] | sa["valid"] | su_valid)
 
@@ -361,7 +370,7 @@ class Trainer(wiring.Component):
         drain_sel = Signal(range(P + 1))
         drain_layer = Signal(range(L + 1))
         drain_z = Signal(signed(AW))
-        drain_row = Signal(16)  # the block's first row + drain_sel, kept as a counter
+        drain_row = Signal(range(max_rows + 1))  # the block's first row + drain_sel, kept as a counter
         drain_row_valid = Signal()
         drain_stall = Signal()
         m.d.comb += drain_z.eq(requantize(shadow[0], wf + af, cfg.act))
@@ -371,7 +380,7 @@ class Trainer(wiring.Component):
         zr_row = Signal.like(drain_row, name="zr_row")
         zr_layer = Signal.like(drain_layer, name="zr_layer")
         zr_taken = Signal()  # the consumer takes zr this cycle
-        n_out_of = Array(Const(cfg.layers[l + 1], 16) for l in range(L))
+        n_out_of = Array(Const(cfg.layers[l + 1], range(max(cfg.layers[1:]) + 1)) for l in range(L))
         m.d.comb += drain_row_valid.eq(drain_row < n_out_of[drain_layer])
 
 
@@ -436,20 +445,20 @@ class Trainer(wiring.Component):
                     m.d.sync += load_cnt.eq(load_cnt + 1)
 
         # ---------------- sequencer ---------------------------------------------------
-        k_cnt = Signal(16)
-        rb_cnt = Signal(16)
+        k_cnt = Signal(range(max_in + 1))
+        rb_cnt = Signal(range(max_rows // P + 1))
         waddr = Signal(range(wdepth + 1))
-        j_cnt = Signal(16)  # OUT: next code written to the FIFO
-        j_iss = Signal(16)  # OUT: next code read
+        j_cnt = Signal(range(n_outL + 1))  # OUT: next code written to the FIFO
+        j_iss = Signal(range(n_outL + 1))  # OUT: next code read
         j_lane = Signal(range(P))
-        j_slot = Signal(16)
+        j_slot = Signal(range(n_outL // P + 2))
         out_pending = Signal()  # OUT: a read was issued last cycle
         out_s2 = Signal()  # OUT: the derivative stage holds a code
         out_s3 = Signal()  # OUT: the delta stage holds a code
         out_a, out_t, out_d = Signal(signed(AW)), Signal(signed(AW)), Signal(signed(AW))
         out_a3, out_t3, out_last3 = Signal(signed(AW)), Signal(signed(AW)), Signal()
         out_last = Signal()
-        sm_count = Signal(16)  # softmax probabilities written to the FIFO (and deltas)
+        sm_count = Signal(range(n_outL + 2))  # softmax probabilities written to the FIFO (and deltas)
         sm_prod = Signal.like(smax.o.payload.prod, name="sm_prod") if softmax_out else None  # e * R taken last, not yet written
         sm_k = Signal.like(smax.o.payload.k, name="sm_k") if softmax_out else None
         sm_full = Signal()
@@ -463,7 +472,7 @@ class Trainer(wiring.Component):
         bwd_d = Signal(signed(AW))  # sigma'(a_{l-1}[k]) for the k in the backward pass
         bwd_layer = Signal(range(L + 1))
         bwd_klane = Signal(range(P))
-        bwd_kslot = Signal(16)
+        bwd_kslot = Signal.like(k_slot, name="bwd_kslot")
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
         BDL = bwd_delta_lag(P)
         wait_cnt = Signal(range(BDL + 1))
@@ -538,9 +547,6 @@ class Trainer(wiring.Component):
                     is_last_k = k_cnt == n_in - 1
                     # the snapshot at the end of this block needs the drain free
                     # (a block's last beat still in the pipeline will start the drain)
-                    last_in_flight = ((s1_valid & s1_last & s1_fwd) | (r1["valid"] & r1["last"] & r1["fwd"]) |
-                                      (s2["valid"] & s2["last"] & s2["fwd"]) |
-                                      (sa["valid"] & sa["last"] & sa["fwd"]))
                     stall = is_last_k & (drain_active | last_in_flight)
                     m.d.comb += [iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt)]
                     if l == 0:
@@ -759,7 +765,7 @@ class Trainer(wiring.Component):
         # ---------------- stage 1: multiply / accumulate per phase -------------------
         row_valid1 = [Signal(name=f"row_valid1_{p}") for p in range(P)]  # stage R
         row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]  # stage A
-        n_out_1, n_out_a = Signal(16), Signal(16)
+        n_out_1, n_out_a = Signal(range(max(cfg.layers[1:]) + 1)), Signal(range(max(cfg.layers[1:]) + 1))
         m.d.comb += [n_out_1.eq(n_out_of[r1["layer"]]), n_out_a.eq(n_out_of[sa["layer"]])]
         for p in range(P):
             m.d.comb += [row_valid1[p].eq(r1["rowbase"] + p < n_out_1), row_valid[p].eq(sa["rowbase"] + p < n_out_a)]
@@ -920,6 +926,8 @@ class Trainer(wiring.Component):
         csr_is_bias = Signal()  # bus words wdepth.. of a bank are its biases
         csr_bias_word = Signal(BANK_SHIFT)
         read_bias = Signal()  # PARAM_READ: the word read is a bias
+        pw_bias, pw_bank, pw_data = Signal(), Signal.like(bank_sel, name="pw_bank"), Signal(signed(WW))  # PARAM_WRITE
+        pw_word, pw_bias_word = Signal.like(csr_word, name="pw_word"), Signal.like(csr_bias_word, name="pw_bias_word")
         m.d.comb += [csr_is_bias.eq(csr_word >= lay.wdepth), csr_bias_word.eq(csr_word - lay.wdepth)]
         regs_ro = {
             REG["ID"]: Const(ID_VALUE, 32),
@@ -945,20 +953,15 @@ class Trainer(wiring.Component):
                             m.d.sync += [err_bus.eq(1), rdata.eq(0)]
                             m.next = "ACK"
                         with m.Elif(csr.we):
-                            for p in range(P):
-                                with m.If(csr_is_bias):
-                                    m.d.comb += [b_wr[p].addr.eq(csr_bias_word), b_wr[p].data.eq(csr.wdata[:WW]),
-                                                 b_wr[p].en.eq(bank_sel == p)]
-                                with m.Else():
-                                    m.d.comb += [w_wr[p].addr.eq(csr_word), w_wr[p].data.eq(csr.wdata[:WW]),
-                                                 w_wr[p].en.eq(bank_sel == p)]
-                            m.d.sync += rdata.eq(0)
-                            m.next = "ACK"
-                        with m.Else():
-                            for p in range(P):
-                                m.d.comb += [w_rd[p].addr.eq(csr_word), b_rd[p].addr.eq(csr_bias_word)]
-                            m.d.sync += read_bias.eq(csr_is_bias)
-                            m.next = "PARAM_READ"
+                            # registered first: the memories' write multiplexers then switch on
+                            # a state bit, not on the idle/bus decode
+                            m.d.sync += [pw_bias.eq(csr_is_bias), pw_bank.eq(bank_sel), pw_word.eq(csr_word),
+                                         pw_bias_word.eq(csr_bias_word), pw_data.eq(csr.wdata[:WW]), rdata.eq(0)]
+                            m.next = "PARAM_WRITE"
+                        with m.Else():  # the address registered first, as for a write
+                            m.d.sync += [read_bias.eq(csr_is_bias), pw_bank.eq(bank_sel), pw_word.eq(csr_word),
+                                         pw_bias_word.eq(csr_bias_word)]
+                            m.next = "PARAM_ADDR"
                     with m.Elif(csr.we):
                         with m.Switch(csr.addr):
                             with m.Case(REG["CTRL"]):
@@ -992,11 +995,24 @@ class Trainer(wiring.Component):
                             with m.Default():
                                 m.d.sync += [rdata.eq(0), err_bus.eq(1)]
                         m.next = "ACK"
+            with m.State("PARAM_WRITE"):
+                for p in range(P):
+                    with m.If(pw_bias):
+                        m.d.comb += [b_wr[p].addr.eq(pw_bias_word), b_wr[p].data.eq(pw_data),
+                                     b_wr[p].en.eq(pw_bank == p)]
+                    with m.Else():
+                        m.d.comb += [w_wr[p].addr.eq(pw_word), w_wr[p].data.eq(pw_data),
+                                     w_wr[p].en.eq(pw_bank == p)]
+                m.next = "ACK"
+            with m.State("PARAM_ADDR"):
+                for p in range(P):
+                    m.d.comb += [w_rd[p].addr.eq(pw_word), b_rd[p].addr.eq(pw_bias_word)]
+                m.next = "PARAM_READ"
             with m.State("PARAM_READ"):
                 m.d.sync += [csr_words[p].eq(Mux(read_bias, b_rd[p].data, w_rd[p].data)) for p in range(P)]
                 m.next = "PARAM_SELECT"
             with m.State("PARAM_SELECT"):
-                m.d.sync += rdata.eq(w_rdata[bank_sel].as_unsigned() | Mux(w_rdata[bank_sel] < 0,
+                m.d.sync += rdata.eq(w_rdata[pw_bank].as_unsigned() | Mux(w_rdata[pw_bank] < 0,
                                      Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
                 m.next = "ACK"
             with m.State("ACK"):  # one cycle; the next cycle may start the next access
