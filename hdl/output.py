@@ -144,15 +144,16 @@ class SoftmaxUnit(wiring.Component):
     state     cycles      work
     ========  ==========  ==============================================================
     TAKE      n           buffer the logits, running maximum
-    EXP       n + 1       y = max - z, its table index registered; e = exp table(y) a
-                          cycle later (replaces z in the buffer), exact sum S
+    EXP       n + 2       y = max - z, its table index registered; e = exp table(y)
+                          registered a cycle later; then e replaces z in the buffer and
+                          is added to the exact sum S
     RECIP     2           leading one k of S, reciprocal ROM on the bits below it; R
                           registered twice
     EMIT      n           p = requantize(e * R, recip_frac_bits + k, act); e is fetched
                           from the buffer a cycle ahead (no select before the multiplier)
     ========  ==========  ==============================================================
 
-    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 3 cycles from the
+    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 4 cycles from the
     cycle its first logit is accepted to the cycle its last probability is taken; the next
     vector's first logit is accepted in the following cycle. ``i.ready`` is high only in
     TAKE; stalls on either side only add cycles.
@@ -229,7 +230,7 @@ class SoftmaxUnit(wiring.Component):
     @staticmethod
     def cycles_per_vector(n: int) -> int:
         """Cycles per vector of ``n`` logits without stalls (see the class docstring)."""
-        return 3 * n + 3
+        return 3 * n + 4
 
     def elaborate(self, platform):
         c = self._cfg
@@ -252,6 +253,9 @@ class SoftmaxUnit(wiring.Component):
         exp_spec = table_spec("exp", c)
         ex = Signal(range(exp_spec.span_code))  # EXP: the table index of max - z of element wcnt
         ex_valid = Signal()
+        ey = Signal(signed(exp_spec.out_fmt.width))  # EXP: the table's value for element ey_cnt
+        ey_valid = Signal()
+        ey_cnt = Signal.like(cnt)
         wcnt = Signal.like(cnt)
         rd_done = Signal()  # EXP: every element's max - z has been formed
         e_cur = Signal(signed(AW))  # EMIT: the buffer element cnt, fetched a cycle ahead
@@ -275,20 +279,23 @@ class SoftmaxUnit(wiring.Component):
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
             with m.State("EXP"):
-                # two stages: the table index of y = max - z >= 0 into a register, then the
-                # table and the sum
+                # three stages: the table index of y = max - z >= 0 into a register, the
+                # table's value into a register, then the buffer and the sum
                 m.d.comb += exp.x.eq(ex)
-                with m.If(ex_valid):
-                    m.d.sync += [buf[wcnt].eq(exp.y), total.eq(total + exp.y)]
+                m.d.sync += [ey.eq(exp.y), ey_valid.eq(ex_valid), ey_cnt.eq(wcnt)]
+                with m.If(ey_valid):
+                    m.d.sync += [buf[ey_cnt].eq(ey), total.eq(total + ey)]
                 with m.If(~rd_done):
                     m.d.sync += [ex.eq(LutReader.index_of(exp_spec, zmax - buf[cnt])), ex_valid.eq(1), wcnt.eq(cnt)]
                     with m.If(cnt == end):
                         m.d.sync += [cnt.eq(0), rd_done.eq(1)]
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
-                with m.Else():  # the last element's e is written now
-                    m.d.sync += [ex_valid.eq(0), rd_done.eq(0)]
-                    m.next = "RECIP"
+                with m.Else():
+                    m.d.sync += ex_valid.eq(0)
+                    with m.If(~ex_valid):  # the last element's e is written now
+                        m.d.sync += rd_done.eq(0)
+                        m.next = "RECIP"
             with m.State("RECIP"):
                 # k = position of the leading one; the nb bits below it index the ROM
                 with m.Switch(total):

@@ -757,6 +757,11 @@ class Trainer(wiring.Component):
         m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping &
                             ~pipe_busy & ~sf_valid & ~retire_sample & (ret_line == 0))
         m.d.comb += self.busy.eq(~idle)
+        # the bus checks idle as of the previous cycle (a register: idle gathers state from
+        # all over the trainer). As safe: in one cycle a sample can at most begin to load,
+        # and its first parameter read comes cycles after any access accepted now lands.
+        idle_r = Signal()
+        m.d.sync += idle_r.eq(idle)
         # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
         # loaded one, or computing); a cycle in which both happen counts once
         with m.If(~idle):
@@ -772,12 +777,18 @@ class Trainer(wiring.Component):
 
         # Later statements win in Amaranth: every "advance/clear" comes before the "start"
         # that may happen in the same cycle.
+        # drain_last (a register: the end test is known a cycle ahead) marks the block's last
+        # row; the shift runs on every advance (after the last row it moves nothing used)
+        drain_last = Signal()
         with m.If(drain_active & ~drain_stall):
-            with m.If((drain_sel == P - 1) | (drain_row + 1 >= n_out_of[drain_layer])):
+            m.d.sync += [shadow[p].eq(shadow[p + 1]) for p in range(P - 1)]
+            with m.If(drain_last):
                 m.d.sync += drain_active.eq(0)
             with m.Else():
-                m.d.sync += [drain_sel.eq(drain_sel + 1), drain_row.eq(drain_row + 1)]
-                m.d.sync += [shadow[p].eq(shadow[p + 1]) for p in range(P - 1)]
+                m.d.sync += drain_row.eq(drain_row + 1)
+                if P > 1:  # (one lane: every row is a block's last, the lane count is not kept)
+                    m.d.sync += [drain_sel.eq(drain_sel + 1),
+                                 drain_last.eq((drain_sel + 1 == P - 1) | (drain_row + 2 >= n_out_of[drain_layer]))]
         m.d.sync += bwd_s2.eq(0)
 
         # forward MAC + snapshot for the drain unit
@@ -794,8 +805,11 @@ class Trainer(wiring.Component):
             with m.If(sa["last"]):
                 for p in range(P):
                     m.d.sync += shadow[p].eq(fwd_sum[p])
-                m.d.sync += [drain_active.eq(1), drain_sel.eq(0), drain_row.eq(sa["rowbase"]),
-                             drain_layer.eq(sa["layer"])]
+                m.d.sync += [drain_active.eq(1), drain_row.eq(sa["rowbase"]),
+                             drain_layer.eq(sa["layer"]),
+                             drain_last.eq((sa["rowbase"] + 1 >= n_out_a) if P > 1 else 1)]
+                if P > 1:
+                    m.d.sync += drain_sel.eq(0)
 
         # drain: one lane per cycle, requantized into the register zr (DRAIN_STAGES = 1);
         # from there it is activated and written as a_{l+1}, or feeds the softmax unit
@@ -949,7 +963,7 @@ class Trainer(wiring.Component):
             with m.State("IDLE"):
                 with m.If(csr.re | csr.we):
                     with m.If(csr_param):
-                        with m.If(~idle | ~bank_ok):
+                        with m.If(~idle_r | ~bank_ok):
                             m.d.sync += [err_bus.eq(1), rdata.eq(0)]
                             m.next = "ACK"
                         with m.Elif(csr.we):
@@ -977,7 +991,7 @@ class Trainer(wiring.Component):
                                 with m.Else():
                                     m.d.sync += err_bus.eq(1)
                             with m.Case(REG["BATCH"]):
-                                with m.If((csr.wdata >= 1) & (csr.wdata <= cfg.batch_size) & idle):
+                                with m.If((csr.wdata >= 1) & (csr.wdata <= cfg.batch_size) & idle_r):
                                     m.d.sync += [batch.eq(csr.wdata), batch_cnt.eq(0)]
                                 with m.Else():
                                     m.d.sync += err_bus.eq(1)
