@@ -181,9 +181,10 @@ class Trainer(wiring.Component):
             """delta into bank `lane` at `addr` in the next cycle, its eps in the one after."""
             m.d.sync += [dw_valid.eq(en), dw_lane.eq(lane), dw_addr.eq(addr), dw_delta.eq(delta)]
         # input a_0 and targets: two buffers each (loaded while the other one trains)
-        m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[])
+        # (the loader writes only the buffer the sequencer does not read: no_rw_check)
+        m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[], attrs=NO_RW)
         i_rd, i_wr = imem.read_port(), imem.write_port()
-        m.submodules.tmem = tmem = Memory(shape=signed(AW), depth=lay.tdepth, init=[])
+        m.submodules.tmem = tmem = Memory(shape=signed(AW), depth=lay.tdepth, init=[], attrs=NO_RW)
         t_rd, t_wr = tmem.read_port(), tmem.write_port()
 
         # ---------------- activation units (one per kind in use) ----------------------
@@ -359,8 +360,10 @@ class Trainer(wiring.Component):
         last_in_flight = Signal()
         m.d.sync += last_in_flight.eq((iss_valid & iss_last & ph_fwd) | (s1_valid & s1_last & s1_fwd) |
                                       (r1["valid"] & r1["last"] & r1["fwd"]) | (s2["valid"] & s2["last"] & s2["fwd"]))
-        pipe_busy = Signal()  # a beat in stage 1, 2, A or U (stage F only folds the signature)
-        m.d.comb += pipe_busy.eq(s1_valid | r1["valid"] | s2["valid"] | sa["valid"] | su_valid)
+        # a beat in stage 1, R, 2, A or U (stage F only folds the signature); a register, set
+        # from the issue and the stages that move on (the same value as their OR)
+        pipe_busy = Signal()
+        m.d.sync += pipe_busy.eq(iss_valid | s1_valid | r1["valid"] | s2["valid"] | (sa["valid"] & sa["upd"]))
 
         a_in = Signal(signed(AW))  # activation operand in stage R
         m.d.comb += a_in.eq(Mux(r1["in0"], r1["i"], r1["a"]))
