@@ -10,7 +10,7 @@ from amaranth.hdl import Const, Mux, Value, signed
 
 from golden.fixed import QFormat
 
-__all__ = ["round_shift", "saturate", "requantize", "fmt_shape"]
+__all__ = ["round_shift", "saturate", "saturating_sub", "requantize", "fmt_shape"]
 
 
 def fmt_shape(fmt: QFormat):
@@ -43,6 +43,21 @@ def saturate(x: Value, fmt: QFormat) -> Value:
     x = Value.cast(x)
     lo, hi = fmt.min_code, fmt.max_code
     return Mux(x > hi, Const(hi, fmt_shape(fmt)), Mux(x < lo, Const(lo, fmt_shape(fmt)), x[:fmt.width].as_signed()))
+
+
+def saturating_sub(w: Value, step: Value, fmt: QFormat) -> Value:
+    """``saturate(w - step, fmt)`` for a ``w`` of ``fmt`` and a wide signed ``step``, with
+    short carry chains: when ``step`` fits in ``fmt.width + 2`` bits the difference is
+    formed from those bits; otherwise ``|step| >= 2**(width + 1)`` and the result
+    saturates by the sign of ``step`` (the same value as the wide subtraction)."""
+    w, step = Value.cast(w), Value.cast(step)
+    k = fmt.width + 2
+    if len(step) <= k:
+        return saturate(w - step, fmt)
+    top = step[k - 1:]  # all equal when step fits in k bits (a sign extension)
+    fits = (top == 0) | (top == (1 << len(top)) - 1)
+    near = saturate(w - step[:k].as_signed(), fmt)
+    return Mux(fits, near, Mux(step[-1], Const(fmt.max_code, fmt_shape(fmt)), Const(fmt.min_code, fmt_shape(fmt))))
 
 
 def requantize(x: Value, from_frac: int, fmt: QFormat, mode: str = "nearest_even", rand: Value | None = None) -> Value:

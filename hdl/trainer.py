@@ -32,7 +32,7 @@ from golden.lfsr import LFSR_MASK, lane_seed
 from golden.signature import SIGNATURE_ROTATE
 
 from .activation import ActivationDerivative, ActivationFunction
-from .arith import requantize, round_shift, saturate
+from .arith import requantize, round_shift, saturating_sub
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
 from .layout import DRAIN_WRITE_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from .output import ce_delta, mse_delta
@@ -918,8 +918,8 @@ class Trainer(wiring.Component):
         for p in range(P):
             w_new = Signal(signed(WW), name=f"w_new{p}")
             b_new = Signal(signed(WW), name=f"b_new{p}")
-            m.d.comb += [w_new.eq(saturate(su_w[p] - su_step[p], cfg.weight)),
-                         b_new.eq(saturate(su_b[p] - su_bstep[p], cfg.weight))]
+            m.d.comb += [w_new.eq(saturating_sub(su_w[p], su_step[p], cfg.weight)),
+                         b_new.eq(saturating_sub(su_b[p], su_bstep[p], cfg.weight))]
             with m.If(su_we[p]):
                 m.d.comb += [w_wr[p].data.eq(w_new), w_wr[p].en.eq(1)]
             with m.If(su_bwe[p]):
