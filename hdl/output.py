@@ -9,7 +9,7 @@ golden.tables.table_contents(table_spec("exp", cfg)) and golden.tables.recip_tab
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -253,6 +253,7 @@ class SoftmaxUnit(wiring.Component):
         exp_spec = table_spec("exp", c)
         ex = Signal(range(exp_spec.span_code))  # EXP: the table index of max - z of element wcnt
         ex_valid = Signal()
+        z_cur = Signal(signed(AW))  # EXP: the buffer element cnt, fetched a cycle ahead
         ey = Signal(signed(exp_spec.out_fmt.width))  # EXP: the table's value for element ey_cnt
         ey_valid = Signal()
         ey_cnt = Signal.like(cnt)
@@ -274,7 +275,9 @@ class SoftmaxUnit(wiring.Component):
                     with m.If(((cnt == 0) | (z > zmax)) if n > 1 else 1):
                         m.d.sync += zmax.eq(z)
                     with m.If(self.i.payload.last | (cnt == n - 1)):
-                        m.d.sync += [end.eq(cnt), cnt.eq(0), total.eq(0)]
+                        # EXP's first element fetched now (it is z itself in a vector of one)
+                        m.d.sync += [end.eq(cnt), cnt.eq(0), total.eq(0),
+                                     z_cur.eq(Mux(cnt == 0, z, buf[0]) if n > 1 else z)]
                         m.next = "EXP"
                     with m.Else():
                         m.d.sync += cnt.eq(cnt + 1)
@@ -286,7 +289,8 @@ class SoftmaxUnit(wiring.Component):
                 with m.If(ey_valid):
                     m.d.sync += [buf[ey_cnt].eq(ey), total.eq(total + ey)]
                 with m.If(~rd_done):
-                    m.d.sync += [ex.eq(LutReader.index_of(exp_spec, zmax - buf[cnt])), ex_valid.eq(1), wcnt.eq(cnt)]
+                    m.d.sync += [ex.eq(LutReader.index_of(exp_spec, zmax - z_cur)), ex_valid.eq(1), wcnt.eq(cnt),
+                                 z_cur.eq(buf[cnt + 1])]  # the next element, fetched a cycle ahead
                     with m.If(cnt == end):
                         m.d.sync += [cnt.eq(0), rd_done.eq(1)]
                     with m.Else():

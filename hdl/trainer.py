@@ -451,6 +451,9 @@ class Trainer(wiring.Component):
         k_cnt = Signal(range(max_in + 1))
         rb_cnt = Signal(range(max_rows // P + 1))
         waddr = Signal(range(wdepth + 1))
+        # every phase walks the parameter memories with the register waddr (BWD: wbase +
+        # rb_cnt * rw + k_cnt, as a counter), so the read address comes straight from it
+        m.d.comb += iss_waddr.eq(waddr)
         j_cnt = Signal(range(n_outL + 1))  # OUT: next code written to the FIFO
         j_iss = Signal(range(n_outL + 1))  # OUT: next code read
         j_lane = Signal(range(P))
@@ -551,7 +554,7 @@ class Trainer(wiring.Component):
                     # the snapshot at the end of this block needs the drain free
                     # (a block's last beat still in the pipeline will start the drain)
                     stall = is_last_k & (drain_active | last_in_flight)
-                    m.d.comb += [iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt)]
+                    m.d.comb += [iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt)]
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
                     else:
@@ -683,7 +686,6 @@ class Trainer(wiring.Component):
                         is_last_rb = rb_cnt == nb - 1
                         m.d.comb += [
                             iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
-                            iss_waddr.eq(waddr),  # wbase + rb_cnt * rw + k_cnt, as a counter
                             iss_rowbase.eq(rb_cnt * P),
                             a_rd.addr.eq(lay.abase(l) + k_cnt),
                         ]
@@ -711,7 +713,7 @@ class Trainer(wiring.Component):
                     is_last_k = k_cnt == n_in - 1
                     m.d.comb += [
                         iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
-                        iss_waddr.eq(waddr), iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt),
+                        iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt),
                     ]
                     for p in range(P):
                         m.d.comb += e_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
