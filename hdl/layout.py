@@ -18,8 +18,9 @@ __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycle
            "PIPELINE_TAIL", "bwd_delta_lag", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
-# read, read data registered (stage R), registered multiplier operands, registered product.
-PIPE_LATENCY = 4
+# read, read data registered (stage R), registered multiplier operands, registered partial
+# products (stage M), their sum registered (stage A).
+PIPE_LATENCY = 5
 # Cycles from an update beat's issue to its parameter write: stage A forms the rounded
 # step (batch sum, rounding), stage U subtracts it, saturates and writes.
 UPDATE_LATENCY = PIPE_LATENCY + 1

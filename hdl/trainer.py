@@ -236,14 +236,25 @@ class Trainer(wiring.Component):
         # ---------------- per-lane datapath ---------------------------------------------
         mul_a = [Signal(signed(max(WW, EPSW, 17)), name=f"mul_a{p}") for p in range(P)]
         mul_b = [Signal(signed(max(AW, EW)), name=f"mul_b{p}") for p in range(P)]
-        # the lane's one multiplier, between registers: operands chosen in stage 1 from the
-        # memories' read data are registered (stage 2), the product is registered (stage A,
-        # where sums and updates are formed)
+        # the lane's one multiplier, between registers: operands chosen in stage R from the
+        # memories' read data are registered (stage 2); stage M registers the partial
+        # products of the operand's 17-bit halves (each one 18 x 18 DSP multiply: no adder
+        # behind a multiplier in one cycle); stage A holds their sum, the exact product,
+        # where sums and updates are formed
         op_a = [Signal.like(mul_a[p], name=f"op_a{p}") for p in range(P)]
         op_b = [Signal.like(mul_b[p], name=f"op_b{p}") for p in range(P)]
         prod = [Signal(signed(len(mul_a[0]) + len(mul_b[0])), name=f"prod{p}") for p in range(P)]
+        SPLIT = 17  # the low half, unsigned: zero-extended it is an 18-bit signed operand
         for p in range(P):
-            m.d.sync += [op_a[p].eq(mul_a[p]), op_b[p].eq(mul_b[p]), prod[p].eq(op_a[p] * op_b[p])]
+            m.d.sync += [op_a[p].eq(mul_a[p]), op_b[p].eq(mul_b[p])]
+            if len(op_a[p]) > SPLIT + 1:
+                pm_lo = Signal(signed(SPLIT + 1 + len(op_b[p])), name=f"pm_lo{p}")
+                pm_hi = Signal(signed(len(op_a[p]) - SPLIT + len(op_b[p])), name=f"pm_hi{p}")
+                m.d.sync += [pm_lo.eq(op_a[p][:SPLIT] * op_b[p]), pm_hi.eq(op_a[p][SPLIT:].as_signed() * op_b[p]),
+                             prod[p].eq((pm_hi << SPLIT) + pm_lo)]
+            else:
+                pm = Signal.like(prod[p], name=f"pm{p}")
+                m.d.sync += [pm.eq(op_a[p] * op_b[p]), prod[p].eq(pm)]
         FAW = cfg.forward_acc_width()
         BAW = cfg.backward_acc_width()
         acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]
@@ -327,7 +338,8 @@ class Trainer(wiring.Component):
             if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
                 m.d.comb += unit.a.eq(r1["a"])
         s2 = stage({**{k: v for k, v in r1.items() if k not in raw and k != "in0"}, "d": d_s1}, "s2")
-        sa = stage(s2, "sa")
+        sm = stage(s2, "sm")
+        sa = stage(sm, "sa")
         # stage U (update beats only): the rounded step formed in stage A is subtracted from
         # the parameter, saturated and written
         su_valid = Signal()
@@ -359,11 +371,13 @@ class Trainer(wiring.Component):
         # kept as a register: set from the issue and the stages that move on
         last_in_flight = Signal()
         m.d.sync += last_in_flight.eq((iss_valid & iss_last & ph_fwd) | (s1_valid & s1_last & s1_fwd) |
-                                      (r1["valid"] & r1["last"] & r1["fwd"]) | (s2["valid"] & s2["last"] & s2["fwd"]))
+                                      (r1["valid"] & r1["last"] & r1["fwd"]) | (s2["valid"] & s2["last"] & s2["fwd"]) |
+                                      (sm["valid"] & sm["last"] & sm["fwd"]))
         # a beat in stage 1, R, 2, A or U (stage F only folds the signature); a register, set
         # from the issue and the stages that move on (the same value as their OR)
         pipe_busy = Signal()
-        m.d.sync += pipe_busy.eq(iss_valid | s1_valid | r1["valid"] | s2["valid"] | (sa["valid"] & sa["upd"]))
+        m.d.sync += pipe_busy.eq(iss_valid | s1_valid | r1["valid"] | s2["valid"] | sm["valid"] |
+                                 (sa["valid"] & sa["upd"]))
 
         a_in = Signal(signed(AW))  # activation operand in stage R
         m.d.comb += a_in.eq(Mux(r1["in0"], r1["i"], r1["a"]))
@@ -894,8 +908,9 @@ class Trainer(wiring.Component):
         with m.If(r1["upd"]):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(r1[f"e{p}"]), mul_b[p].eq(a_in)]
-        eps_a = [Signal.like(op_a[p], name=f"eps_a{p}") for p in range(P)]  # the beat's eps in stage A
-        m.d.sync += [eps_a[p].eq(op_a[p]) for p in range(P)]
+        eps_m = [Signal.like(op_a[p], name=f"eps_m{p}") for p in range(P)]  # the beat's eps in stage M
+        eps_a = [Signal.like(op_a[p], name=f"eps_a{p}") for p in range(P)]  # and in stage A
+        m.d.sync += [eps_m[p].eq(op_a[p]) for p in range(P)] + [eps_a[p].eq(eps_m[p]) for p in range(P)]
         with m.If(sa["upd"] & sa["valid"]):
             for p in range(P):
                 lfsr_next = Mux(lfsr[p][0], (lfsr[p] >> 1) ^ LFSR_MASK, lfsr[p] >> 1)
