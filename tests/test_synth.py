@@ -138,8 +138,9 @@ def test_synthesize_xor_ice40(xor_cfg, tmp_path):
         assert f"needs {used}, the device has {avail} ({used - avail} over" in str(err)
     assert json.loads((tmp_path / "as_is" / "report.json").read_text())["fits"] is False
 
-    r = synthesize(xor_cfg.with_(lanes=2), "ice40-up5k", out_dir=tmp_path / "lanes2")
-    _check_report(r, tmp_path / "lanes2", "ice40-up5k")
+    # (one lane: 2 lanes of the pipelined trainer need 10 SB_MAC16 of 8, docs/synthesis.md)
+    r = synthesize(xor_cfg.with_(lanes=1), "ice40-up5k", out_dir=tmp_path / "lanes1")
+    _check_report(r, tmp_path / "lanes1", "ice40-up5k")
     assert r["brams"] > 0 and r["logic_cells"] > 0
 
 
