@@ -913,8 +913,8 @@ class Trainer(wiring.Component):
         m.d.sync += [eps_m[p].eq(op_a[p]) for p in range(P)] + [eps_a[p].eq(eps_m[p]) for p in range(P)]
         with m.If(sa["upd"] & sa["valid"]):
             for p in range(P):
-                lfsr_next = Mux(lfsr[p][0], (lfsr[p] >> 1) ^ LFSR_MASK, lfsr[p] >> 1)
-                lfsr_next2 = Mux(lfsr_next[0], (lfsr_next >> 1) ^ LFSR_MASK, lfsr_next >> 1)  # the bias's draw
+                lfsr_next = _lfsr_step(lfsr[p])
+                lfsr_next2 = _lfsr_step(lfsr_next)  # the bias's draw
                 eps_one = eps_a[p] << af  # eps * 1.0
                 if train_B:
                     g_sum = Signal(signed(GW), name=f"g_sum{p}")
@@ -943,9 +943,8 @@ class Trainer(wiring.Component):
                 m.d.comb += [b_wr[p].data.eq(b_new), b_wr[p].en.eq(1)]
             # stage F: the written words fold into the lane's signature a cycle later
             m.d.sync += [sf_we[p].eq(su_we[p]), sf_bwe[p].eq(su_bwe[p]), sf_w[p].eq(w_new), sf_b[p].eq(b_new)]
-            rot = Cat(sig[p][32 - SIGNATURE_ROTATE:], sig[p][:32 - SIGNATURE_ROTATE])
-            sig_w = rot ^ sf_w[p].as_unsigned()
-            sig_wb = Cat(sig_w[32 - SIGNATURE_ROTATE:], sig_w[:32 - SIGNATURE_ROTATE]) ^ sf_b[p].as_unsigned()
+            sig_w = _rotl_signature(sig[p]) ^ sf_w[p].as_unsigned()
+            sig_wb = _rotl_signature(sig_w) ^ sf_b[p].as_unsigned()
             with m.If(sf_we[p]):
                 m.d.sync += sig[p].eq(Mux(sf_bwe[p], sig_wb, sig_w))  # the bias folds after the row's last weight
 
@@ -1053,6 +1052,17 @@ class Trainer(wiring.Component):
                 m.d.comb += csr.ack.eq(1)
                 m.next = "IDLE"
         return m
+
+
+def _lfsr_step(v):
+    """One step of the stochastic-rounding LFSR (golden/lfsr.py: shift right, XOR the mask
+    when the bit shifted out is 1)."""
+    return Mux(v[0], (v >> 1) ^ LFSR_MASK, v >> 1)
+
+
+def _rotl_signature(v):
+    """rotl32(v, SIGNATURE_ROTATE), as golden/signature.py folds a written word."""
+    return Cat(v[32 - SIGNATURE_ROTATE:32], v[:32 - SIGNATURE_ROTATE])
 
 
 def _xor_all(sigs):
