@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
-           "PIPELINE_TAIL", "bwd_delta_lag", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG"]
+           "PIPELINE_TAIL", "bwd_delta_lag", "EPS_LAG", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, read data registered (stage R), registered multiplier operands, registered partial
@@ -24,9 +24,12 @@ PIPE_LATENCY = 5
 # Cycles from an update beat's issue to its parameter write: stage A forms the rounded
 # step (batch sum, rounding), stage U subtracts it, saturates and writes.
 UPDATE_LATENCY = PIPE_LATENCY + 1
+# Cycles from a delta's write to its eps's write: the eps = lr x delta multiplier has a
+# register on both sides.
+EPS_LAG = 2
 # Cycles from a forward block's last issue to the write of its first drained row: stage A,
-# the snapshot, the drain's requantize into its register, then activation and write.
-DRAIN_WRITE_LAG = PIPE_LATENCY + 2
+# the snapshot, the drain's rounding and saturation registers, then activation and write.
+DRAIN_WRITE_LAG = PIPE_LATENCY + 3
 
 
 def tree_stages(lanes: int) -> int:
@@ -40,10 +43,10 @@ def tree_stages(lanes: int) -> int:
 
 def bwd_delta_lag(lanes: int) -> int:
     """Cycles from the backward pass's last issue to the first cycle a later phase may
-    read the deltas and eps it makes: stage A, the tree, the running sum, requantize,
-    times sigma', requantize and write, eps a cycle later (read through the memories'
-    transparent ports)."""
-    return PIPE_LATENCY + tree_stages(lanes) + 4
+    read the deltas and eps it makes: stage A, the tree, the running sum, round and
+    saturate, times sigma', round, saturate and write, eps EPS_LAG cycles later (read through the
+    memories' transparent ports)."""
+    return PIPE_LATENCY + tree_stages(lanes) + 5 + EPS_LAG
 
 # Cycles a training sample keeps the trainer busy after its last issue, while its last
 # parameters are written and folded into the signature (stage F, a cycle after the
@@ -177,7 +180,7 @@ def expected_train_cycles(cfg: Config) -> int:
             total += last_rows + DRAIN_WRITE_LAG
     total += cfg.layers[-1] + 3  # OUT: one code per cycle, read one cycle ahead, sigma' and delta after
     if L == 1:
-        total += 1  # the update waits for the last output delta's eps
+        total += EPS_LAG  # the update waits for the last output delta's eps
     for l in range(1, L):
         total += lay.n_in(l) * lay.blocks(l)  # BWD; the update starts as it ends
     for l in range(L):

@@ -32,9 +32,9 @@ from golden.lfsr import LFSR_MASK, lane_seed
 from golden.signature import SIGNATURE_ROTATE
 
 from .activation import ActivationDerivative, ActivationFunction
-from .arith import requantize, round_shift, saturating_sub
+from .arith import requantize, round_shift, saturate, saturating_sub
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
-from .layout import DRAIN_WRITE_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
+from .layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from .output import ce_delta, mse_delta
 
 __all__ = ["Trainer", "beat_layout"]
@@ -172,13 +172,19 @@ class Trainer(wiring.Component):
         ew_lane = Signal(range(P))
         ew_addr = Signal(range(ddepth))
         ew_delta = Signal(signed(EW))
-        ew_eps = Signal(signed(EPSW))
         m.d.sync += [ew_valid.eq(dw_valid), ew_lane.eq(dw_lane), ew_addr.eq(dw_addr), ew_delta.eq(dw_delta)]
+        # the eps write stage: lr x delta registered (the multiplier between registers; its
+        # product fans out to every bank's eps memory), written EPS_LAG cycles after the delta
+        ex_valid = Signal()
+        ex_lane = Signal(range(P))
+        ex_addr = Signal(range(ddepth))
+        ex_eps = Signal(signed(EPSW))
+        m.d.sync += [ex_valid.eq(ew_valid), ex_lane.eq(ew_lane), ex_addr.eq(ew_addr)]
         for p in range(P):
-            m.d.comb += [e_wr[p].addr.eq(ew_addr), e_wr[p].data.eq(ew_eps), e_wr[p].en.eq(ew_valid & (ew_lane == p))]
+            m.d.comb += [e_wr[p].addr.eq(ex_addr), e_wr[p].data.eq(ex_eps), e_wr[p].en.eq(ex_valid & (ex_lane == p))]
 
         def write_delta(addr, lane, delta, en):
-            """delta into bank `lane` at `addr` in the next cycle, its eps in the one after."""
+            """delta into bank `lane` at `addr` in the next cycle, its eps EPS_LAG cycles after."""
             m.d.sync += [dw_valid.eq(en), dw_lane.eq(lane), dw_addr.eq(addr), dw_delta.eq(delta)]
         # input a_0 and targets: two buffers each (loaded while the other one trains)
         # (the loader writes only the buffer the sequencer does not read: no_rw_check)
@@ -206,6 +212,12 @@ class Trainer(wiring.Component):
         # level leaves room for the write in flight, so it can hold n_out + 1 codes
         ofifo_depth = max(5, n_outL + 2)
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=AW + 1, depth=ofifo_depth)
+        # softmax: the FIFO can take a whole output vector without a stall (w_rdy is `inner
+        # level < depth - 1`, inner level <= level); the logits enter the softmax unit only
+        # then, and as all of them enter before its first probability comes out, the level
+        # only falls between this check and the vector's writes
+        out_room = Signal()
+        m.d.sync += out_room.eq(ofifo.level + n_outL <= ofifo_depth - 2)
         m.d.comb += [
             self.m_data.payload.data.eq(ofifo.r_data[:AW]),
             self.m_data.payload.last.eq(ofifo.r_data[AW]),
@@ -221,7 +233,7 @@ class Trainer(wiring.Component):
         lbuf = Signal()  # buffer the loader fills
         cbuf = Signal()  # buffer the sequencer works on (or starts with next)
         lr = Signal(16, init=cfg.lr_code)
-        m.d.comb += ew_eps.eq(lr * ew_delta)  # the eps stage's multiplier
+        m.d.sync += ex_eps.eq(lr * ew_delta)  # the eps stage's multiplier
         batch = Signal(16, init=cfg.batch_size)
         batch_cnt = Signal(16)
         samples = Signal(32)
@@ -386,12 +398,15 @@ class Trainer(wiring.Component):
         drain_active = Signal()
         drain_sel = Signal(range(P + 1))
         drain_layer = Signal(range(L + 1))
-        drain_z = Signal(signed(AW))
         drain_row = Signal(range(max_rows + 1))  # the block's first row + drain_sel, kept as a counter
         drain_row_valid = Signal()
         drain_stall = Signal()
-        m.d.comb += drain_z.eq(requantize(shadow[0], wf + af, cfg.act))
-        # the drain's register stage (DRAIN_STAGES = 1): a requantized sum, its row and layer
+        # the drain's two register stages: the sum rounded to act's fraction bits (zq), then
+        # saturated (zr), each with its row and layer; requantize(sum, wf + af, act) in halves
+        zq = Signal(round_shift(shadow[0], wf).shape())
+        zq_valid = Signal()
+        zq_row = Signal.like(drain_row, name="zq_row")
+        zq_layer = Signal.like(drain_layer, name="zq_layer")
         zr = Signal(signed(AW))
         zr_valid = Signal()
         zr_row = Signal.like(drain_row, name="zr_row")
@@ -595,41 +610,29 @@ class Trainer(wiring.Component):
                 with m.State(f"FWDW{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
-                    done = ~pipe_busy & ~drain_active & ~zr_valid
+                    done = ~pipe_busy & ~drain_active & ~zq_valid & ~zr_valid
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
                         # three register stages after the unit's reciprocal multiply: X holds
                         # the product (sm_prod), Y the product rounded to act's fraction bits
                         # (sm_r), Z the probability saturated from it (sm_p); Z goes to the
-                        # FIFO and, with its target, to the output delta when the FIFO has
-                        # room; each stage refills as it empties
-                        accept, emit, x_adv, y_adv = Signal(), Signal(), Signal(), Signal()
-                        m.d.comb += [emit.eq(sm_z_full & ofifo.w_rdy),
-                                     y_adv.eq(sm_y_full & (~sm_z_full | emit)),
-                                     x_adv.eq(sm_full & (~sm_y_full | y_adv)),
-                                     smax.o.ready.eq(~sm_full | x_adv),
-                                     accept.eq(smax.o.valid & smax.o.ready)]
+                        # FIFO and, with its target, to the output delta. The FIFO has room
+                        # for the whole vector (the logits enter the unit only with out_room),
+                        # so the stages always move on: no ready chain from the FIFO's level
+                        # back into the softmax unit.
+                        emit = sm_z_full
+                        m.d.comb += smax.o.ready.eq(1)
                         # on the last probability's cycle its delta is written: the backward
                         # pass may issue its first read in the next cycle
                         done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
                         # the target of Z's element (index sm_count) is read the cycle before
                         # it is needed: as the element enters Z (index sm_count + sm_z_full)
-                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) +
-                                                 Mux(y_adv, sm_count + sm_z_full, sm_count))
-                        with m.If(accept):
-                            m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
-                                         sm_full.eq(1)]
-                        with m.Elif(x_adv):
-                            m.d.sync += sm_full.eq(0)
-                        with m.If(x_adv):
-                            m.d.sync += [sm_r.eq(smax.rounded_product(sm_prod, sm_k)), sm_y_full.eq(1)]
-                        with m.Elif(y_adv):
-                            m.d.sync += sm_y_full.eq(0)
-                        with m.If(y_adv):
-                            m.d.sync += [sm_p.eq(smax.saturate_probability(sm_r)), sm_z_full.eq(1)]
-                        with m.Elif(emit):
-                            m.d.sync += sm_z_full.eq(0)
+                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + sm_z_full)
+                        m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
+                                     sm_full.eq(smax.o.valid),
+                                     sm_r.eq(smax.rounded_product(sm_prod, sm_k)), sm_y_full.eq(sm_full),
+                                     sm_p.eq(smax.saturate_probability(sm_r)), sm_z_full.eq(sm_y_full)]
                         with m.If(emit):
                             m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
                             write_output_delta(ce_delta(sm_p, t_rd.data, cfg))
@@ -685,8 +688,14 @@ class Trainer(wiring.Component):
                                 m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
 
             if L == 1:
-                with m.State("EPSW"):  # a one-layer update: its eps are written a cycle later
-                    m.next = "UPD0"
+                # a one-layer update: its last eps is written EPS_LAG cycles after the last delta
+                eps_cnt = Signal(range(EPS_LAG + 1))
+                with m.State("EPSW"):
+                    with m.If(eps_cnt == EPS_LAG - 1):
+                        m.d.sync += eps_cnt.eq(0)
+                        m.next = "UPD0"
+                    with m.Else():
+                        m.d.sync += eps_cnt.eq(eps_cnt + 1)
 
             for l in range(L - 1, -1, -1):
                 n_in, n_out = cfg.layers[l], cfg.layers[l + 1]
@@ -830,14 +839,20 @@ class Trainer(wiring.Component):
                 if P > 1:
                     m.d.sync += drain_sel.eq(0)
 
-        # drain: one lane per cycle, requantized into the register zr (DRAIN_STAGES = 1);
-        # from there it is activated and written as a_{l+1}, or feeds the softmax unit
-        m.d.comb += drain_stall.eq(zr_valid & ~zr_taken)
-        with m.If(drain_active & ~drain_stall):
-            m.d.sync += [zr.eq(drain_z), zr_valid.eq(drain_row_valid), zr_row.eq(drain_row),
-                         zr_layer.eq(drain_layer)]
+        # drain: one lane per cycle, rounded into zq, saturated into zr; from there it is
+        # activated and written as a_{l+1}, or feeds the softmax unit. A stage moves on when
+        # the next one is empty or hands its value on in the same cycle.
+        zr_free = Signal()
+        m.d.comb += [zr_free.eq(~zr_valid | zr_taken), drain_stall.eq(zq_valid & ~zr_free)]
+        with m.If(zq_valid & zr_free):
+            m.d.sync += [zr.eq(saturate(zq, cfg.act)), zr_valid.eq(1), zr_row.eq(zq_row), zr_layer.eq(zq_layer)]
         with m.Elif(zr_taken):
             m.d.sync += zr_valid.eq(0)
+        with m.If(drain_active & ~drain_stall):
+            m.d.sync += [zq.eq(round_shift(shadow[0], wf)), zq_valid.eq(drain_row_valid), zq_row.eq(drain_row),
+                         zq_layer.eq(drain_layer)]
+        with m.Elif(zq_valid & zr_free):
+            m.d.sync += zq_valid.eq(0)
         with m.Switch(zr_layer):
             for l in range(L):
                 with m.Case(l):
@@ -846,8 +861,8 @@ class Trainer(wiring.Component):
                         m.d.comb += [
                             smax.i.payload.z.eq(zr),
                             smax.i.payload.last.eq(zr_row == n_outL - 1),
-                            smax.i.valid.eq(zr_valid),
-                            zr_taken.eq(zr_valid & smax.i.ready),
+                            smax.i.valid.eq(zr_valid & out_room),
+                            zr_taken.eq(zr_valid & out_room & smax.i.ready),
                         ]
                     else:
                         m.d.comb += [act_fn[kind].z.eq(zr), zr_taken.eq(zr_valid)]
@@ -886,23 +901,29 @@ class Trainer(wiring.Component):
                 m.d.sync += [bwd_sum.eq(Mux(st["first"], tree, bwd_acc + tree)), bwd_s2.eq(1),
                              bwd_layer.eq(st["layer"]), bwd_d.eq(st["d"]),
                              bwd_klane.eq(st["klane"]), bwd_kslot.eq(st["kslot"])]
-        # three stages: requantize the sum; times the derivative; requantize, write
-        bwd_s3, bwd_s4 = Signal(), Signal()
-        bwd_s = Signal(signed(EW))
-        bwd_p = Signal(signed(EW + AW))  # s x sigma'(a)
-        bwd3 = {"d": Signal.like(bwd_d), "layer": Signal.like(bwd_layer), "klane": Signal.like(bwd_klane),
-                "kslot": Signal.like(bwd_kslot)}
-        bwd4 = {key: Signal.like(v, name=f"bwd4_{key}") for key, v in bwd3.items() if key != "d"}
-        m.d.sync += [bwd_s3.eq(bwd_s2), bwd_s.eq(requantize(bwd_sum, wf + ef, cfg.error)),
-                     bwd3["d"].eq(bwd_d), bwd3["layer"].eq(bwd_layer), bwd3["klane"].eq(bwd_klane),
-                     bwd3["kslot"].eq(bwd_kslot)]
-        m.d.sync += [bwd_s4.eq(bwd_s3), bwd_p.eq(bwd_s * bwd3["d"])] + [bwd4[k].eq(bwd3[k]) for k in bwd4]
-        with m.If(bwd_s4):
-            with m.Switch(bwd4["layer"]):
-                for l in range(1, L):
-                    with m.Case(l):
-                        delta = requantize(bwd_p, ef + af, cfg.error)
-                        write_delta(lay.dbase(l - 1) + bwd4["kslot"], bwd4["klane"], delta, 1)
+        # four stages after the sum, each narrowing split in two (a wide rounding add, then
+        # the compares and select of the saturation): the sum rounded; saturated to the error
+        # format (s); s x sigma'(a_k); that rounded; then saturated on its way to the delta
+        # write (bwd_delta_lag counts them)
+        dslot_of = Array(Const(lay.dbase(l - 1) if l >= 1 else 0, range(ddepth)) for l in range(L))
+        bq_valid = [Signal(name=f"bq{i}_valid") for i in range(4)]
+        bq_lane = [Signal.like(bwd_klane, name=f"bq{i}_lane") for i in range(4)]
+        bq_addr = [Signal(range(ddepth), name=f"bq{i}_addr") for i in range(4)]
+        m.d.sync += [bq_valid[0].eq(bwd_s2), bq_lane[0].eq(bwd_klane),
+                     bq_addr[0].eq(dslot_of[bwd_layer] + bwd_kslot)]
+        for i in range(1, 4):
+            m.d.sync += [bq_valid[i].eq(bq_valid[i - 1]), bq_lane[i].eq(bq_lane[i - 1]), bq_addr[i].eq(bq_addr[i - 1])]
+        b_round = Signal(round_shift(bwd_sum, wf).shape())  # requantize(sum, wf + ef, error), halves
+        b_s = Signal(signed(EW))
+        b_d0, b_d1 = Signal.like(bwd_d, name="b_d0"), Signal.like(bwd_d, name="b_d1")
+        b_p = Signal(signed(EW + AW))  # s x sigma'(a)
+        b_pround = Signal(round_shift(b_p, af).shape())  # requantize(p, ef + af, error), halves
+        m.d.sync += [b_round.eq(round_shift(bwd_sum, wf)), b_d0.eq(bwd_d),
+                     b_s.eq(saturate(b_round, cfg.error)), b_d1.eq(b_d0),
+                     b_p.eq(b_s * b_d1),
+                     b_pround.eq(round_shift(b_p, af))]
+        with m.If(bq_valid[3]):
+            write_delta(bq_addr[3], bq_lane[3], saturate(b_pround, cfg.error), 1)
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
         with m.If(r1["upd"]):

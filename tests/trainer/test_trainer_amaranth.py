@@ -213,3 +213,51 @@ def test_back_to_back_samples_cost_the_compute_schedule_only():
     load = cfg.layers[0] + cfg.layers[-1]  # the loading cycles the formula counts
     # each later sample's loading and the previous one's pipeline tail overlap its compute
     assert box["cycles"] == len(X) * expected_train_cycles(cfg) - (len(X) - 1) * (load + PIPELINE_TAIL)
+
+
+def test_softmax_output_waits_for_room_in_the_output_fifo():
+    """With the host not reading outputs, the next softmax vector waits until the output
+    FIFO can take all of it (its probabilities are written without a ready check): no
+    output lost, every output, result and parameter equal golden."""
+    cfg = xor(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy", lanes=2)
+    X, T = random_samples(cfg, 3, seed=5)
+    box = {"per_sample": 200}  # cycles of one sample of this network: about 100
+
+    async def script(session):
+        host = session.host
+        exps = [session.golden.train_sample(x, t).output for x, t in zip(X, T)]
+        await host.send_train(X[0], T[0])
+        await host.send_train(X[1], T[1])  # loads while the first trains
+        await host.t.ctx.tick().repeat(3 * box["per_sample"])  # both samples' time, and more
+        box["samples_unread"] = await host.read("SAMPLES")
+        for i in range(2):
+            session.check_output("output", await _recv_within(host.t, cfg, 100), exps[i])
+        await host.send_train(X[2], T[2])
+        session.check_output("output", await host.recv_output(), exps[2])
+        await host.wait_idle()
+        box["samples"] = await host.read("SAMPLES")
+
+    r = run_amaranth_session(cfg, script, check_params="end")
+    assert r.mismatches == 0, str(r.first)
+    # the second sample held its output vector back while the first one's filled the FIFO
+    assert box["samples_unread"] == 1
+    assert box["samples"] == 3
+
+
+async def _recv_within(t, cfg, max_cycles):
+    """One output vector from the AmaranthTransport ``t``, failing (not hanging) when a
+    code does not come within ``max_cycles``."""
+    ctx, s = t.ctx, t.dut.m_data
+    codes = []
+    ctx.set(s.ready, 1)
+    for _ in range(cfg.layers[-1]):
+        for _ in range(max_cycles):
+            *_, payload, valid = await ctx.tick().sample(s.payload, s.valid)
+            if valid:
+                codes.append(int(payload.data))
+                break
+        else:
+            raise AssertionError(f"output code {len(codes)} did not come within {max_cycles} cycles")
+    ctx.set(s.ready, 0)
+    w = cfg.act.width
+    return np.array([c - (1 << w) if c >> (w - 1) else c for c in codes], dtype=np.int64)

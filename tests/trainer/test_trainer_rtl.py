@@ -62,9 +62,13 @@ def test_wrong_expectations_are_caught_with_their_sample(tmp_path):
     assert r["first_mismatch"] == f"first mismatch at sample {k}: signature: expected {sig ^ 0x20}, actual {sig}"
 
 
-def test_random_stalls_change_nothing(tmp_path):
+@pytest.mark.parametrize("cfg", [
+    xor(batch_size=2, rounding="stochastic", lanes=3),
+    # the softmax output waits for room for a whole vector in the output FIFO
+    xor(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy", lanes=2),
+], ids=["mse-stochastic-batch2", "softmax"])
+def test_random_stalls_change_nothing(cfg, tmp_path):
     require_simulator("verilator")
-    cfg = xor(batch_size=2, rounding="stochastic", lanes=3)
     r = run_train(cfg, "verilator", epochs=20, check_params="every", stall_prob=0.4,
                   build_root=str(tmp_path.parent / "build"))
     assert r["mismatches"] == 0, r["first_mismatch"]
