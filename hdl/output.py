@@ -144,8 +144,9 @@ class SoftmaxUnit(wiring.Component):
     state     cycles      work
     ========  ==========  ==============================================================
     TAKE      n           buffer the logits, running maximum
-    EXP       n + 2       y = max - z, its table index registered; e = exp table(y)
-                          registered a cycle later; then e replaces z in the buffer and
+    EXP       n + 3       y = max - z, its table index registered; e = exp table(y)
+                          registered a cycle later, and again (a block RAM's output goes
+                          straight into a register); then e replaces z in the buffer and
                           is added to the exact sum S
     RECIP     2           leading one k of S, reciprocal ROM on the bits below it; R
                           registered twice
@@ -153,7 +154,7 @@ class SoftmaxUnit(wiring.Component):
                           from the buffer a cycle ahead (no select before the multiplier)
     ========  ==========  ==============================================================
 
-    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 4 cycles from the
+    Without stalls a vector takes :meth:`cycles_per_vector` = 3n + 5 cycles from the
     cycle its first logit is accepted to the cycle its last probability is taken; the next
     vector's first logit is accepted in the following cycle. ``i.ready`` is high only in
     TAKE; stalls on either side only add cycles.
@@ -212,16 +213,21 @@ class SoftmaxUnit(wiring.Component):
     def rounded_product(self, prod, k):
         """The rounding half of :meth:`probability`: ``prod / 2**(recip_frac_bits + k -
         act.frac_bits)`` rounded to nearest-even, not yet saturated. One variable left
-        shift by ``k_hi - k`` (exact) then one constant rounding shift: the same value
-        as rounding at ``k`` directly."""
+        shift by ``k_hi - k`` (exact, :meth:`aligned_product`) then one constant rounding
+        shift (:meth:`round_aligned`): the same value as rounding at ``k`` directly."""
+        return self.round_aligned(self.aligned_product(prod, k))
+
+    def aligned_product(self, prod, k):
+        """``prod << (k_hi - k)``: every product at the scale of the largest sum."""
+        if self._k_hi > self._k_lo:
+            return Array(Value.cast(prod) << (self._k_hi - kk) for kk in range(self._k_lo, self._k_hi + 1))[k - self._k_lo]
+        return Value.cast(prod)
+
+    def round_aligned(self, aligned):
+        """An aligned product rounded to act's fraction bits (not yet saturated)."""
         c = self._cfg
-        k_hi = self._k_hi
-        if k_hi > self._k_lo:
-            shifted = Array(Value.cast(prod) << (k_hi - kk) for kk in range(self._k_lo, k_hi + 1))[k - self._k_lo]
-        else:
-            shifted = Value.cast(prod)
         # (prod >= 0: a zero sign bit makes it signed for the rounding and the saturation)
-        return round_shift(Cat(shifted, 0).as_signed(), c.recip_frac_bits + k_hi - c.act.frac_bits)
+        return round_shift(Cat(aligned, 0).as_signed(), c.recip_frac_bits + self._k_hi - c.act.frac_bits)
 
     def saturate_probability(self, rounded):
         """The saturating half of :meth:`probability`."""
@@ -230,7 +236,7 @@ class SoftmaxUnit(wiring.Component):
     @staticmethod
     def cycles_per_vector(n: int) -> int:
         """Cycles per vector of ``n`` logits without stalls (see the class docstring)."""
-        return 3 * n + 4
+        return 3 * n + 5
 
     def elaborate(self, platform):
         c = self._cfg
@@ -245,6 +251,7 @@ class SoftmaxUnit(wiring.Component):
         buf = Array(Signal(signed(AW), name=f"buf{i}") for i in range(n))  # z, then e
         zmax = Signal(signed(AW))
         cnt = Signal(range(max(n, 2)))  # (at least 1 bit: a 0-bit counter lints as [-1:0])
+        cnt1 = Signal(range(n + 1), init=1)  # cnt + 1, a register: the element fetched a cycle ahead
         end = Signal(range(max(n, 2)))  # index of the vector's last element
         total = Signal(SW)
         k = Signal(range(k_hi + 1))
@@ -257,6 +264,9 @@ class SoftmaxUnit(wiring.Component):
         ey = Signal(signed(exp_spec.out_fmt.width))  # EXP: the table's value for element ey_cnt
         ey_valid = Signal()
         ey_cnt = Signal.like(cnt)
+        ez = Signal.like(ey)  # EXP: ey once more through a register, with its element
+        ez_valid = Signal()
+        ez_cnt = Signal.like(cnt)
         wcnt = Signal.like(cnt)
         rd_done = Signal()  # EXP: every element's max - z has been formed
         e_cur = Signal(signed(AW))  # EMIT: the buffer element cnt, fetched a cycle ahead
@@ -276,28 +286,29 @@ class SoftmaxUnit(wiring.Component):
                         m.d.sync += zmax.eq(z)
                     with m.If(self.i.payload.last | (cnt == n - 1)):
                         # EXP's first element fetched now (it is z itself in a vector of one)
-                        m.d.sync += [end.eq(cnt), cnt.eq(0), total.eq(0),
+                        m.d.sync += [end.eq(cnt), cnt.eq(0), cnt1.eq(1), total.eq(0),
                                      z_cur.eq(Mux(cnt == 0, z, buf[0]) if n > 1 else z)]
                         m.next = "EXP"
                     with m.Else():
-                        m.d.sync += cnt.eq(cnt + 1)
+                        m.d.sync += [cnt.eq(cnt + 1), cnt1.eq(cnt1 + 1)]
             with m.State("EXP"):
                 # three stages: the table index of y = max - z >= 0 into a register, the
                 # table's value into a register, then the buffer and the sum
                 m.d.comb += exp.x.eq(ex)
-                m.d.sync += [ey.eq(exp.y), ey_valid.eq(ex_valid), ey_cnt.eq(wcnt)]
-                with m.If(ey_valid):
-                    m.d.sync += [buf[ey_cnt].eq(ey), total.eq(total + ey)]
+                m.d.sync += [ey.eq(exp.y), ey_valid.eq(ex_valid), ey_cnt.eq(wcnt),
+                             ez.eq(ey), ez_valid.eq(ey_valid), ez_cnt.eq(ey_cnt)]
+                with m.If(ez_valid):
+                    m.d.sync += [buf[ez_cnt].eq(ez), total.eq(total + ez)]
                 with m.If(~rd_done):
                     m.d.sync += [ex.eq(LutReader.index_of(exp_spec, zmax - z_cur)), ex_valid.eq(1), wcnt.eq(cnt),
-                                 z_cur.eq(buf[cnt + 1])]  # the next element, fetched a cycle ahead
+                                 z_cur.eq(buf[cnt1])]  # the next element, fetched a cycle ahead
                     with m.If(cnt == end):
-                        m.d.sync += [cnt.eq(0), rd_done.eq(1)]
+                        m.d.sync += [cnt.eq(0), cnt1.eq(1), rd_done.eq(1)]
                     with m.Else():
-                        m.d.sync += cnt.eq(cnt + 1)
+                        m.d.sync += [cnt.eq(cnt + 1), cnt1.eq(cnt1 + 1)]
                 with m.Else():
                     m.d.sync += ex_valid.eq(0)
-                    with m.If(~ex_valid):  # the last element's e is written now
+                    with m.If(~ex_valid & ~ey_valid):  # the last element's e is written now
                         m.d.sync += rd_done.eq(0)
                         m.next = "RECIP"
             with m.State("RECIP"):
@@ -326,8 +337,8 @@ class SoftmaxUnit(wiring.Component):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.last.eq(cnt == end)]
                 with m.If(self.o.ready):
                     with m.If(cnt == end):
-                        m.d.sync += cnt.eq(0)
+                        m.d.sync += [cnt.eq(0), cnt1.eq(1)]
                         m.next = "TAKE"
                     with m.Else():
-                        m.d.sync += [cnt.eq(cnt + 1), e_cur.eq(buf[cnt + 1])]
+                        m.d.sync += [cnt.eq(cnt + 1), cnt1.eq(cnt1 + 1), e_cur.eq(buf[cnt1])]
         return m

@@ -213,9 +213,8 @@ class Trainer(wiring.Component):
         ofifo_depth = max(5, n_outL + 2)
         m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=AW + 1, depth=ofifo_depth)
         # softmax: the FIFO can take a whole output vector without a stall (w_rdy is `inner
-        # level < depth - 1`, inner level <= level); the logits enter the softmax unit only
-        # then, and as all of them enter before its first probability comes out, the level
-        # only falls between this check and the vector's writes
+        # level < depth - 1`, inner level <= level); the drain sends the logits only then
+        # (sm_go below)
         out_room = Signal()
         m.d.sync += out_room.eq(ofifo.level + n_outL <= ofifo_depth - 2)
         m.d.comb += [
@@ -242,8 +241,11 @@ class Trainer(wiring.Component):
         cycles = Signal(64)
         err_len = Signal()
         err_bus = Signal()
-        apply = Signal()  # this sample completes a mini-batch
-        m.d.comb += apply.eq(batch_cnt + 1 >= batch)
+        # this sample completes a mini-batch: a register (it gates every lane's signature),
+        # a cycle behind batch_cnt and batch; both change only in cycles after which no
+        # update beat is issued or retired for at least a cycle (finish_sample, idle bus)
+        apply = Signal()
+        m.d.sync += apply.eq(batch_cnt + 1 >= batch)
 
         # ---------------- per-lane datapath ---------------------------------------------
         mul_a = [Signal(signed(max(WW, EPSW, 17)), name=f"mul_a{p}") for p in range(P)]
@@ -411,7 +413,6 @@ class Trainer(wiring.Component):
         zr_valid = Signal()
         zr_row = Signal.like(drain_row, name="zr_row")
         zr_layer = Signal.like(drain_layer, name="zr_layer")
-        zr_taken = Signal()  # the consumer takes zr this cycle
         n_out_of = Array(Const(cfg.layers[l + 1], range(max(cfg.layers[1:]) + 1)) for l in range(L))
         m.d.comb += drain_row_valid.eq(drain_row < n_out_of[drain_layer])
 
@@ -479,6 +480,19 @@ class Trainer(wiring.Component):
         # ---------------- sequencer ---------------------------------------------------
         k_cnt = Signal(range(max_in + 1))
         rb_cnt = Signal(range(max_rows // P + 1))
+        # the row block's first row and its slot (dbase(l) + rb_cnt: bias, delta and eps
+        # word), kept as registers beside rb_cnt: the memories' read addresses and the
+        # beat's control come from registers, not from a select over the states
+        rowbase = Signal(range(max_rows + 1))
+        slot = Signal(range(ddepth))
+        m.d.comb += [iss_rowbase.eq(rowbase), iss_slot.eq(slot)]
+
+        def rb_reset(l):
+            """rb_cnt = 0 for a phase of layer l."""
+            return [rb_cnt.eq(0), rowbase.eq(0), slot.eq(lay.dbase(min(l, L - 1)))]
+
+        def rb_next():
+            return [rb_cnt.eq(rb_cnt + 1), rowbase.eq(rowbase + P), slot.eq(slot + 1)]
         waddr = Signal(range(wdepth + 1))
         # every phase walks the parameter memories with the register waddr (BWD: wbase +
         # rb_cnt * rw + k_cnt, as a counter), so the read address comes straight from it
@@ -497,7 +511,10 @@ class Trainer(wiring.Component):
         sm_prod = Signal.like(smax.o.payload.prod, name="sm_prod") if softmax_out else None  # e * R taken last, not yet written
         sm_k = Signal.like(smax.o.payload.k, name="sm_k") if softmax_out else None
         sm_full = Signal()
-        sm_r = Signal.like(smax.rounded_product(sm_prod, sm_k), name="sm_r") if softmax_out else None
+        # (X2: the product aligned by its k, a variable shift, before the rounding add)
+        sm_al = Signal.like(smax.aligned_product(sm_prod, sm_k), name="sm_al") if softmax_out else None
+        sm_al_full = Signal()
+        sm_r = Signal.like(smax.round_aligned(sm_al), name="sm_r") if softmax_out else None
         sm_y_full = Signal()
         sm_p = Signal(signed(AW))  # a probability saturated from sm_r, registered
         sm_z_full = Signal()
@@ -561,7 +578,8 @@ class Trainer(wiring.Component):
 
         def start_sample(buf):
             """Start the forward pass on input buffer `buf` (full)."""
-            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(0)), cbuf.eq(buf),
+            m.d.sync += rb_reset(0)
+            m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(0)), cbuf.eq(buf),
                          cur_infer.eq(buf_infer[buf])]
             m.next = "FWD0"
 
@@ -583,7 +601,6 @@ class Trainer(wiring.Component):
                     # the snapshot at the end of this block needs the drain free
                     # (a block's last beat still in the pipeline will start the drain)
                     stall = is_last_k & (drain_active | last_in_flight)
-                    m.d.comb += [iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt)]
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
                     else:
@@ -594,7 +611,7 @@ class Trainer(wiring.Component):
                         with m.If(is_last_k):
                             m.d.sync += k_cnt.eq(0)
                             with m.If(rb_cnt == nb - 1):
-                                m.d.sync += rb_cnt.eq(0)
+                                m.d.sync += rb_reset(l + 1)
                                 if not last_layer and (nb - 1) * P >= DRAIN_WRITE_LAG:
                                     # the drain writes row (nb-1)P + i DRAIN_WRITE_LAG cycles
                                     # after this issue plus i; the next layer reads it
@@ -604,7 +621,7 @@ class Trainer(wiring.Component):
                                 else:
                                     m.next = f"FWDW{l}"
                             with m.Else():
-                                m.d.sync += rb_cnt.eq(rb_cnt + 1)
+                                m.d.sync += rb_next()
                         with m.Else():
                             m.d.sync += k_cnt.eq(k_cnt + 1)
                 with m.State(f"FWDW{l}"):
@@ -614,11 +631,12 @@ class Trainer(wiring.Component):
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
-                        # three register stages after the unit's reciprocal multiply: X holds
-                        # the product (sm_prod), Y the product rounded to act's fraction bits
-                        # (sm_r), Z the probability saturated from it (sm_p); Z goes to the
+                        # four register stages after the unit's reciprocal multiply: X holds
+                        # the product (sm_prod), X2 the product aligned by its k (sm_al), Y
+                        # that rounded to act's fraction bits (sm_r), Z the probability
+                        # saturated from it (sm_p); Z goes to the
                         # FIFO and, with its target, to the output delta. The FIFO has room
-                        # for the whole vector (the logits enter the unit only with out_room),
+                        # for the whole vector (the drain sends the logits only with out_room),
                         # so the stages always move on: no ready chain from the FIFO's level
                         # back into the softmax unit.
                         emit = sm_z_full
@@ -631,7 +649,8 @@ class Trainer(wiring.Component):
                         m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + sm_z_full)
                         m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
                                      sm_full.eq(smax.o.valid),
-                                     sm_r.eq(smax.rounded_product(sm_prod, sm_k)), sm_y_full.eq(sm_full),
+                                     sm_al.eq(smax.aligned_product(sm_prod, sm_k)), sm_al_full.eq(sm_full),
+                                     sm_r.eq(smax.round_aligned(sm_al)), sm_y_full.eq(sm_al_full),
                                      sm_p.eq(smax.saturate_probability(sm_r)), sm_z_full.eq(sm_y_full)]
                         with m.If(emit):
                             m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
@@ -643,12 +662,14 @@ class Trainer(wiring.Component):
                             with m.If(cur_infer):
                                 m.next = "DONE"
                             with m.Else():
-                                m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                                m.d.sync += rb_reset(L - 1)
+                                m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
                                 m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
                         elif last_layer:
                             m.next = "OUT"
                         else:
-                            m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(l + 1))]
+                            m.d.sync += rb_reset(l + 1)
+                            m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(l + 1))]
                             m.next = f"FWD{l + 1}"
 
             # ---- output codes (and output deltas when training) -------------------------
@@ -684,7 +705,8 @@ class Trainer(wiring.Component):
                             with m.If(cur_infer):
                                 m.next = "DONE"
                             with m.Else():
-                                m.d.sync += [k_cnt.eq(0), rb_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                                m.d.sync += rb_reset(L - 1)
+                                m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
                                 m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
 
             if L == 1:
@@ -709,13 +731,13 @@ class Trainer(wiring.Component):
                         is_last_rb = rb_cnt == nb - 1
                         m.d.comb += [
                             iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
-                            iss_rowbase.eq(rb_cnt * P),
                             a_rd.addr.eq(lay.abase(l) + k_cnt),
                         ]
                         for p in range(P):
-                            m.d.comb += d_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
+                            m.d.comb += d_rd[p].addr.eq(slot)
                         with m.If(is_last_rb):
-                            m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l) + k_cnt + 1)]
+                            m.d.sync += rb_reset(l)
+                            m.d.sync += waddr.eq(lay.wbase(l) + k_cnt + 1)
                             with m.If(k_cnt == n_in - 1):
                                 # stage 1 and the delta stage finish this layer's last input
                                 # while the update starts (it reads neither)
@@ -728,7 +750,8 @@ class Trainer(wiring.Component):
                                 with m.Else():
                                     m.d.sync += k_lane.eq(k_lane + 1)
                         with m.Else():
-                            m.d.sync += [rb_cnt.eq(rb_cnt + 1), waddr.eq(waddr + rw)]
+                            m.d.sync += rb_next()
+                            m.d.sync += waddr.eq(waddr + rw)
                 # ---- update layer l: the row words of every block, back to back ---------
                 with m.State(f"UPD{l}"):
                     m.d.comb += layer_of_state.eq(l)
@@ -736,10 +759,9 @@ class Trainer(wiring.Component):
                     is_last_k = k_cnt == n_in - 1
                     m.d.comb += [
                         iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
-                        iss_rowbase.eq(rb_cnt * P), iss_slot.eq(lay.dbase(l) + rb_cnt),
                     ]
                     for p in range(P):
-                        m.d.comb += e_rd[p].addr.eq(lay.dbase(l) + rb_cnt)
+                        m.d.comb += e_rd[p].addr.eq(slot)
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
                     else:
@@ -755,17 +777,19 @@ class Trainer(wiring.Component):
                                 # the next phase reads layer l - 1 only, and the deltas and
                                 # eps of layer l - 1 from this layer's backward pass are
                                 # written by now: no need to drain
-                                m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1))]
+                                m.d.sync += rb_reset(l - 1)
+                                m.d.sync += waddr.eq(lay.wbase(l - 1))
                                 m.next = f"BWD{l - 1}" if l - 1 > 0 else f"UPD{l - 1}"
                             elif l > 0:  # a short update: wait for those writes
-                                m.d.sync += [rb_cnt.eq(0), waddr.eq(lay.wbase(l - 1)),
-                                             wait_cnt.eq(BDL - nb * n_in)]
+                                m.d.sync += rb_reset(l - 1)
+                                m.d.sync += [waddr.eq(lay.wbase(l - 1)), wait_cnt.eq(BDL - nb * n_in)]
                                 m.next = f"UPDW{l}"
                             else:  # the sample is done as its last parameter enters the pipeline
-                                m.d.sync += [rb_cnt.eq(0), k_cnt.eq(0)]
+                                m.d.sync += rb_reset(0)
+                                m.d.sync += k_cnt.eq(0)
                                 finish_sample()
                         with m.Else():
-                            m.d.sync += rb_cnt.eq(rb_cnt + 1)
+                            m.d.sync += rb_next()
                     with m.Else():
                         m.d.sync += k_cnt.eq(k_cnt + 1)
                 if l > 0 and nb * n_in < BDL:
@@ -840,19 +864,22 @@ class Trainer(wiring.Component):
                     m.d.sync += drain_sel.eq(0)
 
         # drain: one lane per cycle, rounded into zq, saturated into zr; from there it is
-        # activated and written as a_{l+1}, or feeds the softmax unit. A stage moves on when
-        # the next one is empty or hands its value on in the same cycle.
-        zr_free = Signal()
-        m.d.comb += [zr_free.eq(~zr_valid | zr_taken), drain_stall.eq(zq_valid & ~zr_free)]
-        with m.If(zq_valid & zr_free):
-            m.d.sync += [zr.eq(saturate(zq, cfg.act)), zr_valid.eq(1), zr_row.eq(zq_row), zr_layer.eq(zq_layer)]
-        with m.Elif(zr_taken):
-            m.d.sync += zr_valid.eq(0)
+        # activated and written as a_{l+1}, or feeds the softmax unit. zq and zr always move
+        # on (their consumers always take them); only the drain's head may wait, on
+        # registers: a softmax layer's rows until the softmax unit takes logits and the
+        # output FIFO has room for the whole vector (sm_go). Once a vector's first row
+        # goes, neither can change before its last row is in: the unit takes logits until
+        # the last, and the FIFO's level only falls until the first probability is written.
+        m.d.sync += [zr.eq(saturate(zq, cfg.act)), zr_valid.eq(zq_valid), zr_row.eq(zq_row), zr_layer.eq(zq_layer)]
         with m.If(drain_active & ~drain_stall):
             m.d.sync += [zq.eq(round_shift(shadow[0], wf)), zq_valid.eq(drain_row_valid), zq_row.eq(drain_row),
                          zq_layer.eq(drain_layer)]
-        with m.Elif(zq_valid & zr_free):
+        with m.Else():
             m.d.sync += zq_valid.eq(0)
+        if softmax_out:
+            sm_go = Signal()
+            m.d.sync += sm_go.eq(out_room & smax.i.ready)
+            m.d.comb += drain_stall.eq((drain_layer == L - 1) & ~sm_go)
         with m.Switch(zr_layer):
             for l in range(L):
                 with m.Case(l):
@@ -861,11 +888,10 @@ class Trainer(wiring.Component):
                         m.d.comb += [
                             smax.i.payload.z.eq(zr),
                             smax.i.payload.last.eq(zr_row == n_outL - 1),
-                            smax.i.valid.eq(zr_valid & out_room),
-                            zr_taken.eq(zr_valid & out_room & smax.i.ready),
+                            smax.i.valid.eq(zr_valid),
                         ]
                     else:
-                        m.d.comb += [act_fn[kind].z.eq(zr), zr_taken.eq(zr_valid)]
+                        m.d.comb += act_fn[kind].z.eq(zr)
                         with m.If(zr_valid):
                             m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + zr_row), a_wr.data.eq(act_fn[kind].a),
                                          a_wr.en.eq(1)]
@@ -998,7 +1024,10 @@ class Trainer(wiring.Component):
         # a parameter read: every bank's word registered first (block RAM output straight into
         # a register), the bank selected a cycle later
         csr_words = [Signal(signed(WW), name=f"csr_word{p}") for p in range(P)]
+        csr_biases = [Signal(signed(WW), name=f"csr_bias{p}") for p in range(P)]
         w_rdata = Array(csr_words)
+        b_rdata = Array(csr_biases)
+        csr_sel = Signal(signed(WW))  # PARAM_SELECT: the word of the bank read
         with m.FSM(name="csr"):
             with m.State("IDLE"):
                 with m.If(csr.re | csr.we):
@@ -1063,11 +1092,12 @@ class Trainer(wiring.Component):
                     m.d.comb += [w_rd[p].addr.eq(pw_word), b_rd[p].addr.eq(pw_bias_word)]
                 m.next = "PARAM_READ"
             with m.State("PARAM_READ"):
-                m.d.sync += [csr_words[p].eq(Mux(read_bias, b_rd[p].data, w_rd[p].data)) for p in range(P)]
+                m.d.sync += [csr_words[p].eq(w_rd[p].data) for p in range(P)]
+                m.d.sync += [csr_biases[p].eq(b_rd[p].data) for p in range(P)]
                 m.next = "PARAM_SELECT"
             with m.State("PARAM_SELECT"):
-                m.d.sync += rdata.eq(w_rdata[pw_bank].as_unsigned() | Mux(w_rdata[pw_bank] < 0,
-                                     Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
+                m.d.comb += csr_sel.eq(Mux(read_bias, b_rdata[pw_bank], w_rdata[pw_bank]))
+                m.d.sync += rdata.eq(csr_sel.as_unsigned() | Mux(csr_sel < 0, Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
                 m.next = "ACK"
             with m.State("ACK"):  # one cycle; the next cycle may start the next access
                 m.d.comb += csr.ack.eq(1)
