@@ -329,7 +329,10 @@ class Trainer(wiring.Component):
                 out[key] = Signal.like(sig_, name=f"{name}_{key}")
                 m.d.sync += out[key].eq(sig_)
             return out
-        s1 = {"valid": s1_valid, "first": s1_first, "last": s1_last, "rowbase": s1_rowbase, "addr": s1_addr,
+        # the beat's valid rows (lane p: rowbase + p < n_out of its layer), formed in stage 1
+        # from registers and carried along (no adder and compare before a wide enable)
+        s1_rv = Signal(P)
+        s1 = {"valid": s1_valid, "first": s1_first, "last": s1_last, "rowbase": s1_rowbase, "addr": s1_addr, "rv": s1_rv,
               "slot": s1_slot,
               "klane": s1_klane, "kslot": s1_kslot, "fwd": s1_fwd, "bwd": s1_bwd, "upd": s1_upd, "layer": s1_layer,
               "apply": s1_apply}  # (DONE may change `apply` before the last beats reach stage A)
@@ -479,6 +482,16 @@ class Trainer(wiring.Component):
 
         # ---------------- sequencer ---------------------------------------------------
         k_cnt = Signal(range(max_in + 1))
+        # k_cnt's last value in the current phase (k_cnt == n_in - 1), a register kept beside
+        # it: the phases' end tests, stalls and address updates start at a flip-flop
+        k_last = Signal()
+
+        def k_set0(n_in):
+            """k_cnt = 0 for a phase (or block) whose layer has n_in inputs."""
+            return [k_cnt.eq(0), k_last.eq(n_in == 1)]
+
+        def k_inc(n_in):
+            return [k_cnt.eq(k_cnt + 1), k_last.eq(k_cnt == n_in - 2)]
         rb_cnt = Signal(range(max_rows // P + 1))
         # the row block's first row and its slot (dbase(l) + rb_cnt: bias, delta and eps
         # word), kept as registers beside rb_cnt: the memories' read addresses and the
@@ -579,7 +592,8 @@ class Trainer(wiring.Component):
         def start_sample(buf):
             """Start the forward pass on input buffer `buf` (full)."""
             m.d.sync += rb_reset(0)
-            m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(0)), cbuf.eq(buf),
+            m.d.sync += k_set0(n_in0)
+            m.d.sync += [waddr.eq(lay.wbase(0)), cbuf.eq(buf),
                          cur_infer.eq(buf_infer[buf])]
             m.next = "FWD0"
 
@@ -597,7 +611,7 @@ class Trainer(wiring.Component):
                 with m.State(f"FWD{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
-                    is_last_k = k_cnt == n_in - 1
+                    is_last_k = k_last
                     # the snapshot at the end of this block needs the drain free
                     # (a block's last beat still in the pipeline will start the drain)
                     stall = is_last_k & (drain_active | last_in_flight)
@@ -609,13 +623,14 @@ class Trainer(wiring.Component):
                         m.d.comb += [iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k)]
                         m.d.sync += waddr.eq(waddr + 1)
                         with m.If(is_last_k):
-                            m.d.sync += k_cnt.eq(0)
+                            m.d.sync += k_set0(n_in)
                             with m.If(rb_cnt == nb - 1):
                                 m.d.sync += rb_reset(l + 1)
                                 if not last_layer and (nb - 1) * P >= DRAIN_WRITE_LAG:
                                     # the drain writes row (nb-1)P + i DRAIN_WRITE_LAG cycles
                                     # after this issue plus i; the next layer reads it
                                     # (nb-1)P + i cycles after: the write lands first
+                                    m.d.sync += k_set0(cfg.layers[l + 1])
                                     m.d.sync += waddr.eq(lay.wbase(l + 1))
                                     m.next = f"FWD{l + 1}"
                                 else:
@@ -623,7 +638,7 @@ class Trainer(wiring.Component):
                             with m.Else():
                                 m.d.sync += rb_next()
                         with m.Else():
-                            m.d.sync += k_cnt.eq(k_cnt + 1)
+                            m.d.sync += k_inc(n_in)
                 with m.State(f"FWDW{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
@@ -663,13 +678,15 @@ class Trainer(wiring.Component):
                                 m.next = "DONE"
                             with m.Else():
                                 m.d.sync += rb_reset(L - 1)
-                                m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                                m.d.sync += k_set0(cfg.layers[L - 1])
+                                m.d.sync += waddr.eq(lay.wbase(L - 1))
                                 m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
                         elif last_layer:
                             m.next = "OUT"
                         else:
                             m.d.sync += rb_reset(l + 1)
-                            m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(l + 1))]
+                            m.d.sync += k_set0(cfg.layers[l + 1])
+                            m.d.sync += waddr.eq(lay.wbase(l + 1))
                             m.next = f"FWD{l + 1}"
 
             # ---- output codes (and output deltas when training) -------------------------
@@ -706,7 +723,8 @@ class Trainer(wiring.Component):
                                 m.next = "DONE"
                             with m.Else():
                                 m.d.sync += rb_reset(L - 1)
-                                m.d.sync += [k_cnt.eq(0), waddr.eq(lay.wbase(L - 1))]
+                                m.d.sync += k_set0(cfg.layers[L - 1])
+                                m.d.sync += waddr.eq(lay.wbase(L - 1))
                                 m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
 
             if L == 1:
@@ -738,13 +756,14 @@ class Trainer(wiring.Component):
                         with m.If(is_last_rb):
                             m.d.sync += rb_reset(l)
                             m.d.sync += waddr.eq(lay.wbase(l) + k_cnt + 1)
-                            with m.If(k_cnt == n_in - 1):
+                            with m.If(k_last):
                                 # stage 1 and the delta stage finish this layer's last input
                                 # while the update starts (it reads neither)
-                                m.d.sync += [k_cnt.eq(0), k_lane.eq(0), k_slot.eq(0), waddr.eq(lay.wbase(l))]
+                                m.d.sync += k_set0(n_in)
+                                m.d.sync += [k_lane.eq(0), k_slot.eq(0), waddr.eq(lay.wbase(l))]
                                 m.next = f"UPD{l}"
                             with m.Else():
-                                m.d.sync += k_cnt.eq(k_cnt + 1)
+                                m.d.sync += k_inc(n_in)
                                 with m.If(k_lane == P - 1):
                                     m.d.sync += [k_lane.eq(0), k_slot.eq(k_slot + 1)]
                                 with m.Else():
@@ -756,7 +775,7 @@ class Trainer(wiring.Component):
                 with m.State(f"UPD{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_upd.eq(1)
-                    is_last_k = k_cnt == n_in - 1
+                    is_last_k = k_last
                     m.d.comb += [
                         iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
                     ]
@@ -771,8 +790,10 @@ class Trainer(wiring.Component):
                             m.d.sync += [s.eq(0) for s in sig]
                     m.d.sync += waddr.eq(waddr + 1)  # blocks are contiguous in every bank
                     with m.If(is_last_k):
-                        m.d.sync += k_cnt.eq(0)
+                        m.d.sync += k_set0(n_in)
                         with m.If(rb_cnt == nb - 1):
+                            if l > 0:  # the next phase (backward or update) of layer l - 1
+                                m.d.sync += k_set0(cfg.layers[l - 1])
                             if l > 0 and nb * n_in >= BDL:
                                 # the next phase reads layer l - 1 only, and the deltas and
                                 # eps of layer l - 1 from this layer's backward pass are
@@ -786,12 +807,11 @@ class Trainer(wiring.Component):
                                 m.next = f"UPDW{l}"
                             else:  # the sample is done as its last parameter enters the pipeline
                                 m.d.sync += rb_reset(0)
-                                m.d.sync += k_cnt.eq(0)
                                 finish_sample()
                         with m.Else():
                             m.d.sync += rb_next()
                     with m.Else():
-                        m.d.sync += k_cnt.eq(k_cnt + 1)
+                        m.d.sync += k_inc(n_in)
                 if l > 0 and nb * n_in < BDL:
                     with m.State(f"UPDW{l}"):
                         m.d.comb += layer_of_state.eq(l)
@@ -822,10 +842,9 @@ class Trainer(wiring.Component):
         # ---------------- stage 1: multiply / accumulate per phase -------------------
         row_valid1 = [Signal(name=f"row_valid1_{p}") for p in range(P)]  # stage R
         row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]  # stage A
-        n_out_1, n_out_a = Signal(range(max(cfg.layers[1:]) + 1)), Signal(range(max(cfg.layers[1:]) + 1))
-        m.d.comb += [n_out_1.eq(n_out_of[r1["layer"]]), n_out_a.eq(n_out_of[sa["layer"]])]
         for p in range(P):
-            m.d.comb += [row_valid1[p].eq(r1["rowbase"] + p < n_out_1), row_valid[p].eq(sa["rowbase"] + p < n_out_a)]
+            m.d.comb += [s1_rv[p].eq(s1_rowbase + p < n_out_of[s1_layer]),
+                         row_valid1[p].eq(r1["rv"][p]), row_valid[p].eq(sa["rv"][p])]
 
         # Later statements win in Amaranth: every "advance/clear" comes before the "start"
         # that may happen in the same cycle.
@@ -859,7 +878,7 @@ class Trainer(wiring.Component):
                     m.d.sync += shadow[p].eq(fwd_sum[p])
                 m.d.sync += [drain_active.eq(1), drain_row.eq(sa["rowbase"]),
                              drain_layer.eq(sa["layer"]),
-                             drain_last.eq((sa["rowbase"] + 1 >= n_out_a) if P > 1 else 1)]
+                             drain_last.eq(~sa["rv"][1] if P > 1 else 1)]  # (row 1 of the block is past the layer)
                 if P > 1:
                     m.d.sync += drain_sel.eq(0)
 
@@ -880,17 +899,15 @@ class Trainer(wiring.Component):
             sm_go = Signal()
             m.d.sync += sm_go.eq(out_room & smax.i.ready)
             m.d.comb += drain_stall.eq((drain_layer == L - 1) & ~sm_go)
+            # zr's logit for the softmax unit: valid and last decoded as zq moves into zr
+            zr_sm_valid, zr_sm_last = Signal(), Signal()
+            m.d.sync += [zr_sm_valid.eq(zq_valid & (zq_layer == L - 1)), zr_sm_last.eq(zq_row == n_outL - 1)]
+            m.d.comb += [smax.i.payload.z.eq(zr), smax.i.payload.last.eq(zr_sm_last), smax.i.valid.eq(zr_sm_valid)]
         with m.Switch(zr_layer):
             for l in range(L):
                 with m.Case(l):
                     kind = cfg.activations[l]
-                    if kind == "softmax":
-                        m.d.comb += [
-                            smax.i.payload.z.eq(zr),
-                            smax.i.payload.last.eq(zr_row == n_outL - 1),
-                            smax.i.valid.eq(zr_valid),
-                        ]
-                    else:
+                    if kind != "softmax":  # (the softmax unit's input is wired above)
                         m.d.comb += act_fn[kind].z.eq(zr)
                         with m.If(zr_valid):
                             m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + zr_row), a_wr.data.eq(act_fn[kind].a),
