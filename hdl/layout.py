@@ -21,9 +21,10 @@ __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycle
 # read, read data registered (stage R), registered multiplier operands, registered partial
 # products (stage M), their sum registered (stage A).
 PIPE_LATENCY = 5
-# Cycles from an update beat's issue to its parameter write: stage A forms the rounded
-# step (batch sum, rounding), stage U subtracts it, saturates and writes.
-UPDATE_LATENCY = PIPE_LATENCY + 1
+# Cycles from an update beat's issue to its parameter write: stage A forms the exact step
+# (the product, or the batch sum), stage S rounds it, stage U subtracts it, saturates and
+# writes.
+UPDATE_LATENCY = PIPE_LATENCY + 2
 # Cycles from a delta's write to its eps's write: the eps = lr x delta multiplier has a
 # register on both sides.
 EPS_LAG = 2

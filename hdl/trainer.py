@@ -357,26 +357,45 @@ class Trainer(wiring.Component):
         s2 = stage({**{k: v for k, v in r1.items() if k not in raw and k != "in0"}, "d": d_s1}, "s2")
         sm = stage(s2, "sm")
         sa = stage(sm, "sa")
-        # stage U (update beats only): the rounded step formed in stage A is subtracted from
-        # the parameter, saturated and written
+        # stage S (update beats only): the exact step formed in stage A (the product, or the
+        # batch sum), with the parameter, its LFSR draws and write enables, registered; the
+        # rounding shift makes the step from it
+        tot_shape = signed(GW if train_B else len(prod[0]))
+        btot_shape = signed(GW if train_B else EPSW + af)
+        sr_valid = Signal()
+        sr_addr = Signal.like(s1_addr, name="sr_addr")
+        sr_slot = Signal.like(s1_slot, name="sr_slot")
+        sr_we = [Signal(name=f"sr_we{p}") for p in range(P)]
+        sr_bwe = [Signal(name=f"sr_bwe{p}") for p in range(P)]
+        sr_w = [Signal(signed(WW), name=f"sr_w{p}") for p in range(P)]
+        sr_b = [Signal(signed(WW), name=f"sr_b{p}") for p in range(P)]
+        sr_tot = [Signal(tot_shape, name=f"sr_tot{p}") for p in range(P)]
+        sr_btot = [Signal(btot_shape, name=f"sr_btot{p}") for p in range(P)]
+        sr_rand = [Signal(32, name=f"sr_rand{p}") for p in range(P)]  # the LFSR draws (stochastic)
+        sr_rand2 = [Signal(32, name=f"sr_rand2{p}") for p in range(P)]
+        m.d.sync += [sr_valid.eq(sa["valid"] & sa["upd"]), sr_addr.eq(sa["addr"]), sr_slot.eq(sa["slot"])]
+        m.d.sync += [sr_w[p].eq(sa[f"w{p}"]) for p in range(P)] + [sr_b[p].eq(sa[f"b{p}"]) for p in range(P)]
+        m.d.sync += [sr_we[p].eq(0) for p in range(P)] + [sr_bwe[p].eq(0) for p in range(P)]  # set by stage A
+        # stage U: the rounded step is subtracted from the parameter, saturated and written
         su_valid = Signal()
         su_addr = Signal.like(s1_addr, name="su_addr")
         su_we = [Signal(name=f"su_we{p}") for p in range(P)]  # apply & row valid
         su_w = [Signal(signed(WW), name=f"su_w{p}") for p in range(P)]
-        step_shape = round_shift(Signal(signed(GW if train_B else len(prod[0]))), cfg.update_shift, cfg.rounding,
-                                 Signal(32)).shape()
+        step_shape = round_shift(Signal(tot_shape), cfg.update_shift, cfg.rounding, Signal(32)).shape()
         su_step = [Signal(step_shape, name=f"su_step{p}") for p in range(P)]
         # the bias beside the row's last weight: its step is round(eps * 1.0) (+ batch sum)
-        bstep_shape = round_shift(Signal(signed(GW if train_B else EPSW + af)), cfg.update_shift, cfg.rounding,
-                                  Signal(32)).shape()
+        bstep_shape = round_shift(Signal(btot_shape), cfg.update_shift, cfg.rounding, Signal(32)).shape()
         su_slot = Signal.like(s1_slot, name="su_slot")
         su_bwe = [Signal(name=f"su_bwe{p}") for p in range(P)]
         su_b = [Signal(signed(WW), name=f"su_b{p}") for p in range(P)]
         su_bstep = [Signal(bstep_shape, name=f"su_bstep{p}") for p in range(P)]
-        m.d.sync += [su_valid.eq(sa["valid"] & sa["upd"]), su_addr.eq(sa["addr"]), su_slot.eq(sa["slot"])]
-        m.d.sync += [su_w[p].eq(sa[f"w{p}"]) for p in range(P)]
-        m.d.sync += [su_b[p].eq(sa[f"b{p}"]) for p in range(P)]
-        m.d.sync += [su_we[p].eq(0) for p in range(P)] + [su_bwe[p].eq(0) for p in range(P)]  # set by stage A
+        m.d.sync += [su_valid.eq(sr_valid), su_addr.eq(sr_addr), su_slot.eq(sr_slot)]
+        m.d.sync += [su_w[p].eq(sr_w[p]) for p in range(P)] + [su_b[p].eq(sr_b[p]) for p in range(P)]
+        m.d.sync += [su_we[p].eq(sr_we[p]) for p in range(P)] + [su_bwe[p].eq(sr_bwe[p]) for p in range(P)]
+        m.d.sync += [su_step[p].eq(round_shift(sr_tot[p], cfg.update_shift, cfg.rounding, sr_rand[p]))
+                     for p in range(P)]
+        m.d.sync += [su_bstep[p].eq(round_shift(sr_btot[p], cfg.update_shift, cfg.rounding, sr_rand2[p]))
+                     for p in range(P)]
         # stage F: the words stage U wrote, folded into the signature
         sf_valid = Signal()
         sf_we = [Signal(name=f"sf_we{p}") for p in range(P)]
@@ -390,11 +409,11 @@ class Trainer(wiring.Component):
         m.d.sync += last_in_flight.eq((iss_valid & iss_last & ph_fwd) | (s1_valid & s1_last & s1_fwd) |
                                       (r1["valid"] & r1["last"] & r1["fwd"]) | (s2["valid"] & s2["last"] & s2["fwd"]) |
                                       (sm["valid"] & sm["last"] & sm["fwd"]))
-        # a beat in stage 1, R, 2, A or U (stage F only folds the signature); a register, set
-        # from the issue and the stages that move on (the same value as their OR)
+        # a beat in stage 1, R, 2, A, S or U (stage F only folds the signature); a register,
+        # set from the issue and the stages that move on (the same value as their OR)
         pipe_busy = Signal()
         m.d.sync += pipe_busy.eq(iss_valid | s1_valid | r1["valid"] | s2["valid"] | sm["valid"] |
-                                 (sa["valid"] & sa["upd"]))
+                                 (sa["valid"] & sa["upd"]) | sr_valid)
 
         a_in = Signal(signed(AW))  # activation operand in stage R
         m.d.comb += a_in.eq(Mux(r1["in0"], r1["i"], r1["a"]))
@@ -990,10 +1009,11 @@ class Trainer(wiring.Component):
                     total, btotal = g_sum, gb_sum
                 else:
                     total, btotal = prod[p], eps_one
-                m.d.sync += [su_step[p].eq(round_shift(total, cfg.update_shift, cfg.rounding, lfsr_next)),
-                             su_bstep[p].eq(round_shift(btotal, cfg.update_shift, cfg.rounding, lfsr_next2))]
+                m.d.sync += [sr_tot[p].eq(total), sr_btot[p].eq(btotal)]
+                if cfg.rounding == "stochastic":
+                    m.d.sync += [sr_rand[p].eq(lfsr_next), sr_rand2[p].eq(lfsr_next2)]
                 with m.If(sa["apply"] & row_valid[p]):
-                    m.d.sync += [su_we[p].eq(1), su_bwe[p].eq(sa["last"])]
+                    m.d.sync += [sr_we[p].eq(1), sr_bwe[p].eq(sa["last"])]
                     if cfg.rounding == "stochastic":
                         m.d.sync += lfsr[p].eq(Mux(sa["last"], lfsr_next2, lfsr_next))
         for p in range(P):

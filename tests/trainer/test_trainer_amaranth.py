@@ -187,9 +187,9 @@ def test_back_to_back_samples_cost_the_compute_schedule_only():
     """Beats sent while the previous sample trains: a sample after the first costs the
     schedule without its loading, as long as loading fits in the compute time."""
     from hdl.layout import PIPELINE_TAIL, expected_train_cycles
-    # (layer 0 in three blocks of three words: the next sample starts without waiting for
+    # (layer 0 in three blocks of four words: the next sample starts without waiting for
     # the last update's writes, see start_ok in hdl/trainer.py)
-    cfg = xor(lanes=2, layers=(3, 5, 1))
+    cfg = xor(lanes=2, layers=(4, 5, 1))
     from hdl.layout import UPDATE_LATENCY, Layout
     assert (Layout(cfg).blocks(0) - 1) * cfg.layers[0] >= UPDATE_LATENCY
     X, T = random_samples(cfg, 4, seed=2)
