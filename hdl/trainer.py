@@ -505,12 +505,17 @@ class Trainer(wiring.Component):
         # it: the phases' end tests, stalls and address updates start at a flip-flop
         k_last = Signal()
 
-        def k_set0(n_in):
-            """k_cnt = 0 for a phase (or block) whose layer has n_in inputs."""
-            return [k_cnt.eq(0), k_last.eq(n_in == 1)]
+        # and the activation read address of input k (a_{l}[k] in the activation memory, or
+        # a_0[k] in the input buffer), also a register beside it
+        kaddr = Signal(range(max(lay.adepth, lay.idepth) + 1))
 
-        def k_inc(n_in):
-            return [k_cnt.eq(k_cnt + 1), k_last.eq(k_cnt == n_in - 2)]
+        def k_set0(l, buf=None):
+            """k_cnt = 0 for a phase (or block) of layer l (input buffer `buf`, default cbuf)."""
+            base = lay.abase(l) if l > 0 else Mux(cbuf if buf is None else buf, lay.ibase(1), 0)
+            return [k_cnt.eq(0), k_last.eq(cfg.layers[l] == 1), kaddr.eq(base)]
+
+        def k_inc(l):
+            return [k_cnt.eq(k_cnt + 1), k_last.eq(k_cnt == cfg.layers[l] - 2), kaddr.eq(kaddr + 1)]
         rb_cnt = Signal(range(max_rows // P + 1))
         # the row block's first row and its slot (dbase(l) + rb_cnt: bias, delta and eps
         # word), kept as registers beside rb_cnt: the memories' read addresses and the
@@ -611,7 +616,7 @@ class Trainer(wiring.Component):
         def start_sample(buf):
             """Start the forward pass on input buffer `buf` (full)."""
             m.d.sync += rb_reset(0)
-            m.d.sync += k_set0(n_in0)
+            m.d.sync += k_set0(0, buf)
             m.d.sync += [waddr.eq(lay.wbase(0)), cbuf.eq(buf),
                          cur_infer.eq(buf_infer[buf])]
             m.next = "FWD0"
@@ -635,21 +640,21 @@ class Trainer(wiring.Component):
                     # (a block's last beat still in the pipeline will start the drain)
                     stall = is_last_k & (drain_active | last_in_flight)
                     if l == 0:
-                        m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
+                        m.d.comb += i_rd.addr.eq(kaddr)
                     else:
-                        m.d.comb += a_rd.addr.eq(lay.abase(l) + k_cnt)
+                        m.d.comb += a_rd.addr.eq(kaddr)
                     with m.If(~stall):
                         m.d.comb += [iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k)]
                         m.d.sync += waddr.eq(waddr + 1)
                         with m.If(is_last_k):
-                            m.d.sync += k_set0(n_in)
+                            m.d.sync += k_set0(l)
                             with m.If(rb_cnt == nb - 1):
                                 m.d.sync += rb_reset(l + 1)
                                 if not last_layer and (nb - 1) * P >= DRAIN_WRITE_LAG:
                                     # the drain writes row (nb-1)P + i DRAIN_WRITE_LAG cycles
                                     # after this issue plus i; the next layer reads it
                                     # (nb-1)P + i cycles after: the write lands first
-                                    m.d.sync += k_set0(cfg.layers[l + 1])
+                                    m.d.sync += k_set0(l + 1)
                                     m.d.sync += waddr.eq(lay.wbase(l + 1))
                                     m.next = f"FWD{l + 1}"
                                 else:
@@ -657,7 +662,7 @@ class Trainer(wiring.Component):
                             with m.Else():
                                 m.d.sync += rb_next()
                         with m.Else():
-                            m.d.sync += k_inc(n_in)
+                            m.d.sync += k_inc(l)
                 with m.State(f"FWDW{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
@@ -697,14 +702,14 @@ class Trainer(wiring.Component):
                                 m.next = "DONE"
                             with m.Else():
                                 m.d.sync += rb_reset(L - 1)
-                                m.d.sync += k_set0(cfg.layers[L - 1])
+                                m.d.sync += k_set0(L - 1)
                                 m.d.sync += waddr.eq(lay.wbase(L - 1))
                                 m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
                         elif last_layer:
                             m.next = "OUT"
                         else:
                             m.d.sync += rb_reset(l + 1)
-                            m.d.sync += k_set0(cfg.layers[l + 1])
+                            m.d.sync += k_set0(l + 1)
                             m.d.sync += waddr.eq(lay.wbase(l + 1))
                             m.next = f"FWD{l + 1}"
 
@@ -742,7 +747,7 @@ class Trainer(wiring.Component):
                                 m.next = "DONE"
                             with m.Else():
                                 m.d.sync += rb_reset(L - 1)
-                                m.d.sync += k_set0(cfg.layers[L - 1])
+                                m.d.sync += k_set0(L - 1)
                                 m.d.sync += waddr.eq(lay.wbase(L - 1))
                                 m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
 
@@ -768,7 +773,7 @@ class Trainer(wiring.Component):
                         is_last_rb = rb_cnt == nb - 1
                         m.d.comb += [
                             iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
-                            a_rd.addr.eq(lay.abase(l) + k_cnt),
+                            a_rd.addr.eq(kaddr),
                         ]
                         for p in range(P):
                             m.d.comb += d_rd[p].addr.eq(slot)
@@ -778,11 +783,11 @@ class Trainer(wiring.Component):
                             with m.If(k_last):
                                 # stage 1 and the delta stage finish this layer's last input
                                 # while the update starts (it reads neither)
-                                m.d.sync += k_set0(n_in)
+                                m.d.sync += k_set0(l)
                                 m.d.sync += [k_lane.eq(0), k_slot.eq(0), waddr.eq(lay.wbase(l))]
                                 m.next = f"UPD{l}"
                             with m.Else():
-                                m.d.sync += k_inc(n_in)
+                                m.d.sync += k_inc(l)
                                 with m.If(k_lane == P - 1):
                                     m.d.sync += [k_lane.eq(0), k_slot.eq(k_slot + 1)]
                                 with m.Else():
@@ -801,18 +806,18 @@ class Trainer(wiring.Component):
                     for p in range(P):
                         m.d.comb += e_rd[p].addr.eq(slot)
                     if l == 0:
-                        m.d.comb += i_rd.addr.eq(Mux(cbuf, lay.ibase(1), 0) + k_cnt)
+                        m.d.comb += i_rd.addr.eq(kaddr)
                     else:
-                        m.d.comb += a_rd.addr.eq(lay.abase(l) + k_cnt)
+                        m.d.comb += a_rd.addr.eq(kaddr)
                     if l == L - 1:  # the signature folds the parameters of this update only
                         with m.If(apply & (rb_cnt == 0) & (k_cnt == 0)):
                             m.d.sync += [s.eq(0) for s in sig]
                     m.d.sync += waddr.eq(waddr + 1)  # blocks are contiguous in every bank
                     with m.If(is_last_k):
-                        m.d.sync += k_set0(n_in)
+                        m.d.sync += k_set0(l)
                         with m.If(rb_cnt == nb - 1):
                             if l > 0:  # the next phase (backward or update) of layer l - 1
-                                m.d.sync += k_set0(cfg.layers[l - 1])
+                                m.d.sync += k_set0(l - 1)
                             if l > 0 and nb * n_in >= BDL:
                                 # the next phase reads layer l - 1 only, and the deltas and
                                 # eps of layer l - 1 from this layer's backward pass are
@@ -830,7 +835,7 @@ class Trainer(wiring.Component):
                         with m.Else():
                             m.d.sync += rb_next()
                     with m.Else():
-                        m.d.sync += k_inc(n_in)
+                        m.d.sync += k_inc(l)
                 if l > 0 and nb * n_in < BDL:
                     with m.State(f"UPDW{l}"):
                         m.d.comb += layer_of_state.eq(l)
@@ -1060,10 +1065,12 @@ class Trainer(wiring.Component):
         }
         # a parameter read: every bank's word registered first (block RAM output straight into
         # a register), the bank selected a cycle later
+        # (the banks sit all over the die: the bank is chosen in two steps, each registered,
+        # within groups of four banks, then among the groups)
         csr_words = [Signal(signed(WW), name=f"csr_word{p}") for p in range(P)]
         csr_biases = [Signal(signed(WW), name=f"csr_bias{p}") for p in range(P)]
-        w_rdata = Array(csr_words)
-        b_rdata = Array(csr_biases)
+        n_groups = -(-P // 4)
+        csr_group = [Signal(signed(WW), name=f"csr_group{g}") for g in range(n_groups)]
         csr_sel = Signal(signed(WW))  # PARAM_SELECT: the word of the bank read
         with m.FSM(name="csr"):
             with m.State("IDLE"):
@@ -1131,9 +1138,14 @@ class Trainer(wiring.Component):
             with m.State("PARAM_READ"):
                 m.d.sync += [csr_words[p].eq(w_rd[p].data) for p in range(P)]
                 m.d.sync += [csr_biases[p].eq(b_rd[p].data) for p in range(P)]
+                m.next = "PARAM_GROUP"
+            with m.State("PARAM_GROUP"):
+                for g in range(n_groups):
+                    words = Array(Mux(read_bias, csr_biases[p], csr_words[p]) for p in range(4 * g, min(P, 4 * g + 4)))
+                    m.d.sync += csr_group[g].eq(words[pw_bank[:2]] if P > 1 else words[0])
                 m.next = "PARAM_SELECT"
             with m.State("PARAM_SELECT"):
-                m.d.comb += csr_sel.eq(Mux(read_bias, b_rdata[pw_bank], w_rdata[pw_bank]))
+                m.d.comb += csr_sel.eq(Array(csr_group)[pw_bank >> 2] if n_groups > 1 else csr_group[0])
                 m.d.sync += rdata.eq(csr_sel.as_unsigned() | Mux(csr_sel < 0, Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
                 m.next = "ACK"
             with m.State("ACK"):  # one cycle; the next cycle may start the next access
