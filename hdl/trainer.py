@@ -216,7 +216,8 @@ class Trainer(wiring.Component):
         # level < depth - 1`, inner level <= level); the drain sends the logits only then
         # (sm_go below)
         out_room = Signal()
-        m.d.sync += out_room.eq(ofifo.level + n_outL <= ofifo_depth - 2)
+        if softmax_out:
+            m.d.sync += out_room.eq(ofifo.level + n_outL <= ofifo_depth - 2)
         m.d.comb += [
             self.m_data.payload.data.eq(ofifo.r_data[:AW]),
             self.m_data.payload.last.eq(ofifo.r_data[AW]),
