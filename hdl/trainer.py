@@ -1055,7 +1055,7 @@ class Trainer(wiring.Component):
         regs_ro = {
             REG["ID"]: Const(ID_VALUE, 32),
             REG["CTRL"]: mode_infer,
-            REG["STATUS"]: Cat(~idle, err_len, err_bus),
+            REG["STATUS"]: Cat(~idle_r, err_len, err_bus),  # (busy as of the cycle before: idle is a wide OR)
             REG["LR"]: lr,
             REG["BATCH"]: batch,
             REG["SAMPLES"]: samples,
