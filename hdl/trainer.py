@@ -32,7 +32,7 @@ from golden.lfsr import LFSR_MASK, lane_seed
 from golden.signature import SIGNATURE_ROTATE
 
 from .activation import ActivationDerivative, ActivationFunction
-from .arith import requantize, round_shift, saturate, saturating_sub
+from .arith import round_shift, saturate, saturating_sub
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
 from .layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from .output import ce_delta, mse_delta
