@@ -8,8 +8,8 @@ directory) and streams; results are captured by the wrapper and read back once t
 expected number has arrived. The simulator runs free in between. ``send_samples`` /
 ``recv_samples`` move a whole queue of samples per wake-up: the wrapper releases each
 sample once the previous one's results were captured (its hold bit), and the results
-come back with the parameter signature the wrapper captured beside each result's last
-beat. ``csr_read_many`` reads a list of registers through the wrapper's bus read engine.
+come back with the parameter signature the wrapper captured beside each result's first
+beat (in the beat's first valid cycle). ``csr_read_many`` reads a list of registers through the wrapper's bus read engine.
 Clock edges are awaited with ``edge()`` (the wrapper's ``clk_cycles`` counter when it
 pulses the clock). Random idle cycles on the input stream and backpressure on the output
 stream (``stall_prob``) come from the wrapper's LFSRs; control-bus accesses get random
@@ -183,7 +183,11 @@ class CocotbTransport:
 
     async def recv_samples(self, count: int, n: int) -> list:
         """The next ``count`` results of ``n`` beats each, as (codes, signature) pairs: the
-        signature is ``param_signature`` in the cycle the result's last beat was taken."""
+        signature is ``param_signature`` in the first cycle the result's first beat was
+        valid. Each sample was held until the previous results were taken, so that beat is
+        at the output FIFO's head as soon as it is written, before the sample's own update
+        can fold a word into the signature, however long the host leaves it waiting (at
+        the last beat, or when taken, the update may be under way)."""
         d = self.dut
         goal = self._taken + count * n
         if count * n > BURST_DEPTH:
@@ -209,7 +213,7 @@ class CocotbTransport:
                 if (payload >> w) & 1 != (i == n - 1):
                     raise AssertionError(f"output beat {i} of {n} has last={(payload >> w) & 1}")
                 codes.append(payload & mask)
-            out.append((codes, _read(tap[(base + n - 1) % BURST_DEPTH])))
+            out.append((codes, _read(tap[base % BURST_DEPTH])))
             base += n
         self._taken = goal
         return out

@@ -71,8 +71,9 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: t
     Output stream ``m``: with ``m__cap_enable`` set the wrapper drives ready (random
     backpressure when ``m__gap`` > 0) and stores beat number c at
     ``m__cap_mem[(c - m__cap_base) mod BURST_DEPTH]``, and each output port named in
-    ``taps`` (its value in the cycle the beat is taken) at the same index of
-    ``m__tap_<port>``;
+    ``taps`` at the same index of ``m__tap_<port>``: its value in the first cycle the beat
+    was valid, not the cycle it was taken, so backpressure does not move the moment a tap
+    records (a sample's update may change a tapped register while its result waits);
     ``m__cap_count`` counts beats since reset (32 bits) and ``m__cap_done`` is high while
     ``m__cap_count >= m__cap_goal``.
 
@@ -140,13 +141,23 @@ def clock_wrapper(verilog_text: str, toplevel: str, period_ns: int = 10, taps: t
             f"  wire {s_}__cap_done {RD} = {s_}__cap_count >= {goal};",
         ]
         L += [f"  reg {ports[t][1]} {s_}__tap_{t} [0:{D - 1}] {RD};" for t in taps]
+        # a beat held back by ready: the taps as they were in its first valid cycle
+        L += [f"  reg {s_}__waiting = 1'b0;"]
+        L += [f"  reg {ports[t][1]} {s_}__first_{t};" for t in taps]
         L += [
             "  always @(posedge clk) begin",
             _lfsr16_step(f"{s_}__lfsr"),
+            f"    if ({s_}__valid && !{s_}__ready_mux && !{s_}__waiting) begin",
+            f"      {s_}__waiting <= 1'b1;",
+        ]
+        L += [f"      {s_}__first_{t} <= {t};" for t in taps]
+        L += [
+            "    end",
+            f"    if ({s_}__valid && {s_}__ready_mux) {s_}__waiting <= 1'b0;",
             f"    if ({enable} && {s_}__valid && {s_}__ready_mux) begin",
             f"      {s_}__cap_mem[{s_}__cap_index[{ab}:0]] <= {s_}__payload;",
         ]
-        L += [f"      {s_}__tap_{t}[{s_}__cap_index[{ab}:0]] <= {t};" for t in taps]
+        L += [f"      {s_}__tap_{t}[{s_}__cap_index[{ab}:0]] <= {s_}__waiting ? {s_}__first_{t} : {t};" for t in taps]
         L += [
             f"      {s_}__cap_count <= {s_}__cap_count + 32'd1;",
             "    end",
