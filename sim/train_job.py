@@ -91,7 +91,7 @@ def summarise(cfg: Config, simulator: str, raw: dict) -> dict:
 
 def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = None, epochs: int | None = None,
               max_samples: int | None = None, check_params: str | None = None, stall_prob: float = 0.0,
-              on_progress=None, build_root: str = "build", evaluate: bool = True) -> dict:
+              on_progress=None, build_root: str = "build", evaluate: bool = True, dsp: str = "generic") -> dict:
     if simulator not in SIM_CHOICES:
         raise ValueError(f"--sim must be one of {', '.join(SIM_CHOICES)}, got {simulator!r}")
     check_limits(cfg)  # refuse what the hardware cannot hold before building anything
@@ -105,10 +105,12 @@ def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = N
     plan = make_plan(cfg, ds, epochs, max_samples, keep_params=check_params == "every", evaluate=evaluate)
     on_progress({"phase": "rtl"})
     if simulator == "amaranth":
+        if dsp != "generic":
+            raise ValueError(f"the Amaranth simulator runs only dsp='generic' (no models of primitives), got {dsp!r}")
         raw = _run_amaranth(cfg, plan, check_params, on_progress)
     else:
         from .rtl_run import run_trainer_job
         raw = run_trainer_job(cfg, simulator, plan=plan, check_params=check_params, stall_prob=stall_prob,
-                              on_progress=on_progress, build_root=build_root)
+                              on_progress=on_progress, build_root=build_root, dsp=dsp)
     return summarise(cfg, simulator, raw)
 

@@ -75,6 +75,21 @@ def test_random_stalls_change_nothing(cfg, tmp_path):
     assert r["samples"] == 80
 
 
+@pytest.mark.parametrize("simulator, cfg", [
+    ("icarus", xor()),
+    ("verilator", xor(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy", lanes=2,
+                      batch_size=2, rounding="stochastic")),
+], ids=["icarus-xor", "verilator-softmax-batch2-stochastic"])
+def test_ecp5_multipliers_train_bit_exactly(simulator, cfg, tmp_path):
+    """The trainer as synthesis for ecp5-85k builds it, every multiplier a MULT18X18D with
+    its own registers (hdl/dsp.py), simulated on the primitive's model (sim/primitives):
+    the same bits as golden, so the primitives change nothing but timing."""
+    require_simulator(simulator)
+    r = run_train(cfg, simulator, epochs=10, check_params="every", dsp="ecp5", build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    assert r["samples"] == 40
+
+
 def test_output_backpressure_leaves_the_signature_check_exact(tmp_path):
     """Heavy backpressure on m_data lets a sample's update run while its result waits to be
     taken; the testbench takes the signature from the cycle the result first appeared
