@@ -3,8 +3,11 @@
 ``export_verilog(cfg, out_dir)`` writes
 
 ``trainer.v``
-    ``hdl.trainer.Trainer(cfg)`` converted by ``amaranth.back.verilog`` with top module
-    :data:`TOP` (``trainer``); submodules are emitted as further modules in the same file.
+    ``hdl.trainer.Trainer(cfg, dsp=dsp)`` converted by ``amaranth.back.verilog`` with top
+    module :data:`TOP` (``trainer``); submodules are emitted as further modules in the same
+    file. ``dsp="generic"`` (default) writes every multiply as ``*`` for any tool and
+    device; ``dsp="ecp5"`` instantiates MULT18X18D blocks with their own registers
+    (hdl/dsp.py), as the ecp5-85k synthesis report and the ULX3S build do.
 ``manifest.json``
     what an integrator needs without reading Python: the top module's ports (name,
     direction, width, and the fields of stream payloads with their bit offsets), the
@@ -168,7 +171,8 @@ def _git_describe():
 
 def run_lint(cfg: Config) -> dict:
     """``sim.runner.lint`` (verilator --lint-only -Wall with the documented waivers) on the
-    trainer; ``{"tool", "clean", "warnings", "waivers"}`` or ``{"clean": None, "error"}``."""
+    trainer in its generic form; ``{"tool", "clean", "warnings", "waivers"}`` or
+    ``{"clean": None, "error"}``."""
     from hdl.trainer import Trainer
     from sim.runner import LINT_WAIVERS, lint
 
@@ -181,7 +185,15 @@ def run_lint(cfg: Config) -> dict:
     return {**base, "clean": not found, "warnings": [str(w) for w in found]}
 
 
-def build_manifest(cfg: Config, design, verilog_text: str, lint_result: dict | None) -> dict:
+_DSP_MEANING = {
+    "generic": "every multiply is a Verilog '*' between registers: any synthesis tool maps it",
+    "ecp5": "the lane multipliers and lr x delta are Lattice ECP5 MULT18X18D primitives with their input and "
+            "output registers (the same cycles as the generic form); the other multiplies are '*'",
+}
+
+
+def build_manifest(cfg: Config, design, verilog_text: str, lint_result: dict | None,
+                   dsp: str = "generic") -> dict:
     """The manifest dict (see the module docstring)."""
     return {
         "manifest_version": MANIFEST_VERSION,
@@ -199,6 +211,7 @@ def build_manifest(cfg: Config, design, verilog_text: str, lint_result: dict | N
         "param_map": param_map(cfg),
         "formats": _formats(cfg),
         "lanes": cfg.lanes,
+        "multipliers": {"dsp": dsp, "meaning": _DSP_MEANING[dsp]},
         "layers": list(cfg.layers),
         "activations": list(cfg.activations),
         "config": config_to_dict(cfg),
@@ -220,12 +233,14 @@ def _dumps(obj, indent: int = 0) -> str:
     return json.dumps(obj)
 
 
-def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None) -> dict:
+def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None, dsp: str = "generic") -> dict:
     """Write ``out_dir/trainer.v`` and ``out_dir/manifest.json``; return the manifest.
 
     ``lint``: run Verilator's lint on the same design and record it (``manifest["lint"]``;
-    ``None`` when skipped). Raises ``hdl.layout.HardwareLimitError`` for configs the
-    generator refuses.
+    ``None`` when skipped); with ``dsp="ecp5"`` the lint is of the generic form, which
+    differs only in its multipliers (Verilator has no model of the primitive to lint).
+    Raises ``hdl.layout.HardwareLimitError`` for configs the generator refuses, and
+    ``ValueError`` for an unknown ``dsp``.
     """
     from amaranth.back import verilog
 
@@ -234,7 +249,7 @@ def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None) -
     say = on_status or (lambda msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    design = Trainer(cfg)
+    design = Trainer(cfg, dsp=dsp)
     say(f"verilog: converting the trainer ({'x'.join(map(str, cfg.layers))}, {cfg.lanes} lanes)...")
     text = verilog.convert(design, name=TOP)
     (out / "trainer.v").write_text(text)
@@ -242,6 +257,8 @@ def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None) -
     if lint:
         say("lint: verilator --lint-only -Wall ...")
         lint_result = run_lint(cfg)
-    manifest = build_manifest(cfg, design, text, lint_result)
+        if dsp != "generic":
+            lint_result["of"] = "the generic form (the same design but for its multipliers)"
+    manifest = build_manifest(cfg, design, text, lint_result, dsp)
     (out / "manifest.json").write_text(_dumps(manifest) + "\n")
     return manifest

@@ -89,3 +89,18 @@ def test_verilog_command_bad_config_is_one_line(tmp_path):
     r = CliRunner().invoke(main, ["verilog", "--config", str(bad), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "lanes" in r.output and "Traceback" not in r.output
+
+
+def test_ecp5_export_instantiates_the_primitives_and_says_so(tmp_path):
+    cfg = xor(lanes=2)
+    generic = export_verilog(cfg, tmp_path / "g", lint=False)
+    ecp5 = export_verilog(cfg, tmp_path / "e", lint=False, dsp="ecp5")
+    assert "MULT18X18D" not in (tmp_path / "g" / "trainer.v").read_text()
+    text = (tmp_path / "e" / "trainer.v").read_text()
+    # two halves per lane and lr x delta, each with its input and output registers
+    assert text.count("MULT18X18D ") == 2 * cfg.lanes + 1
+    assert text.count('.REG_OUTPUT_CLK("CLK0")') == 2 * cfg.lanes + 1
+    assert (generic["multipliers"]["dsp"], ecp5["multipliers"]["dsp"]) == ("generic", "ecp5")
+    assert generic["ports"] == ecp5["ports"] and generic["param_map"] == ecp5["param_map"]
+    with pytest.raises(ValueError, match="dsp must be one of generic, ecp5, got 'xilinx'"):
+        export_verilog(cfg, tmp_path / "x", lint=False, dsp="xilinx")

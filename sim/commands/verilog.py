@@ -14,7 +14,10 @@ __all__ = ["verilog"]
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/verilog", show_default=True,
               help="Output directory for trainer.v, manifest.json and report.json.")
 @click.option("--no-lint", is_flag=True, help="Skip the Verilator lint (manifest lint = null).")
-def verilog(config_path, out_dir, no_lint):
+@click.option("--dsp", type=click.Choice(["generic", "ecp5"]), default="generic", show_default=True,
+              help="Multipliers as Verilog '*' (any tool, any FPGA) or as ECP5 MULT18X18D primitives with their "
+                   "own registers (what `synth --target ecp5-85k` and the ULX3S build use; same cycles).")
+def verilog(config_path, out_dir, no_lint, dsp):
     """Write the trainer as one Verilog file (top module `trainer`) and OUT/manifest.json.
 
     The manifest lists the ports (stream payload fields included), the register map, every
@@ -29,8 +32,8 @@ def verilog(config_path, out_dir, no_lint):
     cfg = load_config(config_path)
     con = rep.console()
     out = rep.prepare_out_dir(out_dir)
-    con.print(f"verilog: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes")
-    m = export_verilog(cfg, out, lint=not no_lint, on_status=lambda msg: con.print(f"  {msg}"))
+    con.print(f"verilog: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes  multipliers: {dsp}")
+    m = export_verilog(cfg, out, lint=not no_lint, on_status=lambda msg: con.print(f"  {msg}"), dsp=dsp)
     n_in = sum(1 for p in m["ports"] if p["direction"] == "input")
     con.print(f"top module {TOP}: {n_in} inputs, {len(m['ports']) - n_in} outputs; "
               f"{m['param_map']['parameters']} parameters in {m['param_map']['banks']} banks "
@@ -41,7 +44,8 @@ def verilog(config_path, out_dir, no_lint):
     elif lint["clean"] is None:
         con.print(f"lint: could not run: {lint['error']}")
     elif lint["clean"]:
-        con.print(f"lint: clean (verilator -Wall, {len(lint['waivers'])} documented waivers)")
+        of = "" if dsp == "generic" else ", of the generic form: Verilator has no model of MULT18X18D"
+        con.print(f"lint: clean (verilator -Wall, {len(lint['waivers'])} documented waivers{of})")
     else:
         codes = {}
         for w in lint["warnings"]:
@@ -54,7 +58,7 @@ def verilog(config_path, out_dir, no_lint):
     report = {
         "top_module": TOP, "verilog": str(out / "trainer.v"), "manifest": str(out / "manifest.json"),
         "verilog_sha256": m["verilog_sha256"], "ports": len(m["ports"]),
-        "parameters": m["param_map"]["parameters"],
+        "parameters": m["param_map"]["parameters"], "dsp": dsp,
         "lint_clean": None if lint is None else lint["clean"],
         "lint_warnings": None if lint is None else len(lint.get("warnings", [])),
         "git": m["git"], "tools": m["tools"],
