@@ -116,3 +116,15 @@ def test_wide_operands_keep_the_generic_form_and_narrow_products_are_refused():
         registered_product(m, Signal(16), Signal(signed(16)), Signal(signed(32)), name="z")
     with pytest.raises(ValueError, match=r"dsp must be one of generic, ecp5, got 'xilinx'"):
         registered_product(m, Signal(signed(8)), Signal(signed(8)), Signal(signed(16)), dsp="xilinx")
+
+
+def test_the_platform_picks_the_form():
+    """The ULX3S (an ECP5 platform) gets the primitive; the iCEBreaker and no platform
+    (simulation, plain Verilog export) get the generic form."""
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from hdl.dsp import dsp_for_platform
+    assert dsp_for_platform(ULX3S_85F_Platform()) == "ecp5"
+    assert dsp_for_platform(ICEBreakerPlatform()) == "generic"
+    assert dsp_for_platform(None) == "generic"
