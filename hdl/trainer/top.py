@@ -31,12 +31,13 @@ from golden.fixed_model import init_params
 from golden.lfsr import LFSR_MASK, lane_seed
 from golden.signature import SIGNATURE_ROTATE
 
-from .activation import ActivationDerivative, ActivationFunction
-from .arith import round_shift, saturate, saturating_sub
-from .dsp import DSP_KINDS, dsp_for_platform, registered_product
-from .csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
-from .layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
-from .output import ce_delta, mse_delta
+from ..activation import ActivationDerivative, ActivationFunction
+from ..arith import round_shift, saturate, saturating_sub
+from ..dsp import DSP_KINDS, dsp_for_platform, registered_product
+from ..csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
+from ..layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
+from ..output import ce_delta, mse_delta
+from .update import UpdateEngine
 
 __all__ = ["Trainer", "beat_layout"]
 
@@ -138,18 +139,6 @@ class Trainer(wiring.Component):
             m.submodules[f"bmem{p}"] = mem
         b_rd = [mem.read_port() for mem in bmem]
         b_wr = [mem.write_port() for mem in bmem]
-        GW = cfg.grad_acc_width()
-        if train_B:
-            gmem = [Memory(shape=signed(GW), depth=wdepth, init=[], attrs=NO_RW) for _ in range(P)]
-            for p, mem in enumerate(gmem):
-                m.submodules[f"gmem{p}"] = mem
-            g_rd = [mem.read_port() for mem in gmem]
-            g_wr = [mem.write_port() for mem in gmem]
-            gbmem = [Memory(shape=signed(GW), depth=ddepth, init=[], attrs=NO_RW) for _ in range(P)]  # the biases' sums
-            for p, mem in enumerate(gbmem):
-                m.submodules[f"gbmem{p}"] = mem
-            gb_rd = [mem.read_port() for mem in gbmem]
-            gb_wr = [mem.write_port() for mem in gbmem]
         m.submodules.amem = amem = Memory(shape=signed(AW), depth=lay.adepth, init=[])
         a_rd, a_wr = amem.read_port(), amem.write_port()
         dmem = [Memory(shape=signed(EW), depth=ddepth, init=[]) for _ in range(P)]
@@ -210,7 +199,7 @@ class Trainer(wiring.Component):
             # (stage R's copy; output pass and backward pass), and registered again, so no
             # multiplier follows another in a cycle (wired below, once r1 exists)
         if softmax_out:
-            from .output import SoftmaxUnit
+            from ..output import SoftmaxUnit
             m.submodules.softmax = smax = SoftmaxUnit(cfg, raw_product=True)
 
         # ---------------- output FIFO ---------------------------------------------------
@@ -286,8 +275,6 @@ class Trainer(wiring.Component):
         # the drain's copy of a block's sums, a shift register: the drain takes lane 0 and
         # shifts (no P-way select in front of the requantizer)
         shadow = [Signal(signed(FAW), name=f"shadow{p}") for p in range(P)]
-        lfsr = [Signal(32, init=lane_seed(cfg.sr_seed, p), name=f"lfsr{p}") for p in range(P)]
-        sig = [Signal(32, name=f"sig{p}") for p in range(P)]
 
         # datapath phase selection (comb), drives the multiplier operands
         ph_fwd, ph_bwd, ph_upd = Signal(), Signal(), Signal()
@@ -350,9 +337,6 @@ class Trainer(wiring.Component):
         for p in range(P):
             s1[f"w{p}"] = w_rd[p].data
             s1[f"b{p}"] = b_rd[p].data
-            if train_B:
-                s1[f"g{p}"] = g_rd[p].data
-                s1[f"gb{p}"] = gb_rd[p].data
         # stage R: the memories' read data straight into registers (a block RAM's output is
         # slow; nothing comes between it and a flip-flop), with the beat's control
         s1["in0"] = s1_in0
@@ -368,52 +352,11 @@ class Trainer(wiring.Component):
         s2 = stage({**{k: v for k, v in r1.items() if k not in raw and k != "in0"}, "d": d_s1}, "s2")
         sm = stage(s2, "sm")
         sa = stage(sm, "sa")
-        # stage S (update beats only): the exact step formed in stage A (the product, or the
-        # batch sum), with the parameter, its LFSR draws and write enables, registered; the
-        # rounding shift makes the step from it
-        tot_shape = signed(GW if train_B else len(prod[0]))
-        btot_shape = signed(GW if train_B else EPSW + af)
-        sr_valid = Signal()
-        sr_addr = Signal.like(s1_addr, name="sr_addr")
-        sr_slot = Signal.like(s1_slot, name="sr_slot")
-        sr_we = [Signal(name=f"sr_we{p}") for p in range(P)]
-        sr_bwe = [Signal(name=f"sr_bwe{p}") for p in range(P)]
-        sr_w = [Signal(signed(WW), name=f"sr_w{p}") for p in range(P)]
-        sr_b = [Signal(signed(WW), name=f"sr_b{p}") for p in range(P)]
-        sr_tot = [Signal(tot_shape, name=f"sr_tot{p}") for p in range(P)]
-        sr_btot = [Signal(btot_shape, name=f"sr_btot{p}") for p in range(P)]
-        sr_rand = [Signal(32, name=f"sr_rand{p}") for p in range(P)]  # the LFSR draws (stochastic)
-        sr_rand2 = [Signal(32, name=f"sr_rand2{p}") for p in range(P)]
-        m.d.sync += [sr_valid.eq(sa["valid"] & sa["upd"]), sr_addr.eq(sa["addr"]), sr_slot.eq(sa["slot"])]
-        m.d.sync += [sr_w[p].eq(sa[f"w{p}"]) for p in range(P)] + [sr_b[p].eq(sa[f"b{p}"]) for p in range(P)]
-        m.d.sync += [sr_we[p].eq(0) for p in range(P)] + [sr_bwe[p].eq(0) for p in range(P)]  # set by stage A
-        # stage U: the rounded step is subtracted from the parameter, saturated and written
-        su_valid = Signal()
-        su_addr = Signal.like(s1_addr, name="su_addr")
-        su_we = [Signal(name=f"su_we{p}") for p in range(P)]  # apply & row valid
-        su_w = [Signal(signed(WW), name=f"su_w{p}") for p in range(P)]
-        step_shape = round_shift(Signal(tot_shape), cfg.update_shift, cfg.rounding, Signal(32)).shape()
-        su_step = [Signal(step_shape, name=f"su_step{p}") for p in range(P)]
-        # the bias beside the row's last weight: its step is round(eps * 1.0) (+ batch sum)
-        bstep_shape = round_shift(Signal(btot_shape), cfg.update_shift, cfg.rounding, Signal(32)).shape()
-        su_slot = Signal.like(s1_slot, name="su_slot")
-        su_bwe = [Signal(name=f"su_bwe{p}") for p in range(P)]
-        su_b = [Signal(signed(WW), name=f"su_b{p}") for p in range(P)]
-        su_bstep = [Signal(bstep_shape, name=f"su_bstep{p}") for p in range(P)]
-        m.d.sync += [su_valid.eq(sr_valid), su_addr.eq(sr_addr), su_slot.eq(sr_slot)]
-        m.d.sync += [su_w[p].eq(sr_w[p]) for p in range(P)] + [su_b[p].eq(sr_b[p]) for p in range(P)]
-        m.d.sync += [su_we[p].eq(sr_we[p]) for p in range(P)] + [su_bwe[p].eq(sr_bwe[p]) for p in range(P)]
-        m.d.sync += [su_step[p].eq(round_shift(sr_tot[p], cfg.update_shift, cfg.rounding, sr_rand[p]))
-                     for p in range(P)]
-        m.d.sync += [su_bstep[p].eq(round_shift(sr_btot[p], cfg.update_shift, cfg.rounding, sr_rand2[p]))
-                     for p in range(P)]
-        # stage F: the words stage U wrote, folded into the signature
-        sf_valid = Signal()
-        sf_we = [Signal(name=f"sf_we{p}") for p in range(P)]
-        sf_bwe = [Signal(name=f"sf_bwe{p}") for p in range(P)]
-        sf_w = [Signal(signed(WW), name=f"sf_w{p}") for p in range(P)]
-        sf_b = [Signal(signed(WW), name=f"sf_b{p}") for p in range(P)]
-        m.d.sync += sf_valid.eq(su_valid)
+        # the update engine: stage A's update beats in, parameter writes out (hdl/trainer/update.py)
+        m.submodules.update = upd = UpdateEngine(cfg, lay, grad_shape=prod[0].shape(), eps_shape=signed(EPSW))
+        m.d.comb += [upd.beat.valid.eq(sa["valid"] & sa["upd"]), upd.beat.apply.eq(sa["apply"]),
+                     upd.beat.last.eq(sa["last"]), upd.beat.addr.eq(sa["addr"]), upd.beat.slot.eq(sa["slot"]),
+                     upd.beat.rv.eq(sa["rv"]), upd.state_addr.eq(iss_waddr), upd.state_slot.eq(iss_slot)]
         # a forward block's last beat in stage 1, R, 2 or A (its snapshot will need the drain),
         # kept as a register: set from the issue and the stages that move on
         last_in_flight = Signal()
@@ -424,7 +367,7 @@ class Trainer(wiring.Component):
         # set from the issue and the stages that move on (the same value as their OR)
         pipe_busy = Signal()
         m.d.sync += pipe_busy.eq(iss_valid | s1_valid | r1["valid"] | s2["valid"] | sm["valid"] |
-                                 (sa["valid"] & sa["upd"]) | sr_valid)
+                                 (sa["valid"] & sa["upd"]) | upd.s_valid)
 
         a_in = Signal(signed(AW))  # activation operand in stage R
         m.d.comb += a_in.eq(Mux(r1["in0"], r1["i"], r1["a"]))
@@ -466,11 +409,7 @@ class Trainer(wiring.Component):
 
         # default addresses
         for p in range(P):
-            m.d.comb += [w_rd[p].addr.eq(iss_waddr), w_wr[p].addr.eq(su_addr),
-                         b_rd[p].addr.eq(iss_slot), b_wr[p].addr.eq(su_slot)]
-            if train_B:
-                m.d.comb += [g_rd[p].addr.eq(iss_waddr), g_wr[p].addr.eq(sa["addr"]),
-                             gb_rd[p].addr.eq(iss_slot), gb_wr[p].addr.eq(sa["slot"])]
+            m.d.comb += [w_rd[p].addr.eq(iss_waddr), b_rd[p].addr.eq(iss_slot)]
 
         # ---------------- loader: s_data -> the free input buffer --------------------
         # Runs beside the sequencer: the next sample's beats are taken while the current one
@@ -821,8 +760,7 @@ class Trainer(wiring.Component):
                     else:
                         m.d.comb += a_rd.addr.eq(kaddr)
                     if l == L - 1:  # the signature folds the parameters of this update only
-                        with m.If(apply & (rb_cnt == 0) & (k_cnt == 0)):
-                            m.d.sync += [s.eq(0) for s in sig]
+                        m.d.comb += upd.sig_clear.eq(apply & (rb_cnt == 0) & (k_cnt == 0))
                     m.d.sync += waddr.eq(waddr + 1)  # blocks are contiguous in every bank
                     with m.If(is_last_k):
                         m.d.sync += k_set0(l)
@@ -862,7 +800,7 @@ class Trainer(wiring.Component):
         # one taken): parameters are stable and the bus may access them
         m.d.comb += seq_run.eq(~fsm_seq.ongoing("IDLE"))
         m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping &
-                            ~pipe_busy & ~sf_valid & ~retire_sample & (ret_line == 0))
+                            ~pipe_busy & ~upd.f_valid & ~retire_sample & (ret_line == 0))
         m.d.comb += self.busy.eq(~idle)
         # the bus checks idle as of the previous cycle (a register: idle gathers state from
         # all over the trainer). As safe: in one cycle a sample can at most begin to load,
@@ -1010,49 +948,18 @@ class Trainer(wiring.Component):
         eps_m = [Signal.like(op_a[p], name=f"eps_m{p}") for p in range(P)]  # the beat's eps in stage M
         eps_a = [Signal.like(op_a[p], name=f"eps_a{p}") for p in range(P)]  # and in stage A
         m.d.sync += [eps_m[p].eq(op_a[p]) for p in range(P)] + [eps_a[p].eq(eps_m[p]) for p in range(P)]
-        with m.If(sa["upd"] & sa["valid"]):
-            for p in range(P):
-                lfsr_next = _lfsr_step(lfsr[p])
-                lfsr_next2 = _lfsr_step(lfsr_next)  # the bias's draw
-                eps_one = eps_a[p] << af  # eps * 1.0
-                if train_B:
-                    g_sum = Signal(signed(GW), name=f"g_sum{p}")
-                    gb_sum = Signal(signed(GW), name=f"gb_sum{p}")
-                    m.d.comb += [g_sum.eq(sa[f"g{p}"] + prod[p]), gb_sum.eq(sa[f"gb{p}"] + eps_one)]
-                    m.d.comb += [g_wr[p].data.eq(Mux(sa["apply"], 0, g_sum)), g_wr[p].en.eq(row_valid[p]),
-                                 gb_wr[p].data.eq(Mux(sa["apply"], 0, gb_sum)),
-                                 gb_wr[p].en.eq(row_valid[p] & sa["last"])]
-                    total, btotal = g_sum, gb_sum
-                else:
-                    total, btotal = prod[p], eps_one
-                m.d.sync += [sr_tot[p].eq(total), sr_btot[p].eq(btotal)]
-                if cfg.rounding == "stochastic":
-                    m.d.sync += [sr_rand[p].eq(lfsr_next), sr_rand2[p].eq(lfsr_next2)]
-                with m.If(sa["apply"] & row_valid[p]):
-                    m.d.sync += [sr_we[p].eq(1), sr_bwe[p].eq(sa["last"])]
-                    if cfg.rounding == "stochastic":
-                        m.d.sync += lfsr[p].eq(Mux(sa["last"], lfsr_next2, lfsr_next))
         for p in range(P):
-            w_new = Signal(signed(WW), name=f"w_new{p}")
-            b_new = Signal(signed(WW), name=f"b_new{p}")
-            m.d.comb += [w_new.eq(saturating_sub(su_w[p], su_step[p], cfg.weight)),
-                         b_new.eq(saturating_sub(su_b[p], su_bstep[p], cfg.weight))]
-            with m.If(su_we[p]):
-                m.d.comb += [w_wr[p].data.eq(w_new), w_wr[p].en.eq(1)]
-            with m.If(su_bwe[p]):
-                m.d.comb += [b_wr[p].data.eq(b_new), b_wr[p].en.eq(1)]
-            # stage F: the written words fold into the lane's signature a cycle later
-            m.d.sync += [sf_we[p].eq(su_we[p]), sf_bwe[p].eq(su_bwe[p]), sf_w[p].eq(w_new), sf_b[p].eq(b_new)]
-            sig_w = _rotl_signature(sig[p]) ^ sf_w[p].as_unsigned()
-            sig_wb = _rotl_signature(sig_w) ^ sf_b[p].as_unsigned()
-            with m.If(sf_we[p]):
-                m.d.sync += sig[p].eq(Mux(sf_bwe[p], sig_wb, sig_w))  # the bias folds after the row's last weight
+            m.d.comb += [upd.w[p].eq(sa[f"w{p}"]), upd.b[p].eq(sa[f"b{p}"]), upd.grad[p].eq(prod[p]),
+                         upd.eps[p].eq(eps_a[p])]
+            m.d.comb += [w_wr[p].addr.eq(upd.w_wr[p].addr), w_wr[p].data.eq(upd.w_wr[p].data),
+                         w_wr[p].en.eq(upd.w_wr[p].en), b_wr[p].addr.eq(upd.b_wr[p].addr),
+                         b_wr[p].data.eq(upd.b_wr[p].data), b_wr[p].en.eq(upd.b_wr[p].en)]
 
         # ---------------- control/status bus ---------------------------------------------
         rdata = Signal(32)
         cycles_hi = Signal(32)
         sig_all = Signal(32)
-        m.d.comb += [csr.rdata.eq(rdata), sig_all.eq(_xor_all(sig)), self.param_signature.eq(sig_all)]
+        m.d.comb += [csr.rdata.eq(rdata), sig_all.eq(upd.param_signature), self.param_signature.eq(sig_all)]
         bank_sel = Signal(range(P))
         m.d.comb += bank_sel.eq(csr_bank[:max(1, (P - 1).bit_length())] if P > 1 else 0)
         bank_ok = (csr_bank < P) & (csr_word < lay.bank_words)
@@ -1163,21 +1070,3 @@ class Trainer(wiring.Component):
                 m.d.comb += csr.ack.eq(1)
                 m.next = "IDLE"
         return m
-
-
-def _lfsr_step(v):
-    """One step of the stochastic-rounding LFSR (golden/lfsr.py: shift right, XOR the mask
-    when the bit shifted out is 1)."""
-    return Mux(v[0], (v >> 1) ^ LFSR_MASK, v >> 1)
-
-
-def _rotl_signature(v):
-    """rotl32(v, SIGNATURE_ROTATE), as golden/signature.py folds a written word."""
-    return Cat(v[32 - SIGNATURE_ROTATE:32], v[:32 - SIGNATURE_ROTATE])
-
-
-def _xor_all(sigs):
-    out = sigs[0]
-    for s_ in sigs[1:]:
-        out = out ^ s_
-    return out
