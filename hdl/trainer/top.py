@@ -37,6 +37,7 @@ from ..dsp import DSP_KINDS, dsp_for_platform, registered_product
 from ..csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
 from ..layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from ..output import ce_delta, mse_delta
+from .registers import ControlRegisters
 from .update import UpdateEngine
 
 __all__ = ["Trainer", "beat_layout"]
@@ -221,23 +222,18 @@ class Trainer(wiring.Component):
         ]
 
         # ---------------- control registers -------------------------------------------
-        mode_infer = Signal()  # CTRL: mode of the next sample
+        # the CSR bus: registers, counters, parameter access while idle (registers.py)
+        m.submodules.registers = regs = ControlRegisters(cfg, lay)
+        wiring.connect(m, wiring.flipped(self.csr), regs.csr)
+        mode_infer, lr, batch = regs.mode_infer, regs.lr, regs.batch
         cur_infer = Signal()  # mode of the sample the sequencer works on
         buf_full = Array(Signal(name=f"buf_full{b}") for b in range(2))  # buffer holds a whole sample
         buf_infer = Array(Signal(name=f"buf_infer{b}") for b in range(2))  # its mode, latched at its first beat
         lbuf = Signal()  # buffer the loader fills
         cbuf = Signal()  # buffer the sequencer works on (or starts with next)
-        lr = Signal(16, init=cfg.lr_code)
         # the eps stage's multiplier: lr and the delta registered with dw_*, the product with ex_*
         registered_product(m, lr, dw_delta, ex_eps, dsp=dsp, name="eps_mul")
-        batch = Signal(16, init=cfg.batch_size)
         batch_cnt = Signal(16)
-        samples = Signal(32)
-        dropped = Signal(32)
-        updates = Signal(32)
-        cycles = Signal(64)
-        err_len = Signal()
-        err_bus = Signal()
         # this sample completes a mini-batch: a register (it gates every lane's signature),
         # a cycle behind batch_cnt and batch; both change only in cycles after which no
         # update beat is issued or retired for at least a cycle (finish_sample, idle bus)
@@ -395,18 +391,6 @@ class Trainer(wiring.Component):
 
         # ---------------- CSR access to parameters (only while idle) -----------------
         idle = Signal()
-        csr = self.csr
-        csr_param = Signal()
-        csr_bank = Signal(8)
-        csr_word = Signal(BANK_SHIFT)
-        m.d.comb += [
-            csr_param.eq(csr.addr[28]),
-            csr_bank.eq(csr.addr[BANK_SHIFT:28]),
-            csr_word.eq(csr.addr[:BANK_SHIFT]),
-        ]
-        csr_rd_param = Signal()  # CSR owns the weight read ports this cycle
-        csr_wr_param = Signal()
-
         # default addresses
         for p in range(P):
             m.d.comb += [w_rd[p].addr.eq(iss_waddr), b_rd[p].addr.eq(iss_slot)]
@@ -426,7 +410,8 @@ class Trainer(wiring.Component):
         with m.If(skipping):
             m.d.comb += self.s_data.ready.eq(1)
             with m.If(self.s_data.valid & beat.last):
-                m.d.sync += [skipping.eq(0), dropped.eq(dropped + 1)]
+                m.d.sync += skipping.eq(0)
+                m.d.comb += regs.dropped.eq(1)
         with m.Else():
             m.d.comb += self.s_data.ready.eq(~buf_full[lbuf])
             with m.If(self.s_data.valid & ~buf_full[lbuf]):
@@ -443,9 +428,11 @@ class Trainer(wiring.Component):
                     with m.If(beat.last):
                         m.d.sync += [buf_full[lbuf].eq(1), lbuf.eq(~lbuf)]
                     with m.Else():
-                        m.d.sync += [err_len.eq(1), skipping.eq(1)]
+                        m.d.sync += skipping.eq(1)
+                        m.d.comb += regs.len_error.eq(1)
                 with m.Elif(beat.last):  # too short: drop
-                    m.d.sync += [load_cnt.eq(0), err_len.eq(1), dropped.eq(dropped + 1)]
+                    m.d.sync += load_cnt.eq(0)
+                    m.d.comb += [regs.len_error.eq(1), regs.dropped.eq(1)]
                 with m.Else():
                     m.d.sync += load_cnt.eq(load_cnt + 1)
 
@@ -523,10 +510,7 @@ class Trainer(wiring.Component):
         m.d.sync += [retire_sample.eq(0), retire_update.eq(0),
                      ret_line.eq(Cat(retire_sample, retire_update, ret_line[:-2]))]
         ret_s, ret_u = ret_line[-2], ret_line[-1]
-        with m.If(ret_s):
-            m.d.sync += samples.eq(samples + 1)
-        with m.If(ret_u):
-            m.d.sync += updates.eq(updates + 1)
+        m.d.comb += [regs.retired.eq(ret_s), regs.updated.eq(ret_u)]
         # the next sample's forward pass reads layer 0's words in the order the update wrote
         # them, starting one cycle after its last issue: a word (or a block's bias) it would
         # read before the write lands, UPDATE_LATENCY cycles after that word's issue, makes
@@ -801,17 +785,7 @@ class Trainer(wiring.Component):
         m.d.comb += seq_run.eq(~fsm_seq.ongoing("IDLE"))
         m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping &
                             ~pipe_busy & ~upd.f_valid & ~retire_sample & (ret_line == 0))
-        m.d.comb += self.busy.eq(~idle)
-        # the bus checks idle as of the previous cycle (a register: idle gathers state from
-        # all over the trainer). As safe: in one cycle a sample can at most begin to load,
-        # and its first parameter read comes cycles after any access accepted now lands.
-        idle_r = Signal()
-        m.d.sync += idle_r.eq(idle)
-        # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
-        # loaded one, or computing); a cycle in which both happen counts once
-        with m.If(~idle):
-            m.d.sync += cycles.eq(cycles + 1)
-
+        m.d.comb += [self.busy.eq(~idle), regs.idle.eq(idle)]
         # ---------------- stage 1: multiply / accumulate per phase -------------------
         row_valid1 = [Signal(name=f"row_valid1_{p}") for p in range(P)]  # stage R
         row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]  # stage A
@@ -955,118 +929,20 @@ class Trainer(wiring.Component):
                          w_wr[p].en.eq(upd.w_wr[p].en), b_wr[p].addr.eq(upd.b_wr[p].addr),
                          b_wr[p].data.eq(upd.b_wr[p].data), b_wr[p].en.eq(upd.b_wr[p].en)]
 
-        # ---------------- control/status bus ---------------------------------------------
-        rdata = Signal(32)
-        cycles_hi = Signal(32)
-        sig_all = Signal(32)
-        m.d.comb += [csr.rdata.eq(rdata), sig_all.eq(upd.param_signature), self.param_signature.eq(sig_all)]
-        bank_sel = Signal(range(P))
-        m.d.comb += bank_sel.eq(csr_bank[:max(1, (P - 1).bit_length())] if P > 1 else 0)
-        bank_ok = (csr_bank < P) & (csr_word < lay.bank_words)
-        csr_is_bias = Signal()  # bus words wdepth.. of a bank are its biases
-        csr_bias_word = Signal(BANK_SHIFT)
-        read_bias = Signal()  # PARAM_READ: the word read is a bias
-        pw_bias, pw_bank, pw_data = Signal(), Signal.like(bank_sel, name="pw_bank"), Signal(signed(WW))  # PARAM_WRITE
-        pw_word, pw_bias_word = Signal.like(csr_word, name="pw_word"), Signal.like(csr_bias_word, name="pw_bias_word")
-        m.d.comb += [csr_is_bias.eq(csr_word >= lay.wdepth), csr_bias_word.eq(csr_word - lay.wdepth)]
-        regs_ro = {
-            REG["ID"]: Const(ID_VALUE, 32),
-            REG["CTRL"]: mode_infer,
-            REG["STATUS"]: Cat(~idle_r, err_len, err_bus),  # (busy as of the cycle before: idle is a wide OR)
-            REG["LR"]: lr,
-            REG["BATCH"]: batch,
-            REG["SAMPLES"]: samples,
-            REG["CYCLES_HI"]: cycles_hi,
-            REG["DROPPED"]: dropped,
-            REG["SIGNATURE"]: sig_all,
-            REG["UPDATES"]: updates,
-        }
-        # a parameter read: every bank's word registered first (block RAM output straight into
-        # a register), the bank selected a cycle later
-        # (the banks sit all over the die: the bank is chosen in two steps, each registered,
-        # within groups of four banks, then among the groups)
-        csr_words = [Signal(signed(WW), name=f"csr_word{p}") for p in range(P)]
-        csr_biases = [Signal(signed(WW), name=f"csr_bias{p}") for p in range(P)]
-        n_groups = -(-P // 4)
-        csr_group = [Signal(signed(WW), name=f"csr_group{g}") for g in range(n_groups)]
-        csr_sel = Signal(signed(WW))  # PARAM_SELECT: the word of the bank read
-        with m.FSM(name="csr"):
-            with m.State("IDLE"):
-                with m.If(csr.re | csr.we):
-                    with m.If(csr_param):
-                        with m.If(~idle_r | ~bank_ok):
-                            m.d.sync += [err_bus.eq(1), rdata.eq(0)]
-                            m.next = "ACK"
-                        with m.Elif(csr.we):
-                            # registered first: the memories' write multiplexers then switch on
-                            # a state bit, not on the idle/bus decode
-                            m.d.sync += [pw_bias.eq(csr_is_bias), pw_bank.eq(bank_sel), pw_word.eq(csr_word),
-                                         pw_bias_word.eq(csr_bias_word), pw_data.eq(csr.wdata[:WW]), rdata.eq(0)]
-                            m.next = "PARAM_WRITE"
-                        with m.Else():  # the address registered first, as for a write
-                            m.d.sync += [read_bias.eq(csr_is_bias), pw_bank.eq(bank_sel), pw_word.eq(csr_word),
-                                         pw_bias_word.eq(csr_bias_word)]
-                            m.next = "PARAM_ADDR"
-                    with m.Elif(csr.we):
-                        with m.Switch(csr.addr):
-                            with m.Case(REG["CTRL"]):
-                                m.d.sync += mode_infer.eq(csr.wdata[0])
-                            with m.Case(REG["STATUS"]):  # write 1 to clear the sticky error flags
-                                with m.If(csr.wdata[1]):
-                                    m.d.sync += err_len.eq(0)
-                                with m.If(csr.wdata[2]):
-                                    m.d.sync += err_bus.eq(0)
-                            with m.Case(REG["LR"]):
-                                with m.If((csr.wdata >= 1) & (csr.wdata <= 0xFFFF)):
-                                    m.d.sync += lr.eq(csr.wdata)
-                                with m.Else():
-                                    m.d.sync += err_bus.eq(1)
-                            with m.Case(REG["BATCH"]):
-                                with m.If((csr.wdata >= 1) & (csr.wdata <= cfg.batch_size) & idle_r):
-                                    m.d.sync += [batch.eq(csr.wdata), batch_cnt.eq(0)]
-                                with m.Else():
-                                    m.d.sync += err_bus.eq(1)
-                            with m.Default():
-                                m.d.sync += err_bus.eq(1)
-                        m.d.sync += rdata.eq(0)
-                        m.next = "ACK"
-                    with m.Else():
-                        with m.Switch(csr.addr):
-                            for addr, value in regs_ro.items():
-                                with m.Case(addr):
-                                    m.d.sync += rdata.eq(value)
-                            with m.Case(REG["CYCLES_LO"]):
-                                m.d.sync += [rdata.eq(cycles[:32]), cycles_hi.eq(cycles[32:])]
-                            with m.Default():
-                                m.d.sync += [rdata.eq(0), err_bus.eq(1)]
-                        m.next = "ACK"
-            with m.State("PARAM_WRITE"):
-                for p in range(P):
-                    with m.If(pw_bias):
-                        m.d.comb += [b_wr[p].addr.eq(pw_bias_word), b_wr[p].data.eq(pw_data),
-                                     b_wr[p].en.eq(pw_bank == p)]
-                    with m.Else():
-                        m.d.comb += [w_wr[p].addr.eq(pw_word), w_wr[p].data.eq(pw_data),
-                                     w_wr[p].en.eq(pw_bank == p)]
-                m.next = "ACK"
-            with m.State("PARAM_ADDR"):
-                for p in range(P):
-                    m.d.comb += [w_rd[p].addr.eq(pw_word), b_rd[p].addr.eq(pw_bias_word)]
-                m.next = "PARAM_READ"
-            with m.State("PARAM_READ"):
-                m.d.sync += [csr_words[p].eq(w_rd[p].data) for p in range(P)]
-                m.d.sync += [csr_biases[p].eq(b_rd[p].data) for p in range(P)]
-                m.next = "PARAM_GROUP"
-            with m.State("PARAM_GROUP"):
-                for g in range(n_groups):
-                    words = Array(Mux(read_bias, csr_biases[p], csr_words[p]) for p in range(4 * g, min(P, 4 * g + 4)))
-                    m.d.sync += csr_group[g].eq(words[pw_bank[:2]] if P > 1 else words[0])
-                m.next = "PARAM_SELECT"
-            with m.State("PARAM_SELECT"):
-                m.d.comb += csr_sel.eq(Array(csr_group)[pw_bank >> 2] if n_groups > 1 else csr_group[0])
-                m.d.sync += rdata.eq(csr_sel.as_unsigned() | Mux(csr_sel < 0, Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
-                m.next = "ACK"
-            with m.State("ACK"):  # one cycle; the next cycle may start the next access
-                m.d.comb += csr.ack.eq(1)
-                m.next = "IDLE"
+        # ---------------- the bus's parameter accesses (the trainer is idle) ----------------
+        m.d.comb += [regs.param_signature.eq(upd.param_signature), self.param_signature.eq(upd.param_signature)]
+        m.d.comb += [regs.w_data[p].eq(w_rd[p].data) for p in range(P)]
+        m.d.comb += [regs.b_data[p].eq(b_rd[p].data) for p in range(P)]
+        with m.If(regs.batch_restart):
+            m.d.sync += batch_cnt.eq(0)
+        pwr, prd = regs.param_wr, regs.param_rd
+        with m.If(pwr.valid):
+            for p in range(P):
+                with m.If(pwr.bias):
+                    m.d.comb += [b_wr[p].addr.eq(pwr.bias_word), b_wr[p].data.eq(pwr.data), b_wr[p].en.eq(pwr.bank == p)]
+                with m.Else():
+                    m.d.comb += [w_wr[p].addr.eq(pwr.word), w_wr[p].data.eq(pwr.data), w_wr[p].en.eq(pwr.bank == p)]
+        with m.If(prd.valid):
+            for p in range(P):
+                m.d.comb += [w_rd[p].addr.eq(prd.word), b_rd[p].addr.eq(prd.bias_word)]
         return m

@@ -1,0 +1,222 @@
+"""The control registers: the trainer's CSR bus (hdl/csr.py, docs/registers.md).
+
+Mode, learning rate and batch size out to the datapath; status, counters and the
+parameter signature in; parameter words read and written through the parameter banks
+while the trainer is idle.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.config import Config
+
+from ..csr import BANK_SHIFT, ID_VALUE, REG, CsrSignature
+from ..layout import Layout
+
+__all__ = ["ControlRegisters", "bus_write_layout", "bus_read_layout"]
+
+
+def bus_write_layout(cfg: Config) -> data.StructLayout:
+    """A parameter write from the bus: ``valid`` for one cycle; a bias (word ``bias_word``
+    of the bank's bias memory) or a weight (word ``word``) of bank ``bank``."""
+    return data.StructLayout({"valid": 1, "bias": 1, "bank": range(cfg.lanes), "word": BANK_SHIFT,
+                              "bias_word": BANK_SHIFT, "data": signed(cfg.weight.width)})
+
+
+def bus_read_layout(cfg: Config) -> data.StructLayout:
+    """A parameter read from the bus: in the cycle ``valid`` is high the banks read
+    ``word`` and ``bias_word``; their data is taken a cycle later (``w_data``, ``b_data``)."""
+    return data.StructLayout({"valid": 1, "word": BANK_SHIFT, "bias_word": BANK_SHIFT})
+
+
+class ControlRegisters(wiring.Component):
+    """The CSR bus decoder, the registers and the counters.
+
+    Members
+    -------
+    csr : In(CsrSignature)
+        The host's bus.
+    idle : In(1)
+        No sample anywhere in the trainer: parameter accesses and BATCH writes are allowed
+        (taken as of the previous cycle, a register: idle gathers state from all over).
+    busy : Out(1)
+        STATUS busy (``~idle`` of the cycle before).
+    mode_infer, lr, batch : Out
+        CTRL's mode of the next sample; the learning-rate code; the mini-batch size.
+    batch_restart : Out(1)
+        A BATCH write: the mini-batch count starts again.
+    len_error, dropped, retired, updated : In(1)
+        Pulses: a sample had a wrong length (sticky STATUS bit); one was dropped; a sample
+        completed; an update was applied (the DROPPED, SAMPLES, UPDATES counters).
+    param_signature : In(32)
+        The SIGNATURE register's value.
+    param_wr, param_rd : Out(bus_write_layout), Out(bus_read_layout)
+        Parameter accesses for the banks; ``w_data``, ``b_data`` (In, per bank): the words
+        read a cycle after ``param_rd.valid``.
+
+    A register access takes 2 cycles (decode, ack); a parameter write 3, a read 6 (the
+    bank's word registered, selected within a group of four banks, then among groups).
+    """
+
+    def __init__(self, cfg: Config, lay: Layout):
+        self._cfg, self._lay = cfg, lay
+        P, WW = cfg.lanes, cfg.weight.width
+        super().__init__({
+            "csr": In(CsrSignature()),
+            "idle": In(1),
+            "busy": Out(1),
+            "mode_infer": Out(1),
+            "lr": Out(16, init=cfg.lr_code),
+            "batch": Out(16, init=cfg.batch_size),
+            "batch_restart": Out(1),
+            "len_error": In(1),
+            "dropped": In(1),
+            "retired": In(1),
+            "updated": In(1),
+            "param_signature": In(32),
+            "param_wr": Out(bus_write_layout(cfg)),
+            "param_rd": Out(bus_read_layout(cfg)),
+            "w_data": In(signed(WW)).array(P),
+            "b_data": In(signed(WW)).array(P),
+        })
+
+    def elaborate(self, platform):
+        cfg, lay, csr = self._cfg, self._lay, self.csr
+        m = Module()
+        P, WW = cfg.lanes, cfg.weight.width
+        idle_r = Signal()
+        m.d.sync += idle_r.eq(self.idle)
+        m.d.comb += self.busy.eq(~idle_r)
+
+        err_len, err_bus = Signal(), Signal()
+        samples, dropped, updates, cycles = Signal(32), Signal(32), Signal(32), Signal(64)
+        with m.If(self.len_error):
+            m.d.sync += err_len.eq(1)
+        with m.If(self.dropped):
+            m.d.sync += dropped.eq(dropped + 1)
+        with m.If(self.retired):
+            m.d.sync += samples.eq(samples + 1)
+        with m.If(self.updated):
+            m.d.sync += updates.eq(updates + 1)
+        # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
+        # loaded one, or computing); a cycle in which both happen counts once
+        with m.If(~self.idle):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        param = csr.addr[28]
+        bank = csr.addr[BANK_SHIFT:28]
+        word = csr.addr[:BANK_SHIFT]
+        bank_sel = bank[:max(1, (P - 1).bit_length())] if P > 1 else 0
+        bank_ok = (bank < P) & (word < lay.bank_words)
+        is_bias = word >= lay.wdepth  # bus words wdepth.. of a bank are its biases
+        bias_word = Signal(BANK_SHIFT)
+        m.d.comb += bias_word.eq(word - lay.wdepth)
+        rdata, cycles_hi = Signal(32), Signal(32)
+        m.d.comb += csr.rdata.eq(rdata)
+        # registered first: the memories' write multiplexers then switch on a state bit,
+        # not on the idle/bus decode
+        pw = Signal(bus_write_layout(cfg))
+        m.d.comb += [self.param_wr.eq(pw), self.param_rd.word.eq(pw.word), self.param_rd.bias_word.eq(pw.bias_word)]
+        regs_ro = {
+            REG["ID"]: Const(ID_VALUE, 32),
+            REG["CTRL"]: self.mode_infer,
+            REG["STATUS"]: Cat(~idle_r, err_len, err_bus),  # (busy as of the cycle before: idle is a wide OR)
+            REG["LR"]: self.lr,
+            REG["BATCH"]: self.batch,
+            REG["SAMPLES"]: samples,
+            REG["CYCLES_HI"]: cycles_hi,
+            REG["DROPPED"]: dropped,
+            REG["SIGNATURE"]: self.param_signature,
+            REG["UPDATES"]: updates,
+        }
+        with m.FSM(name="csr"):
+            with m.State("IDLE"):
+                with m.If(csr.re | csr.we):
+                    with m.If(param):
+                        with m.If(~idle_r | ~bank_ok):
+                            m.d.sync += [err_bus.eq(1), rdata.eq(0)]
+                            m.next = "ACK"
+                        with m.Else():
+                            m.d.sync += [pw.bias.eq(is_bias), pw.bank.eq(bank_sel), pw.word.eq(word),
+                                         pw.bias_word.eq(bias_word)]
+                            with m.If(csr.we):
+                                m.d.sync += [pw.data.eq(csr.wdata[:WW]), rdata.eq(0)]
+                                m.next = "PARAM_WRITE"
+                            with m.Else():
+                                m.next = "PARAM_ADDR"
+                    with m.Elif(csr.we):
+                        self._write_register(m, err_len, err_bus, idle_r)
+                        m.d.sync += rdata.eq(0)
+                        m.next = "ACK"
+                    with m.Else():
+                        with m.Switch(csr.addr):
+                            for addr, value in regs_ro.items():
+                                with m.Case(addr):
+                                    m.d.sync += rdata.eq(value)
+                            with m.Case(REG["CYCLES_LO"]):
+                                m.d.sync += [rdata.eq(cycles[:32]), cycles_hi.eq(cycles[32:])]
+                            with m.Default():
+                                m.d.sync += [rdata.eq(0), err_bus.eq(1)]
+                        m.next = "ACK"
+            with m.State("PARAM_WRITE"):
+                m.d.comb += self.param_wr.valid.eq(1)
+                m.next = "ACK"
+            with m.State("PARAM_ADDR"):
+                m.d.comb += self.param_rd.valid.eq(1)
+                m.next = "PARAM_READ"
+            self._read_parameter(m, pw, rdata)
+            with m.State("ACK"):  # one cycle; the next cycle may start the next access
+                m.d.comb += csr.ack.eq(1)
+                m.next = "IDLE"
+        return m
+
+    def _write_register(self, m, err_len, err_bus, idle_r):
+        cfg, csr = self._cfg, self.csr
+        with m.Switch(csr.addr):
+            with m.Case(REG["CTRL"]):
+                m.d.sync += self.mode_infer.eq(csr.wdata[0])
+            with m.Case(REG["STATUS"]):  # write 1 to clear the sticky error flags
+                with m.If(csr.wdata[1]):
+                    m.d.sync += err_len.eq(0)
+                with m.If(csr.wdata[2]):
+                    m.d.sync += err_bus.eq(0)
+            with m.Case(REG["LR"]):
+                with m.If((csr.wdata >= 1) & (csr.wdata <= 0xFFFF)):
+                    m.d.sync += self.lr.eq(csr.wdata)
+                with m.Else():
+                    m.d.sync += err_bus.eq(1)
+            with m.Case(REG["BATCH"]):
+                with m.If((csr.wdata >= 1) & (csr.wdata <= cfg.batch_size) & idle_r):
+                    m.d.sync += self.batch.eq(csr.wdata)
+                    m.d.comb += self.batch_restart.eq(1)
+                with m.Else():
+                    m.d.sync += err_bus.eq(1)
+            with m.Default():
+                m.d.sync += err_bus.eq(1)
+
+    def _read_parameter(self, m, pw, rdata):
+        """States PARAM_READ, PARAM_GROUP, PARAM_SELECT: every bank's word registered first
+        (block RAM output straight into a register), then the bank chosen in two registered
+        steps (the banks sit all over the die): within groups of four banks, then among
+        the groups."""
+        P, WW = self._cfg.lanes, self._cfg.weight.width
+        words = [Signal(signed(WW), name=f"csr_word{p}") for p in range(P)]
+        biases = [Signal(signed(WW), name=f"csr_bias{p}") for p in range(P)]
+        n_groups = -(-P // 4)
+        group = [Signal(signed(WW), name=f"csr_group{g}") for g in range(n_groups)]
+        sel = Signal(signed(WW))
+        with m.State("PARAM_READ"):
+            m.d.sync += [words[p].eq(self.w_data[p]) for p in range(P)]
+            m.d.sync += [biases[p].eq(self.b_data[p]) for p in range(P)]
+            m.next = "PARAM_GROUP"
+        with m.State("PARAM_GROUP"):
+            for g in range(n_groups):
+                in_group = Array(Mux(pw.bias, biases[p], words[p]) for p in range(4 * g, min(P, 4 * g + 4)))
+                m.d.sync += group[g].eq(in_group[pw.bank[:2]] if P > 1 else in_group[0])
+            m.next = "PARAM_SELECT"
+        with m.State("PARAM_SELECT"):
+            m.d.comb += sel.eq(Array(group)[pw.bank >> 2] if n_groups > 1 else group[0])
+            m.d.sync += rdata.eq(sel.as_unsigned() | Mux(sel < 0, Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
+            m.next = "ACK"
