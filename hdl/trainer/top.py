@@ -37,6 +37,8 @@ from ..dsp import DSP_KINDS, dsp_for_platform, registered_product
 from ..csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
 from ..layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from ..output import ce_delta, mse_delta
+from .deltas import DeltaStore, eps_width
+from .params import ParameterBanks
 from .registers import ControlRegisters
 from .update import UpdateEngine
 
@@ -111,77 +113,14 @@ class Trainer(wiring.Component):
         softmax_out = cfg.activations[-1] == "softmax"
 
         # ---------------- memories ----------------------------------------------------
-        params = init_params(cfg)
-        wdepth = max(lay.wdepth, 1)
-        ddepth = max(lay.ddepth, 1)
-        winit = [[0] * wdepth for _ in range(P)]
-        binit = [[0] * ddepth for _ in range(P)]
-        for l, w in enumerate(params):
-            for j in range(w.shape[0]):
-                for k in range(w.shape[1] - 1):
-                    b, a = lay.param_location(l, j, k)
-                    winit[b][a] = int(w[j, k])
-                binit[j % P][lay.bias_slot(l, j)] = int(w[j, -1])
-        # A parameter word is never read in the cycle it is written (the sequencer orders
-        # every read after the write it depends on, start_ok included, and the bus only
-        # reaches idle memories), so synthesis need not emulate read-during-write on
-        # these memories: without the attribute yosys adds a write-data register and a
-        # bypass multiplexer after each block RAM's output.
-        NO_RW = {"no_rw_check": 1}
-        wmem = [Memory(shape=signed(WW), depth=wdepth, init=winit[p], attrs=NO_RW) for p in range(P)]
-        for p, mem in enumerate(wmem):
-            m.submodules[f"wmem{p}"] = mem
-        w_rd = [mem.read_port() for mem in wmem]
-        w_wr = [mem.write_port() for mem in wmem]
-        # biases: one word per row slot, read with a block's first forward beat and its last
-        # update beat, written beside the row's last weight
-        bmem = [Memory(shape=signed(WW), depth=ddepth, init=binit[p], attrs=NO_RW) for p in range(P)]
-        for p, mem in enumerate(bmem):
-            m.submodules[f"bmem{p}"] = mem
-        b_rd = [mem.read_port() for mem in bmem]
-        b_wr = [mem.write_port() for mem in bmem]
+        # the lanes' weights and biases (params.py) and deltas and eps (deltas.py)
+        m.submodules.params = banks = ParameterBanks(cfg, lay)
+        m.submodules.deltas = deltas = DeltaStore(cfg, lay, dsp=dsp)
+        EPSW = eps_width(cfg)
+        wdepth, ddepth = max(lay.wdepth, 1), max(lay.ddepth, 1)
+        NO_RW = {"no_rw_check": 1}  # (the loader writes only the buffer the sequencer does not read)
         m.submodules.amem = amem = Memory(shape=signed(AW), depth=lay.adepth, init=[])
         a_rd, a_wr = amem.read_port(), amem.write_port()
-        dmem = [Memory(shape=signed(EW), depth=ddepth, init=[]) for _ in range(P)]
-        for p, mem in enumerate(dmem):
-            m.submodules[f"dmem{p}"] = mem
-        d_wr = [mem.write_port() for mem in dmem]
-        # transparent: the backward pass may read an output delta in the cycle it is written
-        d_rd = [mem.read_port(transparent_for=(w,)) for mem, w in zip(dmem, d_wr)]
-        # eps = lr * delta, written beside each delta one cycle after it (one scalar
-        # multiplier behind a register, one value per cycle), read by the update: no
-        # per-block cycle to form it in the lanes. The read port is transparent: a
-        # one-layer network's update may read an eps in the cycle it is written.
-        EPSW = 17 + EW
-        emem = [Memory(shape=signed(EPSW), depth=ddepth, init=[]) for _ in range(P)]
-        for p, mem in enumerate(emem):
-            m.submodules[f"emem{p}"] = mem
-        e_wr = [mem.write_port() for mem in emem]
-        e_rd = [mem.read_port(transparent_for=(w,)) for mem, w in zip(emem, e_wr)]
-        dw_valid = Signal()  # the delta write stage: a delta made last cycle, its bank and slot
-        dw_lane = Signal(range(P))
-        dw_addr = Signal(range(ddepth))
-        dw_delta = Signal(signed(EW))
-        m.d.sync += dw_valid.eq(0)  # set by write_delta (later statements win)
-        for p in range(P):
-            m.d.comb += [d_wr[p].addr.eq(dw_addr), d_wr[p].data.eq(dw_delta), d_wr[p].en.eq(dw_valid & (dw_lane == p))]
-        ew_valid = Signal()  # the eps stage: the delta written last cycle, its bank and slot
-        ew_lane = Signal(range(P))
-        ew_addr = Signal(range(ddepth))
-        m.d.sync += [ew_valid.eq(dw_valid), ew_lane.eq(dw_lane), ew_addr.eq(dw_addr)]
-        # the eps write stage: lr x delta registered (the multiplier between registers; its
-        # product fans out to every bank's eps memory), written EPS_LAG cycles after the delta
-        ex_valid = Signal()
-        ex_lane = Signal(range(P))
-        ex_addr = Signal(range(ddepth))
-        ex_eps = Signal(signed(EPSW))
-        m.d.sync += [ex_valid.eq(ew_valid), ex_lane.eq(ew_lane), ex_addr.eq(ew_addr)]
-        for p in range(P):
-            m.d.comb += [e_wr[p].addr.eq(ex_addr), e_wr[p].data.eq(ex_eps), e_wr[p].en.eq(ex_valid & (ex_lane == p))]
-
-        def write_delta(addr, lane, delta, en):
-            """delta into bank `lane` at `addr` in the next cycle, its eps EPS_LAG cycles after."""
-            m.d.sync += [dw_valid.eq(en), dw_lane.eq(lane), dw_addr.eq(addr), dw_delta.eq(delta)]
         # input a_0 and targets: two buffers each (loaded while the other one trains)
         # (the loader writes only the buffer the sequencer does not read: no_rw_check)
         m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[], attrs=NO_RW)
@@ -231,8 +170,7 @@ class Trainer(wiring.Component):
         buf_infer = Array(Signal(name=f"buf_infer{b}") for b in range(2))  # its mode, latched at its first beat
         lbuf = Signal()  # buffer the loader fills
         cbuf = Signal()  # buffer the sequencer works on (or starts with next)
-        # the eps stage's multiplier: lr and the delta registered with dw_*, the product with ex_*
-        registered_product(m, lr, dw_delta, ex_eps, dsp=dsp, name="eps_mul")
+        m.d.comb += deltas.lr.eq(lr)
         batch_cnt = Signal(16)
         # this sample completes a mini-batch: a register (it gates every lane's signature),
         # a cycle behind batch_cnt and batch; both change only in cycles after which no
@@ -331,15 +269,15 @@ class Trainer(wiring.Component):
               "klane": s1_klane, "kslot": s1_kslot, "fwd": s1_fwd, "bwd": s1_bwd, "upd": s1_upd, "layer": s1_layer,
               "apply": s1_apply}  # (DONE may change `apply` before the last beats reach stage A)
         for p in range(P):
-            s1[f"w{p}"] = w_rd[p].data
-            s1[f"b{p}"] = b_rd[p].data
+            s1[f"w{p}"] = banks.w_data[p]
+            s1[f"b{p}"] = banks.b_data[p]
         # stage R: the memories' read data straight into registers (a block RAM's output is
         # slow; nothing comes between it and a flip-flop), with the beat's control
         s1["in0"] = s1_in0
         raw = {"a": a_rd.data, "i": i_rd.data}
         for p in range(P):
-            raw[f"dl{p}"] = d_rd[p].data
-            raw[f"e{p}"] = e_rd[p].data
+            raw[f"dl{p}"] = deltas.d_data[p]
+            raw[f"e{p}"] = deltas.e_data[p]
         r1 = stage({**s1, **raw}, "r1")
         d_s1 = Signal(signed(AW))  # backward: sigma'(a_{l-1}[k]) of the k read, formed in stage R
         for kind, unit in act_d.items():
@@ -391,9 +329,7 @@ class Trainer(wiring.Component):
 
         # ---------------- CSR access to parameters (only while idle) -----------------
         idle = Signal()
-        # default addresses
-        for p in range(P):
-            m.d.comb += [w_rd[p].addr.eq(iss_waddr), b_rd[p].addr.eq(iss_slot)]
+        m.d.comb += [banks.addr.eq(iss_waddr), banks.slot.eq(iss_slot)]
 
         # ---------------- loader: s_data -> the free input buffer --------------------
         # Runs beside the sequencer: the next sample's beats are taken while the current one
@@ -524,7 +460,8 @@ class Trainer(wiring.Component):
 
         def write_output_delta(delta):
             """delta_L[j] (and eps = lr x delta) into bank j_lane, slot j_slot; next j."""
-            write_delta(lay.dbase(L - 1) + j_slot, j_lane, delta, ~cur_infer)
+            m.d.comb += [deltas.out_delta.valid.eq(~cur_infer), deltas.out_delta.lane.eq(j_lane),
+                         deltas.out_delta.addr.eq(lay.dbase(L - 1) + j_slot), deltas.out_delta.delta.eq(delta)]
             with m.If(j_lane == P - 1):
                 m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
             with m.Else():
@@ -709,8 +646,7 @@ class Trainer(wiring.Component):
                             iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
                             a_rd.addr.eq(kaddr),
                         ]
-                        for p in range(P):
-                            m.d.comb += d_rd[p].addr.eq(slot)
+                        m.d.comb += deltas.d_addr.eq(slot)
                         with m.If(is_last_rb):
                             m.d.sync += rb_reset(l)
                             m.d.sync += waddr.eq(lay.wbase(l) + k_cnt + 1)
@@ -737,8 +673,7 @@ class Trainer(wiring.Component):
                     m.d.comb += [
                         iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k),
                     ]
-                    for p in range(P):
-                        m.d.comb += e_rd[p].addr.eq(slot)
+                    m.d.comb += deltas.e_addr.eq(slot)
                     if l == 0:
                         m.d.comb += i_rd.addr.eq(kaddr)
                     else:
@@ -912,8 +847,8 @@ class Trainer(wiring.Component):
                      b_s.eq(saturate(b_round, cfg.error)), b_d1.eq(b_d0),
                      b_p.eq(b_s * b_d1),
                      b_pround.eq(round_shift(b_p, af))]
-        with m.If(bq_valid[3]):
-            write_delta(bq_addr[3], bq_lane[3], saturate(b_pround, cfg.error), 1)
+        m.d.comb += [deltas.bwd_delta.valid.eq(bq_valid[3]), deltas.bwd_delta.lane.eq(bq_lane[3]),
+                     deltas.bwd_delta.addr.eq(bq_addr[3]), deltas.bwd_delta.delta.eq(saturate(b_pround, cfg.error))]
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
         with m.If(r1["upd"]):
@@ -925,24 +860,14 @@ class Trainer(wiring.Component):
         for p in range(P):
             m.d.comb += [upd.w[p].eq(sa[f"w{p}"]), upd.b[p].eq(sa[f"b{p}"]), upd.grad[p].eq(prod[p]),
                          upd.eps[p].eq(eps_a[p])]
-            m.d.comb += [w_wr[p].addr.eq(upd.w_wr[p].addr), w_wr[p].data.eq(upd.w_wr[p].data),
-                         w_wr[p].en.eq(upd.w_wr[p].en), b_wr[p].addr.eq(upd.b_wr[p].addr),
-                         b_wr[p].data.eq(upd.b_wr[p].data), b_wr[p].en.eq(upd.b_wr[p].en)]
+            wiring.connect(m, upd.w_wr[p], banks.w_wr[p])
+            wiring.connect(m, upd.b_wr[p], banks.b_wr[p])
 
         # ---------------- the bus's parameter accesses (the trainer is idle) ----------------
         m.d.comb += [regs.param_signature.eq(upd.param_signature), self.param_signature.eq(upd.param_signature)]
-        m.d.comb += [regs.w_data[p].eq(w_rd[p].data) for p in range(P)]
-        m.d.comb += [regs.b_data[p].eq(b_rd[p].data) for p in range(P)]
+        m.d.comb += [regs.w_data[p].eq(banks.w_data[p]) for p in range(P)]
+        m.d.comb += [regs.b_data[p].eq(banks.b_data[p]) for p in range(P)]
+        m.d.comb += [banks.bus_wr.eq(regs.param_wr), banks.bus_rd.eq(regs.param_rd)]
         with m.If(regs.batch_restart):
             m.d.sync += batch_cnt.eq(0)
-        pwr, prd = regs.param_wr, regs.param_rd
-        with m.If(pwr.valid):
-            for p in range(P):
-                with m.If(pwr.bias):
-                    m.d.comb += [b_wr[p].addr.eq(pwr.bias_word), b_wr[p].data.eq(pwr.data), b_wr[p].en.eq(pwr.bank == p)]
-                with m.Else():
-                    m.d.comb += [w_wr[p].addr.eq(pwr.word), w_wr[p].data.eq(pwr.data), w_wr[p].en.eq(pwr.bank == p)]
-        with m.If(prd.valid):
-            for p in range(P):
-                m.d.comb += [w_rd[p].addr.eq(prd.word), b_rd[p].addr.eq(prd.bias_word)]
         return m
