@@ -37,7 +37,9 @@ from ..dsp import DSP_KINDS, dsp_for_platform, registered_product
 from ..csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignature
 from ..layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from ..output import ce_delta, mse_delta
+from .beat import beat_layout
 from .deltas import DeltaStore, eps_width
+from .loader import SampleLoader
 from .params import ParameterBanks
 from .registers import ControlRegisters
 from .update import UpdateEngine
@@ -45,15 +47,6 @@ from .update import UpdateEngine
 __all__ = ["Trainer", "beat_layout"]
 
 
-
-
-def beat_layout(cfg: Config):
-    """AXI4-Stream-like beat: one act-format code and ``last`` (tlast)."""
-    return data.StructLayout({"data": signed(cfg.act.width), "last": 1})
-
-
-def _bits(n):
-    return max(1, (n - 1).bit_length())
 
 
 class Trainer(wiring.Component):
@@ -123,11 +116,6 @@ class Trainer(wiring.Component):
         a_rd, a_wr = amem.read_port(), amem.write_port()
         # input a_0 and targets: two buffers each (loaded while the other one trains)
         # (the loader writes only the buffer the sequencer does not read: no_rw_check)
-        m.submodules.imem = imem = Memory(shape=signed(AW), depth=lay.idepth, init=[], attrs=NO_RW)
-        i_rd, i_wr = imem.read_port(), imem.write_port()
-        m.submodules.tmem = tmem = Memory(shape=signed(AW), depth=lay.tdepth, init=[], attrs=NO_RW)
-        t_rd, t_wr = tmem.read_port(), tmem.write_port()
-
         # ---------------- activation units (one per kind in use) ----------------------
         act_fn, act_d = {}, {}
         for kind in set(cfg.activations) - {"softmax"}:
@@ -166,9 +154,12 @@ class Trainer(wiring.Component):
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         mode_infer, lr, batch = regs.mode_infer, regs.lr, regs.batch
         cur_infer = Signal()  # mode of the sample the sequencer works on
-        buf_full = Array(Signal(name=f"buf_full{b}") for b in range(2))  # buffer holds a whole sample
-        buf_infer = Array(Signal(name=f"buf_infer{b}") for b in range(2))  # its mode, latched at its first beat
-        lbuf = Signal()  # buffer the loader fills
+        # the sample loader: s_data into the free one of two input buffers (loader.py)
+        m.submodules.loader = loader = SampleLoader(cfg, lay)
+        wiring.connect(m, wiring.flipped(self.s_data), loader.s_data)
+        buf_full, buf_infer = Array(loader.full), Array(loader.infer)
+        m.d.comb += [loader.mode_infer.eq(mode_infer), regs.len_error.eq(loader.len_error),
+                     regs.dropped.eq(loader.dropped)]
         cbuf = Signal()  # buffer the sequencer works on (or starts with next)
         m.d.comb += deltas.lr.eq(lr)
         batch_cnt = Signal(16)
@@ -274,7 +265,7 @@ class Trainer(wiring.Component):
         # stage R: the memories' read data straight into registers (a block RAM's output is
         # slow; nothing comes between it and a flip-flop), with the beat's control
         s1["in0"] = s1_in0
-        raw = {"a": a_rd.data, "i": i_rd.data}
+        raw = {"a": a_rd.data, "i": loader.i_data}
         for p in range(P):
             raw[f"dl{p}"] = deltas.d_data[p]
             raw[f"e{p}"] = deltas.e_data[p]
@@ -330,47 +321,6 @@ class Trainer(wiring.Component):
         # ---------------- CSR access to parameters (only while idle) -----------------
         idle = Signal()
         m.d.comb += [banks.addr.eq(iss_waddr), banks.slot.eq(iss_slot)]
-
-        # ---------------- loader: s_data -> the free input buffer --------------------
-        # Runs beside the sequencer: the next sample's beats are taken while the current one
-        # trains. A buffer is `full` from its sample's last beat until the sequencer's DONE.
-        load_cnt = Signal(range(n_in0 + n_outL + 1))
-        skipping = Signal()  # too long: consuming up to and including `last`, then dropped
-        load_mode = Signal()  # mode of the sample being loaded (CTRL until its first beat)
-        expect = Signal(range(n_in0 + n_outL + 1))
-        m.d.comb += [
-            load_mode.eq(Mux(load_cnt == 0, mode_infer, buf_infer[lbuf])),
-            expect.eq(Mux(load_mode, n_in0, n_in0 + n_outL)),
-        ]
-        beat = self.s_data.payload
-        with m.If(skipping):
-            m.d.comb += self.s_data.ready.eq(1)
-            with m.If(self.s_data.valid & beat.last):
-                m.d.sync += skipping.eq(0)
-                m.d.comb += regs.dropped.eq(1)
-        with m.Else():
-            m.d.comb += self.s_data.ready.eq(~buf_full[lbuf])
-            with m.If(self.s_data.valid & ~buf_full[lbuf]):
-                with m.If(load_cnt == 0):
-                    m.d.sync += buf_infer[lbuf].eq(mode_infer)
-                with m.If(load_cnt < n_in0):
-                    m.d.comb += [i_wr.addr.eq(Mux(lbuf, lay.ibase(1), 0) + load_cnt), i_wr.data.eq(beat.data),
-                                 i_wr.en.eq(1)]
-                with m.Else():
-                    m.d.comb += [t_wr.addr.eq(Mux(lbuf, lay.tbase(1), 0) + load_cnt - n_in0),
-                                 t_wr.data.eq(beat.data), t_wr.en.eq(1)]
-                with m.If(load_cnt == expect - 1):
-                    m.d.sync += load_cnt.eq(0)
-                    with m.If(beat.last):
-                        m.d.sync += [buf_full[lbuf].eq(1), lbuf.eq(~lbuf)]
-                    with m.Else():
-                        m.d.sync += skipping.eq(1)
-                        m.d.comb += regs.len_error.eq(1)
-                with m.Elif(beat.last):  # too short: drop
-                    m.d.sync += load_cnt.eq(0)
-                    m.d.comb += [regs.len_error.eq(1), regs.dropped.eq(1)]
-                with m.Else():
-                    m.d.sync += load_cnt.eq(load_cnt + 1)
 
         # ---------------- sequencer ---------------------------------------------------
         k_cnt = Signal(range(max_in + 1))
@@ -472,7 +422,8 @@ class Trainer(wiring.Component):
             next one if it is loaded (its buffer full: from the cycle after its last beat,
             so the start does not hang off the stream's handshake)."""
             # SAMPLES and UPDATES count it when its last parameter is written (stage A)
-            m.d.sync += [buf_full[cbuf].eq(0), cbuf.eq(~cbuf), retire_sample.eq(1),
+            m.d.comb += [loader.release.eq(1), loader.release_buf.eq(cbuf)]
+            m.d.sync += [cbuf.eq(~cbuf), retire_sample.eq(1),
                          retire_update.eq(~cur_infer & apply)]
             with m.If(~cur_infer):
                 with m.If(apply):
@@ -511,7 +462,7 @@ class Trainer(wiring.Component):
                     # (a block's last beat still in the pipeline will start the drain)
                     stall = is_last_k & (drain_active | last_in_flight)
                     if l == 0:
-                        m.d.comb += i_rd.addr.eq(kaddr)
+                        m.d.comb += loader.i_addr.eq(kaddr)
                     else:
                         m.d.comb += a_rd.addr.eq(kaddr)
                     with m.If(~stall):
@@ -556,7 +507,7 @@ class Trainer(wiring.Component):
                         done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
                         # the target of Z's element (index sm_count) is read the cycle before
                         # it is needed: as the element enters Z (index sm_count + sm_z_full)
-                        m.d.comb += t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + sm_z_full)
+                        m.d.comb += loader.t_addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + sm_z_full)
                         m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
                                      sm_full.eq(smax.o.valid),
                                      sm_al.eq(smax.aligned_product(sm_prod, sm_k)), sm_al_full.eq(sm_full),
@@ -564,7 +515,7 @@ class Trainer(wiring.Component):
                                      sm_p.eq(smax.saturate_probability(sm_r)), sm_z_full.eq(sm_y_full)]
                         with m.If(emit):
                             m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
-                            write_output_delta(ce_delta(sm_p, t_rd.data, cfg))
+                            write_output_delta(ce_delta(sm_p, loader.t_data, cfg))
                             m.d.sync += sm_count.eq(sm_count + 1)
                     with m.If(done):
                         m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
@@ -588,7 +539,7 @@ class Trainer(wiring.Component):
             if not softmax_out:  # (softmax: the FWDW state of the last layer does this)
                 with m.State("OUT"):
                     # one code per cycle: read j_iss, write j_cnt (the read of the cycle before)
-                    m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_iss), t_rd.addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
+                    m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_iss), loader.t_addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
                     # the write in flight must find room: issue only while level + pending < depth - 1
                     # (the FIFO's w_rdy is `inner level < depth - 1`; level >= inner level)
                     room = ofifo.level + out_pending < ofifo_depth - 1
@@ -605,7 +556,7 @@ class Trainer(wiring.Component):
                             ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
                             ofifo.w_en.eq(1),
                         ]
-                        m.d.sync += [out_a.eq(a_out), out_t.eq(t_rd.data),
+                        m.d.sync += [out_a.eq(a_out), out_t.eq(loader.t_data),
                                      out_last.eq(j_cnt == n_outL - 1), j_cnt.eq(j_cnt + 1)]
                     # stage 2: sigma'(a) registered
                     m.d.sync += [out_d.eq(act_d[cfg.activations[-1]].d), out_a3.eq(out_a), out_t3.eq(out_t),
@@ -675,7 +626,7 @@ class Trainer(wiring.Component):
                     ]
                     m.d.comb += deltas.e_addr.eq(slot)
                     if l == 0:
-                        m.d.comb += i_rd.addr.eq(kaddr)
+                        m.d.comb += loader.i_addr.eq(kaddr)
                     else:
                         m.d.comb += a_rd.addr.eq(kaddr)
                     if l == L - 1:  # the signature folds the parameters of this update only
@@ -718,7 +669,7 @@ class Trainer(wiring.Component):
         # idle: no sample anywhere in the trainer (none computing, none loaded, no beat of
         # one taken): parameters are stable and the bus may access them
         m.d.comb += seq_run.eq(~fsm_seq.ongoing("IDLE"))
-        m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & (load_cnt == 0) & ~skipping &
+        m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & ~loader.loading &
                             ~pipe_busy & ~upd.f_valid & ~retire_sample & (ret_line == 0))
         m.d.comb += [self.busy.eq(~idle), regs.idle.eq(idle)]
         # ---------------- stage 1: multiply / accumulate per phase -------------------
