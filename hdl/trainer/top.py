@@ -38,6 +38,7 @@ from ..csr import BANK_SHIFT, CTRL_INFER, ID_VALUE, PARAM_WINDOW, REG, CsrSignat
 from ..layout import DRAIN_WRITE_LAG, EPS_LAG, PIPE_LATENCY, UPDATE_LATENCY, Layout, bwd_delta_lag, check_limits, tree_stages
 from ..output import ce_delta, mse_delta
 from .beat import beat_layout
+from .backward import BackwardReduction
 from .deltas import DeltaStore, eps_width
 from .loader import SampleLoader
 from .params import ParameterBanks
@@ -378,13 +379,6 @@ class Trainer(wiring.Component):
         sm_y_full = Signal()
         sm_p = Signal(signed(AW))  # a probability saturated from sm_r, registered
         sm_z_full = Signal()
-        bwd_s2 = Signal()
-        bwd_sum = Signal(signed(BAW))
-        bwd_acc = Signal(signed(BAW))
-        bwd_d = Signal(signed(AW))  # sigma'(a_{l-1}[k]) for the k in the backward pass
-        bwd_layer = Signal(range(L + 1))
-        bwd_klane = Signal(range(P))
-        bwd_kslot = Signal.like(k_slot, name="bwd_kslot")
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
         BDL = bwd_delta_lag(P)
         wait_cnt = Signal(range(BDL + 1))
@@ -693,7 +687,6 @@ class Trainer(wiring.Component):
                 if P > 1:  # (one lane: every row is a block's last, the lane count is not kept)
                     m.d.sync += [drain_sel.eq(drain_sel + 1),
                                  drain_last.eq((drain_sel + 1 == P - 1) | (drain_row + 2 >= n_out_of[drain_layer]))]
-        m.d.sync += bwd_s2.eq(0)
 
         # forward MAC + snapshot for the drain unit
         with m.If(r1["fwd"]):
@@ -746,7 +739,6 @@ class Trainer(wiring.Component):
                             m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + zr_row), a_wr.data.eq(act_fn[kind].a),
                                          a_wr.en.eq(1)]
         # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
-        tree = Signal(signed(BAW))
         with m.If(r1["bwd"]):
             for p in range(P):
                 m.d.comb += [mul_a[p].eq(r1[f"w{p}"]), mul_b[p].eq(Mux(row_valid1[p], r1[f"dl{p}"], 0))]
@@ -755,51 +747,13 @@ class Trainer(wiring.Component):
                 for l in range(1, L):
                     with m.Case(l):
                         m.d.comb += d_s1.eq(act_d[cfg.activations[l - 1]].d)
-        # stages T (layout.tree_stages(P) of them): the products summed in groups of four per
-        # stage, each registered with the beat's control, until at most two sums are left;
-        # these are added to the running sum
-        part = list(prod)
-        st = {key: sa[key] for key in ("first", "last", "layer", "d", "klane", "kslot")}
-        st_valid = sa["valid"] & sa["bwd"]
-        for level in range(tree_stages(P)):
-            groups = [part[i:i + 4] for i in range(0, len(part), 4)]
-            nxt = [Signal(signed(BAW), name=f"tree{level}_{g}") for g in range(len(groups))]
-            m.d.sync += [nxt[g].eq(sum(grp)) for g, grp in enumerate(groups)]
-            reg = {key: Signal.like(v, name=f"st{level}_{key}") for key, v in st.items()}
-            reg_valid = Signal(name=f"st{level}_valid")
-            m.d.sync += [reg_valid.eq(st_valid)] + [reg[key].eq(st[key]) for key in st]
-            part, st, st_valid = nxt, reg, reg_valid
-        assert len(part) <= 2
-        m.d.comb += tree.eq(sum(part))
-        with m.If(st_valid):
-            m.d.sync += bwd_acc.eq(Mux(st["first"], tree, bwd_acc + tree))
-            with m.If(st["last"]):
-                m.d.sync += [bwd_sum.eq(Mux(st["first"], tree, bwd_acc + tree)), bwd_s2.eq(1),
-                             bwd_layer.eq(st["layer"]), bwd_d.eq(st["d"]),
-                             bwd_klane.eq(st["klane"]), bwd_kslot.eq(st["kslot"])]
-        # four stages after the sum, each narrowing split in two (a wide rounding add, then
-        # the compares and select of the saturation): the sum rounded; saturated to the error
-        # format (s); s x sigma'(a_k); that rounded; then saturated on its way to the delta
-        # write (bwd_delta_lag counts them)
-        dslot_of = Array(Const(lay.dbase(l - 1) if l >= 1 else 0, range(ddepth)) for l in range(L))
-        bq_valid = [Signal(name=f"bq{i}_valid") for i in range(4)]
-        bq_lane = [Signal.like(bwd_klane, name=f"bq{i}_lane") for i in range(4)]
-        bq_addr = [Signal(range(ddepth), name=f"bq{i}_addr") for i in range(4)]
-        m.d.sync += [bq_valid[0].eq(bwd_s2), bq_lane[0].eq(bwd_klane),
-                     bq_addr[0].eq(dslot_of[bwd_layer] + bwd_kslot)]
-        for i in range(1, 4):
-            m.d.sync += [bq_valid[i].eq(bq_valid[i - 1]), bq_lane[i].eq(bq_lane[i - 1]), bq_addr[i].eq(bq_addr[i - 1])]
-        b_round = Signal(round_shift(bwd_sum, wf).shape())  # requantize(sum, wf + ef, error), halves
-        b_s = Signal(signed(EW))
-        b_d0, b_d1 = Signal.like(bwd_d, name="b_d0"), Signal.like(bwd_d, name="b_d1")
-        b_p = Signal(signed(EW + AW))  # s x sigma'(a)
-        b_pround = Signal(round_shift(b_p, af).shape())  # requantize(p, ef + af, error), halves
-        m.d.sync += [b_round.eq(round_shift(bwd_sum, wf)), b_d0.eq(bwd_d),
-                     b_s.eq(saturate(b_round, cfg.error)), b_d1.eq(b_d0),
-                     b_p.eq(b_s * b_d1),
-                     b_pround.eq(round_shift(b_p, af))]
-        m.d.comb += [deltas.bwd_delta.valid.eq(bq_valid[3]), deltas.bwd_delta.lane.eq(bq_lane[3]),
-                     deltas.bwd_delta.addr.eq(bq_addr[3]), deltas.bwd_delta.delta.eq(saturate(b_pround, cfg.error))]
+        # the backward reduction: adder tree, running sum, delta_{l-1} (backward.py)
+        m.submodules.backward = bwd = BackwardReduction(cfg, lay, prod_shape=prod[0].shape())
+        m.d.comb += [bwd.beat.valid.eq(sa["valid"] & sa["bwd"]), bwd.beat.first.eq(sa["first"]),
+                     bwd.beat.last.eq(sa["last"]), bwd.beat.layer.eq(sa["layer"]), bwd.beat.d.eq(sa["d"]),
+                     bwd.beat.klane.eq(sa["klane"]), bwd.beat.kslot.eq(sa["kslot"])]
+        m.d.comb += [bwd.prod[p].eq(prod[p]) for p in range(P)]
+        m.d.comb += deltas.bwd_delta.eq(bwd.delta)
 
         # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
         with m.If(r1["upd"]):
