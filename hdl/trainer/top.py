@@ -40,6 +40,7 @@ from ..output import ce_delta, mse_delta
 from .beat import beat_layout
 from .backward import BackwardReduction
 from .deltas import DeltaStore, eps_width
+from .drain import ForwardDrain
 from .loader import SampleLoader
 from .params import ParameterBanks
 from .registers import ControlRegisters
@@ -113,16 +114,14 @@ class Trainer(wiring.Component):
         EPSW = eps_width(cfg)
         wdepth, ddepth = max(lay.wdepth, 1), max(lay.ddepth, 1)
         NO_RW = {"no_rw_check": 1}  # (the loader writes only the buffer the sequencer does not read)
-        m.submodules.amem = amem = Memory(shape=signed(AW), depth=lay.adepth, init=[])
-        a_rd, a_wr = amem.read_port(), amem.write_port()
+        # the forward drain: requantize + activate a block's sums, the activations (drain.py)
+        m.submodules.drain = drain = ForwardDrain(cfg, lay)
         # input a_0 and targets: two buffers each (loaded while the other one trains)
         # (the loader writes only the buffer the sequencer does not read: no_rw_check)
         # ---------------- activation units (one per kind in use) ----------------------
-        act_fn, act_d = {}, {}
+        act_d = {}
         for kind in set(cfg.activations) - {"softmax"}:
-            act_fn[kind] = ActivationFunction(cfg, kind)
             act_d[kind] = ActivationDerivative(cfg, kind)
-            m.submodules[f"act_{kind}"] = act_fn[kind]
             m.submodules[f"actd_{kind}"] = act_d[kind]
             # derivatives are taken of the activation memory's read data, registered once
             # (stage R's copy; output pass and backward pass), and registered again, so no
@@ -198,9 +197,6 @@ class Trainer(wiring.Component):
         FAW = cfg.forward_acc_width()
         BAW = cfg.backward_acc_width()
         acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]
-        # the drain's copy of a block's sums, a shift register: the drain takes lane 0 and
-        # shifts (no P-way select in front of the requantizer)
-        shadow = [Signal(signed(FAW), name=f"shadow{p}") for p in range(P)]
 
         # datapath phase selection (comb), drives the multiplier operands
         ph_fwd, ph_bwd, ph_upd = Signal(), Signal(), Signal()
@@ -266,7 +262,7 @@ class Trainer(wiring.Component):
         # stage R: the memories' read data straight into registers (a block RAM's output is
         # slow; nothing comes between it and a flip-flop), with the beat's control
         s1["in0"] = s1_in0
-        raw = {"a": a_rd.data, "i": loader.i_data}
+        raw = {"a": drain.a_data, "i": loader.i_data}
         for p in range(P):
             raw[f"dl{p}"] = deltas.d_data[p]
             raw[f"e{p}"] = deltas.e_data[p]
@@ -298,25 +294,7 @@ class Trainer(wiring.Component):
         a_in = Signal(signed(AW))  # activation operand in stage R
         m.d.comb += a_in.eq(Mux(r1["in0"], r1["i"], r1["a"]))
 
-        # ---------------- drain unit (forward): requantize + activate P sums ----------
-        drain_active = Signal()
-        drain_sel = Signal(range(P + 1))
-        drain_layer = Signal(range(L + 1))
-        drain_row = Signal(range(max_rows + 1))  # the block's first row + drain_sel, kept as a counter
-        drain_row_valid = Signal()
-        drain_stall = Signal()
-        # the drain's two register stages: the sum rounded to act's fraction bits (zq), then
-        # saturated (zr), each with its row and layer; requantize(sum, wf + af, act) in halves
-        zq = Signal(round_shift(shadow[0], wf).shape())
-        zq_valid = Signal()
-        zq_row = Signal.like(drain_row, name="zq_row")
-        zq_layer = Signal.like(drain_layer, name="zq_layer")
-        zr = Signal(signed(AW))
-        zr_valid = Signal()
-        zr_row = Signal.like(drain_row, name="zr_row")
-        zr_layer = Signal.like(drain_layer, name="zr_layer")
         n_out_of = Array(Const(cfg.layers[l + 1], range(max(cfg.layers[1:]) + 1)) for l in range(L))
-        m.d.comb += drain_row_valid.eq(drain_row < n_out_of[drain_layer])
 
 
         # ---------------- CSR access to parameters (only while idle) -----------------
@@ -454,11 +432,11 @@ class Trainer(wiring.Component):
                     is_last_k = k_last
                     # the snapshot at the end of this block needs the drain free
                     # (a block's last beat still in the pipeline will start the drain)
-                    stall = is_last_k & (drain_active | last_in_flight)
+                    stall = is_last_k & (drain.active | last_in_flight)
                     if l == 0:
                         m.d.comb += loader.i_addr.eq(kaddr)
                     else:
-                        m.d.comb += a_rd.addr.eq(kaddr)
+                        m.d.comb += drain.a_addr.eq(kaddr)
                     with m.If(~stall):
                         m.d.comb += [iss_valid.eq(1), iss_first.eq(k_cnt == 0), iss_last.eq(is_last_k)]
                         m.d.sync += waddr.eq(waddr + 1)
@@ -482,7 +460,7 @@ class Trainer(wiring.Component):
                 with m.State(f"FWDW{l}"):
                     m.d.comb += layer_of_state.eq(l)
                     m.d.comb += ph_fwd.eq(1)
-                    done = ~pipe_busy & ~drain_active & ~zq_valid & ~zr_valid
+                    done = ~pipe_busy & ~drain.busy
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
@@ -533,7 +511,7 @@ class Trainer(wiring.Component):
             if not softmax_out:  # (softmax: the FWDW state of the last layer does this)
                 with m.State("OUT"):
                     # one code per cycle: read j_iss, write j_cnt (the read of the cycle before)
-                    m.d.comb += [a_rd.addr.eq(lay.abase(L) + j_iss), loader.t_addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
+                    m.d.comb += [drain.a_addr.eq(lay.abase(L) + j_iss), loader.t_addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
                     # the write in flight must find room: issue only while level + pending < depth - 1
                     # (the FIFO's w_rdy is `inner level < depth - 1`; level >= inner level)
                     room = ofifo.level + out_pending < ofifo_depth - 1
@@ -545,7 +523,7 @@ class Trainer(wiring.Component):
                     # for the derivative unit)
                     m.d.sync += [out_s2.eq(out_pending), out_s3.eq(out_s2)]
                     with m.If(out_pending):
-                        a_out = a_rd.data
+                        a_out = drain.a_data
                         m.d.comb += [
                             ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
                             ofifo.w_en.eq(1),
@@ -589,7 +567,7 @@ class Trainer(wiring.Component):
                         is_last_rb = rb_cnt == nb - 1
                         m.d.comb += [
                             iss_valid.eq(1), iss_first.eq(rb_cnt == 0), iss_last.eq(is_last_rb),
-                            a_rd.addr.eq(kaddr),
+                            drain.a_addr.eq(kaddr),
                         ]
                         m.d.comb += deltas.d_addr.eq(slot)
                         with m.If(is_last_rb):
@@ -622,7 +600,7 @@ class Trainer(wiring.Component):
                     if l == 0:
                         m.d.comb += loader.i_addr.eq(kaddr)
                     else:
-                        m.d.comb += a_rd.addr.eq(kaddr)
+                        m.d.comb += drain.a_addr.eq(kaddr)
                     if l == L - 1:  # the signature folds the parameters of this update only
                         m.d.comb += upd.sig_clear.eq(apply & (rb_cnt == 0) & (k_cnt == 0))
                     m.d.sync += waddr.eq(waddr + 1)  # blocks are contiguous in every bank
@@ -673,21 +651,6 @@ class Trainer(wiring.Component):
             m.d.comb += [s1_rv[p].eq(s1_rowbase + p < n_out_of[s1_layer]),
                          row_valid1[p].eq(r1["rv"][p]), row_valid[p].eq(sa["rv"][p])]
 
-        # Later statements win in Amaranth: every "advance/clear" comes before the "start"
-        # that may happen in the same cycle.
-        # drain_last (a register: the end test is known a cycle ahead) marks the block's last
-        # row; the shift runs on every advance (after the last row it moves nothing used)
-        drain_last = Signal()
-        with m.If(drain_active & ~drain_stall):
-            m.d.sync += [shadow[p].eq(shadow[p + 1]) for p in range(P - 1)]
-            with m.If(drain_last):
-                m.d.sync += drain_active.eq(0)
-            with m.Else():
-                m.d.sync += drain_row.eq(drain_row + 1)
-                if P > 1:  # (one lane: every row is a block's last, the lane count is not kept)
-                    m.d.sync += [drain_sel.eq(drain_sel + 1),
-                                 drain_last.eq((drain_sel + 1 == P - 1) | (drain_row + 2 >= n_out_of[drain_layer]))]
-
         # forward MAC + snapshot for the drain unit
         with m.If(r1["fwd"]):
             for p in range(P):
@@ -699,45 +662,14 @@ class Trainer(wiring.Component):
         with m.If(sa["fwd"] & sa["valid"]):
             for p in range(P):
                 m.d.sync += acc[p].eq(fwd_sum[p])
-            with m.If(sa["last"]):
-                for p in range(P):
-                    m.d.sync += shadow[p].eq(fwd_sum[p])
-                m.d.sync += [drain_active.eq(1), drain_row.eq(sa["rowbase"]),
-                             drain_layer.eq(sa["layer"]),
-                             drain_last.eq(~sa["rv"][1] if P > 1 else 1)]  # (row 1 of the block is past the layer)
-                if P > 1:
-                    m.d.sync += drain_sel.eq(0)
+        m.d.comb += [drain.snapshot.valid.eq(sa["fwd"] & sa["valid"] & sa["last"]),
+                     drain.snapshot.rowbase.eq(sa["rowbase"]), drain.snapshot.layer.eq(sa["layer"]),
+                     drain.snapshot.one_row.eq(~sa["rv"][1] if P > 1 else 1)]  # (row 1 of the block is past the layer)
+        m.d.comb += [drain.sums[p].eq(fwd_sum[p]) for p in range(P)]
 
-        # drain: one lane per cycle, rounded into zq, saturated into zr; from there it is
-        # activated and written as a_{l+1}, or feeds the softmax unit. zq and zr always move
-        # on (their consumers always take them); only the drain's head may wait, on
-        # registers: a softmax layer's rows until the softmax unit takes logits and the
-        # output FIFO has room for the whole vector (sm_go). Once a vector's first row
-        # goes, neither can change before its last row is in: the unit takes logits until
-        # the last, and the FIFO's level only falls until the first probability is written.
-        m.d.sync += [zr.eq(saturate(zq, cfg.act)), zr_valid.eq(zq_valid), zr_row.eq(zq_row), zr_layer.eq(zq_layer)]
-        with m.If(drain_active & ~drain_stall):
-            m.d.sync += [zq.eq(round_shift(shadow[0], wf)), zq_valid.eq(drain_row_valid), zq_row.eq(drain_row),
-                         zq_layer.eq(drain_layer)]
-        with m.Else():
-            m.d.sync += zq_valid.eq(0)
         if softmax_out:
-            sm_go = Signal()
-            m.d.sync += sm_go.eq(out_room & smax.i.ready)
-            m.d.comb += drain_stall.eq((drain_layer == L - 1) & ~sm_go)
-            # zr's logit for the softmax unit: valid and last decoded as zq moves into zr
-            zr_sm_valid, zr_sm_last = Signal(), Signal()
-            m.d.sync += [zr_sm_valid.eq(zq_valid & (zq_layer == L - 1)), zr_sm_last.eq(zq_row == n_outL - 1)]
-            m.d.comb += [smax.i.payload.z.eq(zr), smax.i.payload.last.eq(zr_sm_last), smax.i.valid.eq(zr_sm_valid)]
-        with m.Switch(zr_layer):
-            for l in range(L):
-                with m.Case(l):
-                    kind = cfg.activations[l]
-                    if kind != "softmax":  # (the softmax unit's input is wired above)
-                        m.d.comb += act_fn[kind].z.eq(zr)
-                        with m.If(zr_valid):
-                            m.d.comb += [a_wr.addr.eq(lay.abase(l + 1) + zr_row), a_wr.data.eq(act_fn[kind].a),
-                                         a_wr.en.eq(1)]
+            m.d.comb += drain.room.eq(out_room)
+            wiring.connect(m, drain.logit, smax.i)
         # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
         with m.If(r1["bwd"]):
             for p in range(P):
