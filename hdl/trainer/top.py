@@ -42,6 +42,7 @@ from .backward import BackwardReduction
 from .deltas import DeltaStore, eps_width
 from .drain import ForwardDrain
 from .loader import SampleLoader
+from .output_stage import OutputStage
 from .params import ParameterBanks
 from .registers import ControlRegisters
 from .update import UpdateEngine
@@ -116,37 +117,19 @@ class Trainer(wiring.Component):
         NO_RW = {"no_rw_check": 1}  # (the loader writes only the buffer the sequencer does not read)
         # the forward drain: requantize + activate a block's sums, the activations (drain.py)
         m.submodules.drain = drain = ForwardDrain(cfg, lay)
-        # input a_0 and targets: two buffers each (loaded while the other one trains)
-        # (the loader writes only the buffer the sequencer does not read: no_rw_check)
         # ---------------- activation units (one per kind in use) ----------------------
         act_d = {}
         for kind in set(cfg.activations) - {"softmax"}:
             act_d[kind] = ActivationDerivative(cfg, kind)
             m.submodules[f"actd_{kind}"] = act_d[kind]
-            # derivatives are taken of the activation memory's read data, registered once
-            # (stage R's copy; output pass and backward pass), and registered again, so no
-            # multiplier follows another in a cycle (wired below, once r1 exists)
-        if softmax_out:
-            from ..output import SoftmaxUnit
-            m.submodules.softmax = smax = SoftmaxUnit(cfg, raw_product=True)
-
-        # ---------------- output FIFO ---------------------------------------------------
-        # OUT writes one code per cycle, issued a cycle ahead: it issues only while the FIFO's
-        # level leaves room for the write in flight, so it can hold n_out + 1 codes
-        ofifo_depth = max(5, n_outL + 2)
-        m.submodules.ofifo = ofifo = fifo.SyncFIFOBuffered(width=AW + 1, depth=ofifo_depth)
-        # softmax: the FIFO can take a whole output vector without a stall (w_rdy is `inner
-        # level < depth - 1`, inner level <= level); the drain sends the logits only then
-        # (sm_go below)
-        out_room = Signal()
-        if softmax_out:
-            m.d.sync += out_room.eq(ofifo.level + n_outL <= ofifo_depth - 2)
-        m.d.comb += [
-            self.m_data.payload.data.eq(ofifo.r_data[:AW]),
-            self.m_data.payload.last.eq(ofifo.r_data[AW]),
-            self.m_data.valid.eq(ofifo.r_rdy),
-            ofifo.r_en.eq(self.m_data.ready),
-        ]
+        # derivatives are taken of the activation memory's read data, registered once
+        # (stage R's copy; output pass and backward pass), and registered again, so no
+        # multiplier follows another in a cycle (wired below, once r1 exists)
+        # the output stage: result FIFO, softmax, output deltas (output_stage.py)
+        m.submodules.output = out = OutputStage(cfg, lay)
+        wiring.connect(m, out.m_data, wiring.flipped(self.m_data))
+        if cfg.activations[-1] != "softmax":
+            m.d.comb += out.deriv.eq(act_d[cfg.activations[-1]].d)
 
         # ---------------- control registers -------------------------------------------
         # the CSR bus: registers, counters, parameter access while idle (registers.py)
@@ -161,6 +144,8 @@ class Trainer(wiring.Component):
         m.d.comb += [loader.mode_infer.eq(mode_infer), regs.len_error.eq(loader.len_error),
                      regs.dropped.eq(loader.dropped)]
         cbuf = Signal()  # buffer the sequencer works on (or starts with next)
+        m.d.comb += [loader.t_addr.eq(out.t_addr), out.t_data.eq(loader.t_data), out.a_data.eq(drain.a_data),
+                     out.tbuf.eq(cbuf), out.infer.eq(cur_infer), deltas.out_delta.eq(out.delta)]
         m.d.comb += deltas.lr.eq(lr)
         batch_cnt = Signal(16)
         # this sample completes a mini-batch: a register (it gates every lane's signature),
@@ -336,27 +321,6 @@ class Trainer(wiring.Component):
         # every phase walks the parameter memories with the register waddr (BWD: wbase +
         # rb_cnt * rw + k_cnt, as a counter), so the read address comes straight from it
         m.d.comb += iss_waddr.eq(waddr)
-        j_cnt = Signal(range(n_outL + 1))  # OUT: next code written to the FIFO
-        j_iss = Signal(range(n_outL + 1))  # OUT: next code read
-        j_lane = Signal(range(P))
-        j_slot = Signal(range(n_outL // P + 2))
-        out_pending = Signal()  # OUT: a read was issued last cycle
-        out_s2 = Signal()  # OUT: the derivative stage holds a code
-        out_s3 = Signal()  # OUT: the delta stage holds a code
-        out_a, out_t, out_d = Signal(signed(AW)), Signal(signed(AW)), Signal(signed(AW))
-        out_a3, out_t3, out_last3 = Signal(signed(AW)), Signal(signed(AW)), Signal()
-        out_last = Signal()
-        sm_count = Signal(range(n_outL + 2))  # softmax probabilities written to the FIFO (and deltas)
-        sm_prod = Signal.like(smax.o.payload.prod, name="sm_prod") if softmax_out else None  # e * R taken last, not yet written
-        sm_k = Signal.like(smax.o.payload.k, name="sm_k") if softmax_out else None
-        sm_full = Signal()
-        # (X2: the product aligned by its k, a variable shift, before the rounding add)
-        sm_al = Signal.like(smax.aligned_product(sm_prod, sm_k), name="sm_al") if softmax_out else None
-        sm_al_full = Signal()
-        sm_r = Signal.like(smax.round_aligned(sm_al), name="sm_r") if softmax_out else None
-        sm_y_full = Signal()
-        sm_p = Signal(signed(AW))  # a probability saturated from sm_r, registered
-        sm_z_full = Signal()
         seq_run = Signal()  # the sequencer works on a sample (every state but IDLE)
         BDL = bwd_delta_lag(P)
         wait_cnt = Signal(range(BDL + 1))
@@ -379,15 +343,6 @@ class Trainer(wiring.Component):
             m.d.comb += start_ok.eq(~pipe_busy)
         else:
             m.d.comb += start_ok.eq(1)
-
-        def write_output_delta(delta):
-            """delta_L[j] (and eps = lr x delta) into bank j_lane, slot j_slot; next j."""
-            m.d.comb += [deltas.out_delta.valid.eq(~cur_infer), deltas.out_delta.lane.eq(j_lane),
-                         deltas.out_delta.addr.eq(lay.dbase(L - 1) + j_slot), deltas.out_delta.delta.eq(delta)]
-            with m.If(j_lane == P - 1):
-                m.d.sync += [j_lane.eq(0), j_slot.eq(j_slot + 1)]
-            with m.Else():
-                m.d.sync += j_lane.eq(j_lane + 1)
 
         def finish_sample():
             """The sample leaves the sequencer: free its buffer, count it, go on with the
@@ -464,33 +419,10 @@ class Trainer(wiring.Component):
                     if last_layer and softmax_out:
                         # the softmax unit's probabilities go straight to m_data, and with the
                         # targets to the output deltas (no separate OUT pass)
-                        # four register stages after the unit's reciprocal multiply: X holds
-                        # the product (sm_prod), X2 the product aligned by its k (sm_al), Y
-                        # that rounded to act's fraction bits (sm_r), Z the probability
-                        # saturated from it (sm_p); Z goes to the
-                        # FIFO and, with its target, to the output delta. The FIFO has room
-                        # for the whole vector (the drain sends the logits only with out_room),
-                        # so the stages always move on: no ready chain from the FIFO's level
-                        # back into the softmax unit.
-                        emit = sm_z_full
-                        m.d.comb += smax.o.ready.eq(1)
-                        # on the last probability's cycle its delta is written: the backward
-                        # pass may issue its first read in the next cycle
-                        done = done & ((sm_count == n_outL) | (emit & (sm_count == n_outL - 1)))
-                        # the target of Z's element (index sm_count) is read the cycle before
-                        # it is needed: as the element enters Z (index sm_count + sm_z_full)
-                        m.d.comb += loader.t_addr.eq(Mux(cbuf, lay.tbase(1), 0) + sm_count + sm_z_full)
-                        m.d.sync += [sm_prod.eq(smax.o.payload.prod), sm_k.eq(smax.o.payload.k),
-                                     sm_full.eq(smax.o.valid),
-                                     sm_al.eq(smax.aligned_product(sm_prod, sm_k)), sm_al_full.eq(sm_full),
-                                     sm_r.eq(smax.round_aligned(sm_al)), sm_y_full.eq(sm_al_full),
-                                     sm_p.eq(smax.saturate_probability(sm_r)), sm_z_full.eq(sm_y_full)]
-                        with m.If(emit):
-                            m.d.comb += [ofifo.w_data.eq(Cat(sm_p, sm_count == n_outL - 1)), ofifo.w_en.eq(1)]
-                            write_output_delta(ce_delta(sm_p, loader.t_data, cfg))
-                            m.d.sync += sm_count.eq(sm_count + 1)
+                        m.d.comb += out.run.eq(1)
+                        done = done & out.done
                     with m.If(done):
-                        m.d.sync += [sm_count.eq(0), j_cnt.eq(0), j_iss.eq(0), j_lane.eq(0), j_slot.eq(0), out_pending.eq(0)]
+                        m.d.comb += out.start.eq(1)
                         if last_layer and softmax_out:
                             with m.If(cur_infer):
                                 m.next = "DONE"
@@ -510,40 +442,15 @@ class Trainer(wiring.Component):
             # ---- output codes (and output deltas when training) -------------------------
             if not softmax_out:  # (softmax: the FWDW state of the last layer does this)
                 with m.State("OUT"):
-                    # one code per cycle: read j_iss, write j_cnt (the read of the cycle before)
-                    m.d.comb += [drain.a_addr.eq(lay.abase(L) + j_iss), loader.t_addr.eq(Mux(cbuf, lay.tbase(1), 0) + j_iss)]
-                    # the write in flight must find room: issue only while level + pending < depth - 1
-                    # (the FIFO's w_rdy is `inner level < depth - 1`; level >= inner level)
-                    room = ofifo.level + out_pending < ofifo_depth - 1
-                    issue = (j_iss < n_outL) & room
-                    m.d.sync += out_pending.eq(issue)
-                    with m.If(issue):
-                        m.d.sync += j_iss.eq(j_iss + 1)
-                    # stage 1: the code to the FIFO; a and t registered (stage R registers a
-                    # for the derivative unit)
-                    m.d.sync += [out_s2.eq(out_pending), out_s3.eq(out_s2)]
-                    with m.If(out_pending):
-                        a_out = drain.a_data
-                        m.d.comb += [
-                            ofifo.w_data.eq(Cat(a_out, j_cnt == n_outL - 1)),
-                            ofifo.w_en.eq(1),
-                        ]
-                        m.d.sync += [out_a.eq(a_out), out_t.eq(loader.t_data),
-                                     out_last.eq(j_cnt == n_outL - 1), j_cnt.eq(j_cnt + 1)]
-                    # stage 2: sigma'(a) registered
-                    m.d.sync += [out_d.eq(act_d[cfg.activations[-1]].d), out_a3.eq(out_a), out_t3.eq(out_t),
-                                 out_last3.eq(out_s2 & out_last)]
-                    # stage 3: the output delta
-                    with m.If(out_s3):
-                        write_output_delta(mse_delta(out_a3, out_t3, out_d, cfg))
-                        with m.If(out_last3):  # the last delta is written now
-                            with m.If(cur_infer):
-                                m.next = "DONE"
-                            with m.Else():
-                                m.d.sync += rb_reset(L - 1)
-                                m.d.sync += k_set0(L - 1)
-                                m.d.sync += waddr.eq(lay.wbase(L - 1))
-                                m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
+                    m.d.comb += [out.run.eq(1), drain.a_addr.eq(out.a_addr)]
+                    with m.If(out.done):  # the last delta is written now
+                        with m.If(cur_infer):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.d.sync += rb_reset(L - 1)
+                            m.d.sync += k_set0(L - 1)
+                            m.d.sync += waddr.eq(lay.wbase(L - 1))
+                            m.next = f"BWD{L - 1}" if L > 1 else "EPSW"
 
             if L == 1:
                 # a one-layer update: its last eps is written EPS_LAG cycles after the last delta
@@ -667,9 +574,8 @@ class Trainer(wiring.Component):
                      drain.snapshot.one_row.eq(~sa["rv"][1] if P > 1 else 1)]  # (row 1 of the block is past the layer)
         m.d.comb += [drain.sums[p].eq(fwd_sum[p]) for p in range(P)]
 
-        if softmax_out:
-            m.d.comb += drain.room.eq(out_room)
-            wiring.connect(m, drain.logit, smax.i)
+        m.d.comb += drain.room.eq(out.room)
+        wiring.connect(m, drain.logit, out.logit)
         # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
         with m.If(r1["bwd"]):
             for p in range(P):
