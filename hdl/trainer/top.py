@@ -41,6 +41,7 @@ from .beat import beat_layout
 from .backward import BackwardReduction
 from .deltas import DeltaStore, eps_width
 from .drain import ForwardDrain
+from .lanes import LaneArray, product_shape
 from .loader import SampleLoader
 from .output_stage import OutputStage
 from .params import ParameterBanks
@@ -117,19 +118,9 @@ class Trainer(wiring.Component):
         NO_RW = {"no_rw_check": 1}  # (the loader writes only the buffer the sequencer does not read)
         # the forward drain: requantize + activate a block's sums, the activations (drain.py)
         m.submodules.drain = drain = ForwardDrain(cfg, lay)
-        # ---------------- activation units (one per kind in use) ----------------------
-        act_d = {}
-        for kind in set(cfg.activations) - {"softmax"}:
-            act_d[kind] = ActivationDerivative(cfg, kind)
-            m.submodules[f"actd_{kind}"] = act_d[kind]
-        # derivatives are taken of the activation memory's read data, registered once
-        # (stage R's copy; output pass and backward pass), and registered again, so no
-        # multiplier follows another in a cycle (wired below, once r1 exists)
         # the output stage: result FIFO, softmax, output deltas (output_stage.py)
         m.submodules.output = out = OutputStage(cfg, lay)
         wiring.connect(m, out.m_data, wiring.flipped(self.m_data))
-        if cfg.activations[-1] != "softmax":
-            m.d.comb += out.deriv.eq(act_d[cfg.activations[-1]].d)
 
         # ---------------- control registers -------------------------------------------
         # the CSR bus: registers, counters, parameter access while idle (registers.py)
@@ -154,37 +145,17 @@ class Trainer(wiring.Component):
         apply = Signal()
         m.d.sync += apply.eq(batch_cnt + 1 >= batch)
 
-        # ---------------- per-lane datapath ---------------------------------------------
-        mul_a = [Signal(signed(max(WW, EPSW, 17)), name=f"mul_a{p}") for p in range(P)]
-        mul_b = [Signal(signed(max(AW, EW)), name=f"mul_b{p}") for p in range(P)]
-        # the lane's one multiplier, between registers: operands chosen in stage R from the
-        # memories' read data are registered (stage 2); stage M registers the partial
-        # products of the operand's 17-bit halves (each one 18 x 18 DSP multiply: no adder
-        # behind a multiplier in one cycle); stage A holds their sum, the exact product,
-        # where sums and updates are formed
-        # stage 2's copy of operand a: the update's eps, which the bias step needs beside
-        # the product (the multipliers register their own copies)
-        op_a = [Signal.like(mul_a[p], name=f"op_a{p}") for p in range(P)]
-        m.d.sync += [op_a[p].eq(mul_a[p]) for p in range(P)]
-        prod = [Signal(signed(len(mul_a[0]) + len(mul_b[0])), name=f"prod{p}") for p in range(P)]
-        SPLIT = 17  # the low half, unsigned: zero-extended it is an 18-bit signed operand
+        # the lane array: the beat pipeline, multipliers, forward accumulators (lanes.py)
+        m.submodules.lanes = lanes = LaneArray(cfg, lay, dsp=dsp)
+        iss = lanes.issue
+        m.d.comb += [lanes.act.eq(drain.a_data), lanes.inp.eq(loader.i_data), out.deriv.eq(lanes.deriv_out)]
         for p in range(P):
-            if len(mul_a[p]) > SPLIT + 1:
-                pm_lo = Signal(signed(SPLIT + 1 + len(mul_b[p])), name=f"pm_lo{p}")
-                pm_hi = Signal(signed(len(mul_a[p]) - SPLIT + len(mul_b[p])), name=f"pm_hi{p}")
-                registered_product(m, mul_a[p][:SPLIT], mul_b[p], pm_lo, dsp=dsp, name=f"mul_lo{p}")
-                registered_product(m, mul_a[p][SPLIT:].as_signed(), mul_b[p], pm_hi, dsp=dsp, name=f"mul_hi{p}")
-                m.d.sync += prod[p].eq((pm_hi << SPLIT) + pm_lo)
-            else:
-                pm = Signal.like(prod[p], name=f"pm{p}")
-                registered_product(m, mul_a[p], mul_b[p], pm, dsp=dsp, name=f"mul{p}")
-                m.d.sync += prod[p].eq(pm)
-        FAW = cfg.forward_acc_width()
-        BAW = cfg.backward_acc_width()
-        acc = [Signal(signed(FAW), name=f"acc{p}") for p in range(P)]
+            m.d.comb += [lanes.w[p].eq(banks.w_data[p]), lanes.b[p].eq(banks.b_data[p]),
+                         lanes.delta[p].eq(deltas.d_data[p]), lanes.eps[p].eq(deltas.e_data[p])]
+        m.d.comb += [drain.snapshot.eq(lanes.snapshot)] + [drain.sums[p].eq(lanes.sums[p]) for p in range(P)]
 
         # datapath phase selection (comb), drives the multiplier operands
-        ph_fwd, ph_bwd, ph_upd = Signal(), Signal(), Signal()
+        ph_fwd, ph_bwd, ph_upd = iss.fwd, iss.bwd, iss.upd
 
         k_lane = Signal(range(P))  # k_cnt % P and k_cnt // P, kept as counters (no dividers)
         # counters as narrow as the network allows: their compares decide the sequencer's
@@ -193,94 +164,28 @@ class Trainer(wiring.Component):
         max_rows = max(lay.blocks(l) for l in range(L)) * P
         k_slot = Signal(range(max_in // P + 2))
 
-        layer_of_state = Signal(range(L + 1))  # layer of the current sequencer state
-
-        # pipeline stage 1 control (registered from the issue stage)
-        s1_valid = Signal()
-        s1_first = Signal()
-        s1_last = Signal()
-        s1_slot = Signal(range(ddepth))  # the block's row slot (bias, delta and eps word)
-        s1_rowbase = Signal(range(max_rows + 1))  # first row of the block in stage 1
-        s1_addr = Signal(range(max(wdepth, 2)))  # a parameter memory address
-        s1_klane = Signal(range(P))
-        s1_kslot = Signal.like(k_slot, name="s1_kslot")
-
+        layer_of_state = iss.layer  # layer of the current sequencer state
         # issue-stage signals (comb defaults), set by the sequencer
-        iss_valid = Signal()
-        iss_first = Signal()
-        iss_last = Signal()
-        iss_slot = Signal(range(ddepth))
-        iss_rowbase = Signal(range(max_rows + 1))
-        iss_waddr = Signal(range(max(wdepth, 2)))
-        s1_in0 = Signal()  # stage 1 of layer 0: the activation operand comes from the input buffer
-        # the phase and layer travel with the beat, so a phase can issue its first reads while
-        # stage 1 still finishes the previous phase's last beat (no drain between phases)
-        s1_fwd, s1_bwd, s1_upd = Signal(), Signal(), Signal()
-        s1_layer = Signal(range(L + 1))
-        s1_apply = Signal()
-        m.d.sync += [
-            s1_apply.eq(apply),
-            s1_fwd.eq(ph_fwd), s1_bwd.eq(ph_bwd), s1_upd.eq(ph_upd), s1_layer.eq(layer_of_state),
-            s1_in0.eq(layer_of_state == 0),
-            s1_valid.eq(iss_valid), s1_first.eq(iss_first), s1_last.eq(iss_last), s1_slot.eq(iss_slot),
-            s1_rowbase.eq(iss_rowbase), s1_addr.eq(iss_waddr),
-            s1_klane.eq(k_lane), s1_kslot.eq(k_slot),
-        ]
-        # stages 2 and A carry the beat's control; stage A also gets the parameter (and batch
-        # sum) read in stage 1 for the update's read-modify-write
-        def stage(prev, name):
-            out = {}
-            for key, sig_ in prev.items():
-                out[key] = Signal.like(sig_, name=f"{name}_{key}")
-                m.d.sync += out[key].eq(sig_)
-            return out
-        # the beat's valid rows (lane p: rowbase + p < n_out of its layer), formed in stage 1
-        # from registers and carried along (no adder and compare before a wide enable)
-        s1_rv = Signal(P)
-        s1 = {"valid": s1_valid, "first": s1_first, "last": s1_last, "rowbase": s1_rowbase, "addr": s1_addr, "rv": s1_rv,
-              "slot": s1_slot,
-              "klane": s1_klane, "kslot": s1_kslot, "fwd": s1_fwd, "bwd": s1_bwd, "upd": s1_upd, "layer": s1_layer,
-              "apply": s1_apply}  # (DONE may change `apply` before the last beats reach stage A)
+        iss_valid, iss_first, iss_last = iss.valid, iss.first, iss.last
+        iss_slot, iss_rowbase, iss_waddr = iss.slot, iss.rowbase, iss.addr
+        m.d.comb += [iss.apply.eq(apply), iss.in0.eq(layer_of_state == 0), iss.klane.eq(k_lane), iss.kslot.eq(k_slot)]
+
+        # the update engine: stage A's update beats in, parameter writes out (update.py)
+        m.submodules.update = upd = UpdateEngine(cfg, lay, grad_shape=product_shape(cfg), eps_shape=signed(EPSW))
+        m.d.comb += [upd.beat.eq(lanes.upd_beat), upd.state_addr.eq(iss.addr), upd.state_slot.eq(iss.slot)]
         for p in range(P):
-            s1[f"w{p}"] = banks.w_data[p]
-            s1[f"b{p}"] = banks.b_data[p]
-        # stage R: the memories' read data straight into registers (a block RAM's output is
-        # slow; nothing comes between it and a flip-flop), with the beat's control
-        s1["in0"] = s1_in0
-        raw = {"a": drain.a_data, "i": loader.i_data}
-        for p in range(P):
-            raw[f"dl{p}"] = deltas.d_data[p]
-            raw[f"e{p}"] = deltas.e_data[p]
-        r1 = stage({**s1, **raw}, "r1")
-        d_s1 = Signal(signed(AW))  # backward: sigma'(a_{l-1}[k]) of the k read, formed in stage R
-        for kind, unit in act_d.items():
-            if kind != "linear":  # its derivative is the constant 1.0 and reads nothing
-                m.d.comb += unit.a.eq(r1["a"])
-        s2 = stage({**{k: v for k, v in r1.items() if k not in raw and k != "in0"}, "d": d_s1}, "s2")
-        sm = stage(s2, "sm")
-        sa = stage(sm, "sa")
-        # the update engine: stage A's update beats in, parameter writes out (hdl/trainer/update.py)
-        m.submodules.update = upd = UpdateEngine(cfg, lay, grad_shape=prod[0].shape(), eps_shape=signed(EPSW))
-        m.d.comb += [upd.beat.valid.eq(sa["valid"] & sa["upd"]), upd.beat.apply.eq(sa["apply"]),
-                     upd.beat.last.eq(sa["last"]), upd.beat.addr.eq(sa["addr"]), upd.beat.slot.eq(sa["slot"]),
-                     upd.beat.rv.eq(sa["rv"]), upd.state_addr.eq(iss_waddr), upd.state_slot.eq(iss_slot)]
-        # a forward block's last beat in stage 1, R, 2 or A (its snapshot will need the drain),
-        # kept as a register: set from the issue and the stages that move on
+            m.d.comb += [upd.w[p].eq(lanes.w_a[p]), upd.b[p].eq(lanes.b_a[p]), upd.grad[p].eq(lanes.prod[p]),
+                         upd.eps[p].eq(lanes.eps_a[p])]
+            wiring.connect(m, upd.w_wr[p], banks.w_wr[p])
+            wiring.connect(m, upd.b_wr[p], banks.b_wr[p])
+        # a forward block's last beat issued or in stage 1, R, 2 or M (its snapshot will need
+        # the drain), kept as a register
         last_in_flight = Signal()
-        m.d.sync += last_in_flight.eq((iss_valid & iss_last & ph_fwd) | (s1_valid & s1_last & s1_fwd) |
-                                      (r1["valid"] & r1["last"] & r1["fwd"]) | (s2["valid"] & s2["last"] & s2["fwd"]) |
-                                      (sm["valid"] & sm["last"] & sm["fwd"]))
-        # a beat in stage 1, R, 2, A, S or U (stage F only folds the signature); a register,
-        # set from the issue and the stages that move on (the same value as their OR)
+        m.d.sync += last_in_flight.eq((iss.valid & iss.last & iss.fwd) | lanes.fwd_last_in_flight)
+        # a beat issued or in stage 1, R, 2, A, S or U (stage F only folds the signature);
+        # a register (the same value as their OR)
         pipe_busy = Signal()
-        m.d.sync += pipe_busy.eq(iss_valid | s1_valid | r1["valid"] | s2["valid"] | sm["valid"] |
-                                 (sa["valid"] & sa["upd"]) | upd.s_valid)
-
-        a_in = Signal(signed(AW))  # activation operand in stage R
-        m.d.comb += a_in.eq(Mux(r1["in0"], r1["i"], r1["a"]))
-
-        n_out_of = Array(Const(cfg.layers[l + 1], range(max(cfg.layers[1:]) + 1)) for l in range(L))
-
+        m.d.sync += pipe_busy.eq(iss.valid | lanes.in_flight | upd.s_valid)
 
         # ---------------- CSR access to parameters (only while idle) -----------------
         idle = Signal()
@@ -551,60 +456,12 @@ class Trainer(wiring.Component):
         m.d.comb += idle.eq(~seq_run & ~buf_full[0] & ~buf_full[1] & ~loader.loading &
                             ~pipe_busy & ~upd.f_valid & ~retire_sample & (ret_line == 0))
         m.d.comb += [self.busy.eq(~idle), regs.idle.eq(idle)]
-        # ---------------- stage 1: multiply / accumulate per phase -------------------
-        row_valid1 = [Signal(name=f"row_valid1_{p}") for p in range(P)]  # stage R
-        row_valid = [Signal(name=f"row_valid{p}") for p in range(P)]  # stage A
-        for p in range(P):
-            m.d.comb += [s1_rv[p].eq(s1_rowbase + p < n_out_of[s1_layer]),
-                         row_valid1[p].eq(r1["rv"][p]), row_valid[p].eq(sa["rv"][p])]
-
-        # forward MAC + snapshot for the drain unit
-        with m.If(r1["fwd"]):
-            for p in range(P):
-                m.d.comb += [mul_a[p].eq(r1[f"w{p}"]), mul_b[p].eq(a_in)]
-        # a block's first beat starts the sum at bias * 1.0 (exact: a shift)
-        fwd_sum = [Signal(signed(FAW), name=f"fwd_sum{p}") for p in range(P)]
-        for p in range(P):
-            m.d.comb += fwd_sum[p].eq(Mux(sa["first"], sa[f"b{p}"] << af, acc[p]) + prod[p])
-        with m.If(sa["fwd"] & sa["valid"]):
-            for p in range(P):
-                m.d.sync += acc[p].eq(fwd_sum[p])
-        m.d.comb += [drain.snapshot.valid.eq(sa["fwd"] & sa["valid"] & sa["last"]),
-                     drain.snapshot.rowbase.eq(sa["rowbase"]), drain.snapshot.layer.eq(sa["layer"]),
-                     drain.snapshot.one_row.eq(~sa["rv"][1] if P > 1 else 1)]  # (row 1 of the block is past the layer)
-        m.d.comb += [drain.sums[p].eq(fwd_sum[p]) for p in range(P)]
-
         m.d.comb += drain.room.eq(out.room)
         wiring.connect(m, drain.logit, out.logit)
-        # backward: adder tree over lanes, accumulate over row blocks, then delta_{l-1}
-        with m.If(r1["bwd"]):
-            for p in range(P):
-                m.d.comb += [mul_a[p].eq(r1[f"w{p}"]), mul_b[p].eq(Mux(row_valid1[p], r1[f"dl{p}"], 0))]
-            # the derivative of a_{l-1}[k], read with every block of k (same address)
-            with m.Switch(r1["layer"]):
-                for l in range(1, L):
-                    with m.Case(l):
-                        m.d.comb += d_s1.eq(act_d[cfg.activations[l - 1]].d)
         # the backward reduction: adder tree, running sum, delta_{l-1} (backward.py)
-        m.submodules.backward = bwd = BackwardReduction(cfg, lay, prod_shape=prod[0].shape())
-        m.d.comb += [bwd.beat.valid.eq(sa["valid"] & sa["bwd"]), bwd.beat.first.eq(sa["first"]),
-                     bwd.beat.last.eq(sa["last"]), bwd.beat.layer.eq(sa["layer"]), bwd.beat.d.eq(sa["d"]),
-                     bwd.beat.klane.eq(sa["klane"]), bwd.beat.kslot.eq(sa["kslot"])]
-        m.d.comb += [bwd.prod[p].eq(prod[p]) for p in range(P)]
-        m.d.comb += deltas.bwd_delta.eq(bwd.delta)
-
-        # update: eps = lr * delta, then W -= round(eps * a) (via batch sums when B > 1)
-        with m.If(r1["upd"]):
-            for p in range(P):
-                m.d.comb += [mul_a[p].eq(r1[f"e{p}"]), mul_b[p].eq(a_in)]
-        eps_m = [Signal.like(op_a[p], name=f"eps_m{p}") for p in range(P)]  # the beat's eps in stage M
-        eps_a = [Signal.like(op_a[p], name=f"eps_a{p}") for p in range(P)]  # and in stage A
-        m.d.sync += [eps_m[p].eq(op_a[p]) for p in range(P)] + [eps_a[p].eq(eps_m[p]) for p in range(P)]
-        for p in range(P):
-            m.d.comb += [upd.w[p].eq(sa[f"w{p}"]), upd.b[p].eq(sa[f"b{p}"]), upd.grad[p].eq(prod[p]),
-                         upd.eps[p].eq(eps_a[p])]
-            wiring.connect(m, upd.w_wr[p], banks.w_wr[p])
-            wiring.connect(m, upd.b_wr[p], banks.b_wr[p])
+        m.submodules.backward = bwd = BackwardReduction(cfg, lay, prod_shape=product_shape(cfg))
+        m.d.comb += [bwd.beat.eq(lanes.bwd_beat), deltas.bwd_delta.eq(bwd.delta)]
+        m.d.comb += [bwd.prod[p].eq(lanes.prod[p]) for p in range(P)]
 
         # ---------------- the bus's parameter accesses (the trainer is idle) ----------------
         m.d.comb += [regs.param_signature.eq(upd.param_signature), self.param_signature.eq(upd.param_signature)]
