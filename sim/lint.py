@@ -36,7 +36,11 @@ LINT_WAIVERS = (
      "(`top.exp`)"),
     ("UNUSEDSIGNAL", r"Signal is not used: '", r"\bcopy-of-read-net\b",
      "named wires Amaranth keeps for Signals and port fields it merged into another net "
-     "(`assign name = <net>;` or a constant, where the design reads <net> itself)"),
+     "(`assign name = <net>;` or a constant, where the design reads <net> itself; or a "
+     "struct port's whole value `{<field nets>}` where the design reads the fields)"),
+    ("UNUSEDSIGNAL", r"Signal is not used: 'rst'$", None,
+     "a component whose clocked logic is memory write ports only (hdl/trainer/params.py): "
+     "Amaranth gives every module of the sync domain its reset input, which they do not use"),
     ("UNUSEDSIGNAL", r"Signal is not used: '", r"\bsrc=\S*/amaranth/(hdl/_dsl|lib/memory)\.py",
      "nets Amaranth's library makes whether used or not: an FSM's state decoders "
      "(`fsm_state == N`, one per state) and memory port field aliases"),
@@ -113,7 +117,8 @@ class _Module:
             # or a constant, and that net is read somewhere other than its own definition
             simple = re.fullmatch(r"\s*[~!]?\s*(\{[^{}]*\}|\\\S+\s*(\[[^\]]*\])?|\w+\s*(\[[^\]]*\])?|"
                                   r"\d+'[sS]?[bodhBODH][0-9a-fA-FxzXZ?_]+)\s*", _ATTR_RE.sub(" ", rhs))
-            if simple and len(set(nets)) <= 1 and all(self._read_elsewhere(x, n) for x in nets):
+            concat = rhs.strip().startswith("{")  # a struct's fields, side by side
+            if simple and (len(set(nets)) <= 1 or concat) and all(self._read_elsewhere(x, n) for x in nets):
                 out.append("copy-of-read-net")
         out += [f"src={s}" for s in srcs]
         return " ".join(out)

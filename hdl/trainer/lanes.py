@@ -30,7 +30,7 @@ from .deltas import eps_width
 from .drain import snapshot_layout
 from .update import update_beat_layout
 
-__all__ = ["LaneArray", "lane_beat_layout", "product_shape", "SPLIT"]
+__all__ = ["LaneArray", "issue_layout", "lane_beat_layout", "product_shape", "SPLIT"]
 
 SPLIT = 17  # an operand wider than 18 bits is split here: the low half unsigned, zero-extended
 
@@ -45,25 +45,29 @@ def product_shape(cfg: Config):
     return signed(a.width + b.width)
 
 
-def lane_beat_layout(cfg: Config, lay: Layout) -> data.StructLayout:
-    """A beat's control, issued by the sequencer and carried down the pipeline.
+def issue_layout(cfg: Config, lay: Layout) -> data.StructLayout:
+    """A beat's control as the sequencer issues it.
 
     ``fwd``/``bwd``/``upd``: its phase; ``layer``; ``first``/``last``: the first and last
     beat of a row block's sum (forward, update) or of an input's sum over blocks
     (backward); ``rowbase``: the block's first row; ``addr``: the weight word read in
     every bank; ``slot``: the block's bias/delta/eps word; ``klane``/``kslot``: input k's
     bank and slot (backward); ``apply``: the sample completes a mini-batch; ``in0``: the
-    activation operand comes from the input buffer (layer 0). Set in later stages:
-    ``rv`` (lane p holds a row of the layer, stage R on) and ``d`` (sigma' of the
-    activation read, stage 2 on)."""
+    activation operand comes from the input buffer (layer 0)."""
     L, P = cfg.n_layers, cfg.lanes
     max_rows = max(lay.blocks(l) for l in range(L)) * P
     return data.StructLayout({
         "valid": 1, "first": 1, "last": 1, "fwd": 1, "bwd": 1, "upd": 1, "apply": 1, "in0": 1,
         "layer": range(L + 1), "rowbase": range(max_rows + 1), "addr": range(max(lay.wdepth, 2)),
         "slot": range(max(lay.ddepth, 1)), "klane": range(P), "kslot": k_slot_shape(cfg),
-        "rv": P, "d": signed(cfg.act.width),
     })
+
+
+def lane_beat_layout(cfg: Config, lay: Layout) -> data.StructLayout:
+    """A beat's control in the pipeline: as issued, plus ``rv`` (lane p holds a row of
+    the layer; stage R on) and ``d`` (sigma' of the activation read; stage 2 on)."""
+    fields = dict(issue_layout(cfg, lay).members)
+    return data.StructLayout({**fields, "rv": cfg.lanes, "d": signed(cfg.act.width)})
 
 
 class LaneArray(wiring.Component):
@@ -71,7 +75,7 @@ class LaneArray(wiring.Component):
 
     Members
     -------
-    issue : In(lane_beat_layout)
+    issue : In(issue_layout)
         The beat the sequencer issues this cycle (its reads are addressed this cycle).
     w, b : In(signed(weight.width)).array(lanes)
         Stage 1: every bank's weight word and its row block's bias.
@@ -99,7 +103,7 @@ class LaneArray(wiring.Component):
         P, AW, WW = cfg.lanes, cfg.act.width, cfg.weight.width
         EPS = signed(eps_width(cfg))
         super().__init__({
-            "issue": In(lane_beat_layout(cfg, lay)),
+            "issue": In(issue_layout(cfg, lay)),
             "w": In(signed(WW)).array(P),
             "b": In(signed(WW)).array(P),
             "delta": In(signed(cfg.error.width)).array(P),
@@ -125,13 +129,14 @@ class LaneArray(wiring.Component):
         P, L, af = cfg.lanes, cfg.n_layers, cfg.act.frac_bits
         layout = lane_beat_layout(cfg, lay)
         # stage 1: the issued control registered, beside the memories' read data
-        s1 = Signal(layout, name="s1")
+        s1 = Signal(issue_layout(cfg, lay), name="s1")
         m.d.sync += s1.eq(self.issue)
         # stage R: read data and control registered; the beat's valid rows (lane p: rowbase
         # + p < n_out of its layer) formed from stage 1's registers and carried along
         n_out_of = Array(Const(cfg.layers[l + 1], range(max(cfg.layers[1:]) + 1)) for l in range(L))
         r = Signal(layout, name="r1")
-        m.d.sync += [r.eq(s1), r.rv.eq(Cat(*(s1.rowbase + p < n_out_of[s1.layer] for p in range(P))))]
+        m.d.sync += [getattr(r, name).eq(getattr(s1, name)) for name, _ in issue_layout(cfg, lay)]
+        m.d.sync += [r.rv.eq(Cat(*(s1.rowbase + p < n_out_of[s1.layer] for p in range(P))))]
         r_w, r_b = _registered(m, self.w, "r1_w"), _registered(m, self.b, "r1_b")
         r_dl, r_e = _registered(m, self.delta, "r1_dl"), _registered(m, self.eps, "r1_e")
         r_a, r_i = Signal.like(self.act, name="r1_a"), Signal.like(self.inp, name="r1_i")

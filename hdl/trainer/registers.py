@@ -40,9 +40,8 @@ class ControlRegisters(wiring.Component):
         The host's bus.
     idle : In(1)
         No sample anywhere in the trainer: parameter accesses and BATCH writes are allowed
-        (taken as of the previous cycle, a register: idle gathers state from all over).
-    busy : Out(1)
-        STATUS busy (``~idle`` of the cycle before).
+        (taken as of the previous cycle, a register: idle gathers state from all over;
+        STATUS busy is its complement).
     mode_infer, lr, batch : Out
         CTRL's mode of the next sample; the learning-rate code; the mini-batch size.
     batch_restart : Out(1)
@@ -66,7 +65,6 @@ class ControlRegisters(wiring.Component):
         super().__init__({
             "csr": In(CsrSignature()),
             "idle": In(1),
-            "busy": Out(1),
             "mode_infer": Out(1),
             "lr": Out(16, init=cfg.lr_code),
             "batch": Out(16, init=cfg.batch_size),
@@ -88,7 +86,6 @@ class ControlRegisters(wiring.Component):
         P, WW = cfg.lanes, cfg.weight.width
         idle_r = Signal()
         m.d.sync += idle_r.eq(self.idle)
-        m.d.comb += self.busy.eq(~idle_r)
 
         err_len, err_bus = Signal(), Signal()
         samples, dropped, updates, cycles = Signal(32), Signal(32), Signal(32), Signal(64)

@@ -24,7 +24,7 @@ from golden.config import Config
 
 from ..layout import DRAIN_WRITE_LAG, EPS_LAG, UPDATE_LATENCY, Layout, bwd_delta_lag
 from .backward import k_slot_shape
-from .lanes import lane_beat_layout
+from .lanes import issue_layout
 
 __all__ = ["Sequencer"]
 
@@ -85,7 +85,7 @@ class Sequencer(wiring.Component):
 
     Members
     -------
-    issue : Out(lane_beat_layout)
+    issue : Out(issue_layout)
         The beat issued this cycle (``valid``) and the phase it belongs to.
     a_addr, i_addr, d_addr, e_addr : Out
         The reads issued with it: a[k] (activation memory or input buffer), the block's
@@ -117,7 +117,7 @@ class Sequencer(wiring.Component):
         self._cfg, self._lay = cfg, lay
         ddepth = max(lay.ddepth, 1)
         super().__init__({
-            "issue": Out(lane_beat_layout(cfg, lay)),
+            "issue": Out(issue_layout(cfg, lay)),
             "a_addr": Out(range(max(lay.adepth, 2))),
             "i_addr": Out(range(max(lay.idepth, 2))),
             "d_addr": Out(range(ddepth)),
