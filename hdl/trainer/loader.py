@@ -18,7 +18,25 @@ from ..layout import Layout
 from .beat import beat_layout
 from .update import NO_RW
 
-__all__ = ["SampleLoader"]
+__all__ = ["SampleLoader", "BufferSignature"]
+
+
+class BufferSignature(wiring.Signature):
+    """The double buffer as the sequencer sees it (driven by the loader).
+
+    Members
+    -------
+    full, infer : Out(1).array(2)
+        Buffer b holds a whole sample; its mode.
+    loading : Out(1)
+        Part of a sample has been taken (or a too-long one is being skipped).
+    release, release_buf : In(1)
+        The sequencer is done with buffer ``release_buf``.
+    """
+
+    def __init__(self):
+        super().__init__({"full": Out(1).array(2), "infer": Out(1).array(2), "loading": Out(1),
+                          "release": In(1), "release_buf": In(1)})
 
 
 class SampleLoader(wiring.Component):
@@ -30,12 +48,8 @@ class SampleLoader(wiring.Component):
         ``n_in`` input codes then (train mode) ``n_out`` targets, ``last`` on the final one.
     mode_infer : In(1)
         The mode of the next sample (latched with its first beat).
-    full, infer : Out(1).array(2)
-        Buffer b holds a whole sample; its mode.
-    release, release_buf : In(1)
-        The sequencer is done with buffer ``release_buf``.
-    loading : Out(1)
-        Part of a sample has been taken (or a too-long one is being skipped).
+    buffers : Out(BufferSignature)
+        The buffers' state, and their release by the sequencer.
     len_error, dropped : Out(1)
         Pulses: a sample had a wrong length; a sample was dropped.
     i_addr, t_addr : In
@@ -51,11 +65,7 @@ class SampleLoader(wiring.Component):
         super().__init__({
             "s_data": In(stream.Signature(beat_layout(cfg))),
             "mode_infer": In(1),
-            "full": Out(1).array(2),
-            "infer": Out(1).array(2),
-            "release": In(1),
-            "release_buf": In(1),
-            "loading": Out(1),
+            "buffers": Out(BufferSignature()),
             "len_error": Out(1),
             "dropped": Out(1),
             "i_addr": In(range(max(lay.idepth, 2))),
@@ -74,7 +84,8 @@ class SampleLoader(wiring.Component):
         m.d.comb += [i_rd.addr.eq(self.i_addr), t_rd.addr.eq(self.t_addr),
                      self.i_data.eq(i_rd.data), self.t_data.eq(t_rd.data)]
 
-        full, infer = Array(self.full), Array(self.infer)
+        bufs = self.buffers
+        full, infer = Array(bufs.full), Array(bufs.infer)
         lbuf = Signal()  # the buffer being filled
         load_cnt = Signal(range(n_in0 + n_outL + 1))
         skipping = Signal()  # too long: consuming up to and including `last`, then dropped
@@ -83,7 +94,7 @@ class SampleLoader(wiring.Component):
         m.d.comb += [
             load_mode.eq(Mux(load_cnt == 0, self.mode_infer, infer[lbuf])),
             expect.eq(Mux(load_mode, n_in0, n_in0 + n_outL)),
-            self.loading.eq((load_cnt != 0) | skipping),
+            bufs.loading.eq((load_cnt != 0) | skipping),
         ]
         beat = self.s_data.payload
         with m.If(skipping):
@@ -114,6 +125,6 @@ class SampleLoader(wiring.Component):
                     m.d.comb += [self.len_error.eq(1), self.dropped.eq(1)]
                 with m.Else():
                     m.d.sync += load_cnt.eq(load_cnt + 1)
-        with m.If(self.release):
-            m.d.sync += full[self.release_buf].eq(0)
+        with m.If(bufs.release):
+            m.d.sync += full[bufs.release_buf].eq(0)
         return m

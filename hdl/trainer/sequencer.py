@@ -25,6 +25,7 @@ from golden.config import Config
 from ..layout import DRAIN_WRITE_LAG, EPS_LAG, UPDATE_LATENCY, Layout, bwd_delta_lag
 from .backward import k_slot_shape
 from .lanes import issue_layout
+from .loader import BufferSignature
 
 __all__ = ["Sequencer"]
 
@@ -90,10 +91,8 @@ class Sequencer(wiring.Component):
     a_addr, i_addr, d_addr, e_addr : Out
         The reads issued with it: a[k] (activation memory or input buffer), the block's
         delta and eps slot.
-    full, infer : In(1).array(2); loading : In(1)
-        The loader's buffers (hdl/trainer/loader.py).
-    release, release_buf : Out(1)
-        The sample leaves: its buffer is free.
+    buffers : In(BufferSignature)
+        The loader's buffers (hdl/trainer/loader.py); ``release`` as a sample leaves.
     buf, infer_now : Out(1)
         The buffer of the sample in work, and whether it is an inference.
     drain_active, drain_busy : In(1)
@@ -122,11 +121,7 @@ class Sequencer(wiring.Component):
             "i_addr": Out(range(max(lay.idepth, 2))),
             "d_addr": Out(range(ddepth)),
             "e_addr": Out(range(ddepth)),
-            "full": In(1).array(2),
-            "infer": In(1).array(2),
-            "loading": In(1),
-            "release": Out(1),
-            "release_buf": Out(1),
+            "buffers": In(BufferSignature()),
             "buf": Out(1),
             "infer_now": Out(1),
             "drain_active": In(1),
@@ -154,12 +149,12 @@ class Sequencer(wiring.Component):
         self._walk = w = _Walk(cfg, lay, self.buf)
         m.d.comb += [iss.rowbase.eq(w.rowbase), iss.slot.eq(w.slot), iss.addr.eq(w.waddr),
                      iss.klane.eq(w.k_lane), iss.kslot.eq(w.k_slot), iss.in0.eq(iss.layer == 0),
-                     self.release_buf.eq(self.buf)]
+                     self.buffers.release_buf.eq(self.buf)]
         self._bookkeeping(m)
         with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 # when idle with no full buffer, the loader fills `buf`: start once it is full
-                with m.If(Array(self.full)[self.buf] & self._start_ok):
+                with m.If(Array(self.buffers.full)[self.buf] & self._start_ok):
                     self._start_sample(m, self.buf)
             for l in range(L):
                 self._forward(m, l)
@@ -185,7 +180,7 @@ class Sequencer(wiring.Component):
                 self._finish_sample(m)
         # idle: no sample anywhere in the trainer (none computing, none loaded, no beat of
         # one taken): parameters are stable and the bus may access them
-        m.d.comb += self.idle.eq(fsm.ongoing("IDLE") & ~self.full[0] & ~self.full[1] & ~self.loading &
+        m.d.comb += self.idle.eq(fsm.ongoing("IDLE") & ~self.buffers.full[0] & ~self.buffers.full[1] & ~self.buffers.loading &
                                  ~self._pipe_busy & ~self.update_folding & ~self._retire_sample &
                                  (self._ret_line == 0))
         with m.If(self.batch_restart):  # (a BATCH write: the bus reaches an idle trainer only)
@@ -228,7 +223,7 @@ class Sequencer(wiring.Component):
     def _start_sample(self, m, buf):
         """Start the forward pass on input buffer ``buf`` (full)."""
         m.d.sync += self._walk.phase(0, buf)
-        m.d.sync += [self.buf.eq(buf), self.infer_now.eq(Array(self.infer)[buf])]
+        m.d.sync += [self.buf.eq(buf), self.infer_now.eq(Array(self.buffers.infer)[buf])]
         m.next = "FWD0"
 
     def _finish_sample(self, m):
@@ -236,11 +231,11 @@ class Sequencer(wiring.Component):
         one if it is loaded (its buffer full: from the cycle after its last beat, so the
         start does not hang off the stream's handshake)."""
         infer, apply = self.infer_now, self.issue.apply
-        m.d.comb += self.release.eq(1)
+        m.d.comb += self.buffers.release.eq(1)
         m.d.sync += [self.buf.eq(~self.buf), self._retire_sample.eq(1), self._retire_update.eq(~infer & apply)]
         with m.If(~infer):
             m.d.sync += self._batch_cnt.eq(Mux(apply, 0, self._batch_cnt + 1))
-        with m.If(Array(self.full)[~self.buf] & self._start_ok):
+        with m.If(Array(self.buffers.full)[~self.buf] & self._start_ok):
             self._start_sample(m, ~self.buf)
         with m.Else():
             m.next = "IDLE"

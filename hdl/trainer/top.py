@@ -147,11 +147,8 @@ class Trainer(wiring.Component):
                      loader.t_addr.eq(out.t_addr), out.t_data.eq(loader.t_data)]
 
         # the sequencer's view of the loader and the pipeline
-        m.d.comb += [seq.full[b].eq(loader.full[b]) for b in range(2)]
-        m.d.comb += [seq.infer[b].eq(loader.infer[b]) for b in range(2)]
-        m.d.comb += [seq.loading.eq(loader.loading), loader.release.eq(seq.release),
-                     loader.release_buf.eq(seq.release_buf),
-                     seq.drain_active.eq(drain.active), seq.drain_busy.eq(drain.busy),
+        wiring.connect(m, loader.buffers, seq.buffers)
+        m.d.comb += [seq.drain_active.eq(drain.active), seq.drain_busy.eq(drain.busy),
                      seq.in_flight.eq(lanes.in_flight), seq.fwd_last_in_flight.eq(lanes.fwd_last_in_flight),
                      seq.update_busy.eq(upd.s_valid), seq.update_folding.eq(upd.f_valid),
                      upd.sig_clear.eq(seq.sig_clear)]
