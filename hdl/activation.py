@@ -96,7 +96,16 @@ class LutReader(wiring.Component):
 
 
 class _Elementwise(wiring.Component):
-    """A combinational act-format code in, act-format code out; ports named by ``_ports``."""
+    """A combinational act-format code in, act-format code out; ports named by ``_ports``.
+
+    Parameters
+    ----------
+    cfg : Config
+        Formats, leaky_alpha and the sigmoid/tanh table shape (lut.*) come from it.
+    kind : str
+        One of :data:`ELEMENTWISE`; anything else raises ValueError (softmax is
+        :class:`hdl.output.SoftmaxUnit`).
+    """
 
     _ports = ("x", "y")
 
@@ -113,24 +122,12 @@ class _Elementwise(wiring.Component):
 
 class ActivationFunction(_Elementwise):
     """``a = act(z)`` for relu, leaky_relu, linear, sigmoid, tanh (combinational),
-    exactly golden.activations.FixedActivations.forward.
-
-    Parameters
-    ----------
-    cfg : Config
-        Formats, leaky_alpha and the sigmoid/tanh table shape (lut.*) come from it.
-    kind : str
-        One of :data:`ELEMENTWISE`.
+    exactly golden.activations.FixedActivations.forward (parameters: ``_Elementwise``).
 
     Members
     -------
     z : In(signed(act.width))
     a : Out(signed(act.width))
-
-    Raises
-    ------
-    ValueError
-        If ``kind`` is not elementwise (softmax is :class:`hdl.output.SoftmaxUnit`).
     """
 
     _ports = ("z", "a")
@@ -154,23 +151,13 @@ class ActivationFunction(_Elementwise):
 class ActivationDerivative(_Elementwise):
     """Derivative code from the stored output ``a`` only (combinational): ReLU family from
     the sign, sigmoid' = a(1 - a), tanh' = 1 - a^2, linear' = 1, each requantized to the
-    act format; exactly golden.activations.FixedActivations.derivative.
-
-    Parameters
-    ----------
-    cfg : Config
-    kind : str
-        One of :data:`ELEMENTWISE`.
+    act format; exactly golden.activations.FixedActivations.derivative (parameters:
+    ``_Elementwise``).
 
     Members
     -------
     a : In(signed(act.width))
     d : Out(signed(act.width))
-
-    Raises
-    ------
-    ValueError
-        If ``kind`` is not elementwise.
     """
 
     _ports = ("a", "d")

@@ -45,7 +45,13 @@ def _check(divisor) -> int:
 
 
 class _UartPort(wiring.Component):
-    """What both directions share: the bit period in clock cycles, checked once."""
+    """What both directions share: the bit period in clock cycles, checked once.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (>= 4).
+    """
 
     def __init__(self, divisor: int):
         self._divisor = _check(divisor)
@@ -57,12 +63,8 @@ class _UartPort(wiring.Component):
 
 
 class UartTx(_UartPort):
-    """8N1 transmitter: start bit (0), 8 data bits LSB first, stop bit (1).
-
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (>= 4).
+    """8N1 transmitter: start bit (0), 8 data bits LSB first, stop bit (1); constructed
+    with the bit period ``divisor`` (see ``_UartPort``).
 
     Members
     -------
@@ -102,11 +104,7 @@ class UartRx(_UartPort):
     pulse; the receiver then waits for the line to go high before looking for a start bit.
     A byte that completes while the previous one is still waiting on ``o`` is dropped with
     a one-cycle ``overrun`` pulse (the receiver cannot stall the line: buffer behind it).
-
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (>= 4).
+    Constructed with the bit period ``divisor`` (see ``_UartPort``).
 
     Members
     -------
