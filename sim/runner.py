@@ -235,13 +235,35 @@ def verilog_for(design, toplevel: str = "top") -> str:
 
 
 def icarus_time0_fix(text: str) -> str:
-    """Amaranth starts each ``always @*`` block with a read of a dummy register initialised
-    in its declaration (``reg \\$auto$verilog_backend... = 0``), so that the block runs once
-    at time 0. Icarus does not run such blocks when no input ever changes (an Icarus
-    time-0 race), which leaves constant-driven outputs X. Toggle the register at 1 ns
-    instead. Semantics are otherwise unchanged; Verilator does not need this."""
-    return re.sub(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;",
-                  r"reg \1;\n  initial #1 \1 = 1'b1;", text)
+    """Amaranth starts each ``always @*`` block of several statements with a read of a dummy
+    register initialised in its declaration (``reg \\$auto$verilog_backend... = 0``), so
+    that the block runs once at time 0. Icarus does not run such blocks when no input ever
+    changes (an Icarus time-0 race), which leaves constant-driven outputs X. Toggle the
+    register at 1 ns instead. A one-statement block (``always @*`` then ``x[3:1] = y;``,
+    what a struct field driven on its own becomes) has no such read: give it one, so it
+    too runs at 1 ns even if ``y`` never changes. Semantics are otherwise unchanged;
+    Verilator does not need this."""
+    modules = re.split(r"(?m)^(?=module\b)", text)
+    return "".join(_time0_fix_module(m) for m in modules)
+
+
+_DUMMY_RE = re.compile(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;")
+
+
+def _time0_fix_module(text: str) -> str:
+    if not text.startswith("module"):
+        return text
+    found = _DUMMY_RE.search(text)
+    if found:
+        dummy = found.group(1)
+        text = _DUMMY_RE.sub(r"reg \1;\n  initial #1 \1 = 1'b1;", text)
+    else:
+        dummy = "bpf_time0 "
+        header_end = text.index(");") + 2
+        text = text[:header_end] + f"\n  reg {dummy};\n  initial #1 {dummy} = 1'b1;" + text[header_end:]
+    return re.sub(r"(?m)^(\s*)always @\*\n(\s*)(?!begin\b)(\S[^\n]*;)$",
+                  lambda m: f"{m.group(1)}always @* begin\n{m.group(2)}if ({dummy}) begin end\n"
+                            f"{m.group(2)}{m.group(3)}\n{m.group(1)}end", text)
 
 
 # ---------------------------------------------------------------------------------------
