@@ -1,67 +1,25 @@
-"""The trainer's byte protocol over a UART: defined once, used by the hardware bridge
-(``hdl/uart_bridge.py`` imports the constants), the host transports (board:
-``sim/serial_transport.py``, simulation: ``sim/cocotb_uart.py``) and the tests' Python
-model of the bridge. Pure Python (no NumPy, no Amaranth, no cocotb). See docs/uart.md.
-
-Frames, multi-byte fields little-endian::
-
-    host -> device
-      'W' 0x57  addr:u32 data:u32            CSR write       reply 'w' status:u8
-      'R' 0x52  addr:u32                     CSR read        reply 'r' status:u8 data:u32
-      'S' 0x53  count:u8 flags:u8 code*count send beats      reply 's' (once all are accepted)
-    device -> host, unsolicited (interleaved with the replies, between frames)
-      'd' 0x64  code                         one output beat (m_data), not the last of its sample
-      'D' 0x44  code                         output beat with ``last`` set
-      'e' 0x65  byte:u8                      an unknown command byte was dropped
-
-A ``code`` is ``code_bytes(width) = ceil(width / 8)`` bytes, the two's-complement code
-(little-endian; the device sign-extends, the host masks). ``flags`` bit 0 (``SEND_LAST``)
-sets ``last`` on the chunk's final beat: a sample may be sent in several chunks. Status 0
-= done, 1 = bus error (the trainer's sticky ``bus_error`` flag rose during the access, or
-it was a parameter access while the trainer was busy; a refused read returns 0).
-
-Flow control: the UART receiver cannot stall, so the device buffers received bytes in a
-FIFO of ``RX_FIFO_DEPTH`` bytes, and every command is answered after its last byte has
-left that FIFO. The host keeps at most ``RX_FIFO_DEPTH`` bytes of unanswered commands on
-the wire (``HostProtocol`` does the bookkeeping); sends longer than that go in chunks.
+"""The host side of the trainer's UART byte protocol: frame encoding and parsing
+(``HostProtocol``, sans-IO), the framing every byte-pipe transport shares
+(``FramedTransport``: board ``sim/serial_transport.py``, simulation ``sim/cocotb_uart.py``),
+and a Python model of the device side for tests (``BridgeModel``). The wire's constants
+and frame formats are in ``hdl/uart_protocol.py``, which the hardware bridge uses too.
+See docs/uart.md.
 """
 from __future__ import annotations
 
 import collections
 import struct
 
+from hdl.uart_protocol import (CMD_READ, CMD_SEND, CMD_WRITE, MAX_CHUNK, OUT_BEAT, OUT_BEAT_LAST, RSP_ERROR,
+                               RSP_READ, RSP_SENT, RSP_WRITE, RX_FIFO_DEPTH, SEND_LAST, STATUS_BUS_ERROR, STATUS_OK,
+                               code_bytes)
+
 __all__ = [
-    "CMD_WRITE", "CMD_READ", "CMD_SEND", "RSP_WRITE", "RSP_READ", "RSP_SENT", "OUT_BEAT", "OUT_BEAT_LAST",
-    "RSP_ERROR", "SEND_LAST", "STATUS_OK", "STATUS_BUS_ERROR", "RX_FIFO_DEPTH", "MAX_CHUNK",
-    "code_bytes", "reply_length", "encode_write", "encode_read", "encode_send", "encode_code",
-    "decode_code", "ProtocolError", "UartBusError", "HostProtocol", "FramedTransport", "BridgeModel",
+    "reply_length", "encode_write", "encode_read", "encode_send", "encode_code", "decode_code",
+    "ProtocolError", "UartBusError", "HostProtocol", "FramedTransport", "BridgeModel",
 ]
 
-CMD_WRITE = 0x57  # 'W'
-CMD_READ = 0x52  # 'R'
-CMD_SEND = 0x53  # 'S'
-RSP_WRITE = 0x77  # 'w'
-RSP_READ = 0x72  # 'r'
-RSP_SENT = 0x73  # 's'
-OUT_BEAT = 0x64  # 'd'
-OUT_BEAT_LAST = 0x44  # 'D'
-RSP_ERROR = 0x65  # 'e'
-
-SEND_LAST = 0x01
-STATUS_OK = 0
-STATUS_BUS_ERROR = 1
-
-RX_FIFO_DEPTH = 256  # bytes the device buffers between its UART receiver and the bridge
-MAX_CHUNK = 255  # beats in one 'S' command (count is one byte)
-
 _ARG_BYTES = {CMD_WRITE: 8, CMD_READ: 4, CMD_SEND: 2}
-
-
-def code_bytes(width: int) -> int:
-    """Bytes per code on the wire: ceil(width / 8)."""
-    if width < 1:
-        raise ValueError(f"code width must be >= 1, got {width!r}")
-    return (width + 7) // 8
 
 
 def encode_code(code: int, nbytes: int) -> bytes:

@@ -11,9 +11,9 @@ from golden.config import load_config
 from golden.fixed import QFormat
 from hdl.csr import PARAM_WINDOW, REG, STATUS_BITS
 from hdl.uart_bridge import CommandBridge
+from hdl.uart_protocol import RSP_ERROR, code_bytes
 from sim.amaranth_streams import random_stall, stream_get, stream_put
-from sim.uart_protocol import (RSP_ERROR, BridgeModel, HostProtocol, ProtocolError, encode_read, encode_write,
-                               code_bytes)
+from sim.uart_protocol import BridgeModel, HostProtocol, ProtocolError, encode_read, encode_write
 
 XOR = load_config("examples/xor.toml")
 

@@ -3,8 +3,8 @@ import asyncio
 
 import pytest
 
-from sim.uart_protocol import (MAX_CHUNK, RX_FIFO_DEPTH, SEND_LAST, BridgeModel, FramedTransport, HostProtocol,
-                               ProtocolError, code_bytes, encode_send)
+from hdl.uart_protocol import MAX_CHUNK, RX_FIFO_DEPTH, SEND_LAST, code_bytes
+from sim.uart_protocol import BridgeModel, FramedTransport, HostProtocol, ProtocolError, encode_send
 
 
 def test_code_bytes():
