@@ -14,7 +14,7 @@ API (stable)
 testcase=None, timeout_s=None, toplevel="top", check=True, waves=False, build_root=None)
 -> CocotbResult``
     ``design`` is an Amaranth ``wiring.Component`` or a zero-argument factory returning
-    one. It is converted with ``amaranth.back.verilog.convert(design, name=toplevel)``
+    one. It is converted with ``hdl.verilog.to_verilog(design, toplevel)``
     (ports from its signature: ``clk``, ``rst``, and ``<port>__payload`` / ``__valid`` /
     ``__ready`` for streams), written to ``<root>/<simulator>/<build_name>-<hash>/``
     (``<root>`` = ``build_root``, else ``$BPF_BUILD_ROOT``, else ``<repo>/build``) where
@@ -230,8 +230,8 @@ def _elaborate(design):
 
 def verilog_for(design, toplevel: str = "top") -> str:
     """Verilog of ``design`` (a Component or a zero-argument factory), top module ``toplevel``."""
-    from amaranth.back import verilog
-    return verilog.convert(_elaborate(design), name=toplevel)
+    from hdl.verilog import to_verilog
+    return to_verilog(_elaborate(design), toplevel)
 
 
 def icarus_time0_fix(text: str) -> str:

@@ -224,7 +224,7 @@ def _Registered(inner):
 
 
 def generate_verilog(cfg: Config, unit: str = "trainer") -> str:
-    """Verilog text of the trainer or of one unit, via ``amaranth.back.verilog.convert``.
+    """Verilog text of the trainer or of one unit, via ``hdl.verilog.to_verilog``.
 
     Parameters
     ----------
@@ -239,8 +239,8 @@ def generate_verilog(cfg: Config, unit: str = "trainer") -> str:
     ValueError
         For an unknown unit, or a unit the config cannot build (e.g. softmax tables).
     """
-    from amaranth.back import verilog
-    return verilog.convert(_design(cfg, unit), name=_top_name(unit))
+    from hdl.verilog import to_verilog
+    return to_verilog(_design(cfg, unit), _top_name(unit))
 
 
 # ---------------------------------------------------------------------------------------
@@ -463,12 +463,12 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
     # 1. Verilog ---------------------------------------------------------------------------
     say(f"verilog: generating {unit} ({'x'.join(map(str, cfg.layers))}, {cfg.lanes} lanes)...")
     t0 = time.monotonic()
-    from amaranth.back import verilog
+    from hdl.verilog import to_verilog
     top = _top_name(unit)
     design = _design(cfg, unit, registered=True, dsp=tg.dsp)
     registered = unit.startswith("activation-")
     vpath = out / f"{top}.v"
-    vtext = verilog.convert(design, name=top)
+    vtext = to_verilog(design, top)
     vpath.write_text(vtext)
     runtime["verilog"] = round(time.monotonic() - t0, 1)
 

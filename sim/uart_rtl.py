@@ -88,8 +88,8 @@ class UartSimTop(wiring.Component):
 
 
 def uart_top_verilog(cfg: Config, divisor: int = DEFAULT_DIVISOR) -> str:
-    from amaranth.back import verilog
-    return verilog.convert(UartSimTop(cfg, divisor), name="uart_top")
+    from hdl.verilog import to_verilog
+    return to_verilog(UartSimTop(cfg, divisor), "uart_top")
 
 
 def run_uart_job(cfg: Config, simulator: str, *, testcase: str = "train", plan=None,

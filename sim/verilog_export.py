@@ -3,7 +3,7 @@
 ``export_verilog(cfg, out_dir)`` writes
 
 ``trainer.v``
-    ``hdl.trainer.Trainer(cfg, dsp=dsp)`` converted by ``amaranth.back.verilog`` with top
+    ``hdl.trainer.Trainer(cfg, dsp=dsp)`` converted by ``hdl.verilog.to_verilog`` with top
     module :data:`TOP` (``trainer``); submodules are emitted as further modules in the same
     file. ``dsp="generic"`` (default) writes every multiply as ``*`` for any tool and
     device; ``dsp="ecp5"`` instantiates MULT18X18D blocks with their own registers
@@ -242,16 +242,15 @@ def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None, d
     Raises ``hdl.layout.HardwareLimitError`` for configs the generator refuses, and
     ``ValueError`` for an unknown ``dsp``.
     """
-    from amaranth.back import verilog
-
     from hdl.trainer import Trainer
+    from hdl.verilog import to_verilog
 
     say = on_status or (lambda msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     design = Trainer(cfg, dsp=dsp)
     say(f"verilog: converting the trainer ({'x'.join(map(str, cfg.layers))}, {cfg.lanes} lanes)...")
-    text = verilog.convert(design, name=TOP)
+    text = to_verilog(design, TOP)
     (out / "trainer.v").write_text(text)
     lint_result = None
     if lint:
