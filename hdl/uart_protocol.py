@@ -1,5 +1,5 @@
 """The trainer's byte protocol over a UART: the wire's constants, defined once, below both
-the hardware bridge (``hdl/uart_bridge.py``) and the host side (``sim/uart_protocol.py``:
+the hardware bridge (``hdl/uart_bridge.py``) and the host side (``sim/host/uart_framing.py``:
 encoding, parsing, flow control, the host transports' framing and a Python model of the
 bridge). Pure Python. See docs/uart.md.
 

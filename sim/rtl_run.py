@@ -366,7 +366,7 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
     ({"samples": n} or {"epoch": {...}}) while the simulation runs.
     """
     build = prepare_build(trainer_verilog(cfg, dsp), "trainer", simulator, build_root, taps=("param_signature",),
-                          burst_vpi=False, pulse_clock=True)  # what sim/cocotb_transport.py needs
+                          burst_vpi=False, pulse_clock=True)  # what sim/host/cocotb_transport.py needs
     job_dir = build.run_dir(testcase)
     progress = job_dir / "progress.jsonl"
     result = job_dir / "result.json"

@@ -21,9 +21,9 @@ from golden.datasets import load_dataset
 from golden.fixed_model import FixedMLP
 from golden.train import quantize_dataset
 
-from sim.cocotb_transport import CocotbTransport
 from sim.golden_plan import TrainingPlan
-from sim.host import TrainerHost
+from sim.host.cocotb_transport import CocotbTransport
+from sim.host.driver import TrainerHost
 from sim.train_flow import run_training
 from sim.trainer_session import TrainingSession
 

@@ -3,7 +3,7 @@
 The job is a JSON file named by ``BPF_JOB``: ``config``, ``plan`` (a pickled
 sim.golden_plan.TrainingPlan), ``check_params``, ``divisor`` and ``result`` (where the
 summary goes). The host side is the unchanged ``TrainerHost`` over a UART transport
-(sim/cocotb_uart.py); every output, the SIGNATURE register after every update (read over
+(sim/host/cocotb_uart.py); every output, the SIGNATURE register after every update (read over
 the UART) and a full parameter readback at the end are compared with golden.
 """
 from __future__ import annotations
@@ -20,12 +20,12 @@ from cocotb.utils import get_sim_time
 from golden.config import config_from_dict
 from golden.fixed_model import FixedMLP
 
-from sim.cocotb_uart import CocotbBitUartTransport, CocotbUartTransport, reset_uart_top
 from sim.golden_plan import TrainingPlan
-from sim.host import TrainerHost
+from sim.host.cocotb_uart import CocotbBitUartTransport, CocotbUartTransport, reset_uart_top
+from sim.host.driver import TrainerHost
+from sim.host.uart_framing import UartBusError, encode_send
 from sim.train_flow import run_training
 from sim.trainer_session import TrainingSession
-from sim.uart_protocol import UartBusError, encode_send
 
 CLOCK_NS = 10
 

@@ -24,8 +24,8 @@ def _run_amaranth(cfg, plan, check_params, on_progress):
     from amaranth.sim import Simulator
 
     from hdl.trainer import Trainer
-    from .amaranth_transport import AmaranthTransport
-    from .host import TrainerHost
+    from sim.host.amaranth_transport import AmaranthTransport
+    from sim.host.driver import TrainerHost
     from .train_flow import run_training
 
     dut = Trainer(cfg)

@@ -7,7 +7,7 @@ update the parameter signature register is compared with the golden signature, a
 is kept with its sample, layer, index, expected and actual codes.
 
 A transport that queues several samples per wake-up (``send_samples``/``recv_samples``,
-sim/cocotb_transport.py) gets them in batches (``train_many``/``infer_many``); every
+sim/host/cocotb_transport.py) gets them in batches (``train_many``/``infer_many``); every
 sample's outputs and every update's signature are still compared, one by one, in order.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from golden.fixed_model import FixedMLP
 from golden.signature import params_signature
 from hdl.csr import param_address
 
-from .host import _signed
+from sim.host.driver import _signed
 
 __all__ = ["Mismatch", "SessionResult", "Scoreboard", "TrainingSession"]
 

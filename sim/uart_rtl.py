@@ -4,7 +4,7 @@ The simulated top, ``UartSimTop``, is the board top ``UartTrainer`` with the hos
 the serial line beside it: a UartTx driving the trainer's ``rx`` pin and a UartRx sampling
 its ``tx`` pin, both with byte streams (``h_in`` / ``h_out``). sim/rtl_run.py's testbench
 wrapper turns those streams into a burst memory and a capture ring that the cocotb side
-(sim/cocotb_uart.py) fills and reads through VPI without advancing time, so the bits
+(sim/host/cocotb_uart.py) fills and reads through VPI without advancing time, so the bits
 move in Verilog at full simulator speed and Python only handles whole frames. A second
 path for a pure-Python bit-level model: with ``rx_sel`` high the trainer's ``rx`` pin
 follows ``py_rx`` (driven bit by bit from cocotb), and ``tx`` is the trainer's pin.

@@ -53,7 +53,7 @@ def test_wrong_expectations_are_caught_with_their_sample(tmp_path):
     cfg = load_config("examples/digits.toml")
     plan = make_plan(cfg, load_dataset(cfg), 1, 100, evaluate=False)
     ep = plan.epochs[0]
-    k = 4096 // (cfg.layers[0] + cfg.layers[-1]) - 1  # sim/cocotb_transport.py: queue_capacity - 1
+    k = 4096 // (cfg.layers[0] + cfg.layers[-1]) - 1  # sim/host/cocotb_transport.py: queue_capacity - 1
     sig, params = ep.updates[k]
     ep.updates[k] = (sig ^ 0x20, params)
     ep.outputs[80][3] += 1

@@ -1,5 +1,5 @@
 """The trainer over its simulated UART under Verilator and Icarus: the unchanged host
-driver (sim/host.py) trains XOR through UartTrainer's serial pins bit-exactly, a
+driver (sim/host/driver.py) trains XOR through UartTrainer's serial pins bit-exactly, a
 parameter read while busy comes back as an error, and an independent pure-Python
 bit-level UART model talks to the same design."""
 import time

@@ -1,6 +1,6 @@
-"""Transports for ``sim.host.TrainerHost`` over the trainer's simulated UART (cocotb).
+"""Transports for ``sim.host.driver.TrainerHost`` over the trainer's simulated UART (cocotb).
 
-Both speak the byte protocol of sim/uart_protocol.py (``FramedTransport``: the same code
+Both speak the byte protocol of sim/host/uart_framing.py (``FramedTransport``: the same code
 the board's ``SerialTransport`` runs); they differ in who toggles the serial line:
 
 ``CocotbUartTransport(dut, width)``
@@ -25,8 +25,8 @@ from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdg
 
 from hdl.csr import REG, STATUS_BITS
 
-from .rtl_run import BURST_DEPTH
-from .uart_protocol import FramedTransport
+from sim.rtl_run import BURST_DEPTH
+from .uart_framing import FramedTransport
 
 LATCH = {"status": REG["STATUS"], "busy": STATUS_BITS["busy"], "signature": REG["SIGNATURE"]}
 

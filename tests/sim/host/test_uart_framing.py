@@ -1,10 +1,10 @@
-"""sim/uart_protocol.py on its own: encoding, chunking, demultiplexing, flow control."""
+"""sim/host/uart_framing.py on its own: encoding, chunking, demultiplexing, flow control."""
 import asyncio
 
 import pytest
 
 from hdl.uart_protocol import MAX_CHUNK, RX_FIFO_DEPTH, SEND_LAST, code_bytes
-from sim.uart_protocol import BridgeModel, FramedTransport, HostProtocol, ProtocolError, encode_send
+from sim.host.uart_framing import BridgeModel, FramedTransport, HostProtocol, ProtocolError, encode_send
 
 
 def test_code_bytes():

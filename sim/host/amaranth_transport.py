@@ -1,4 +1,4 @@
-"""Transport for ``sim.host.TrainerHost`` over Amaranth's own simulator (quick iteration).
+"""Transport for ``sim.host.driver.TrainerHost`` over Amaranth's own simulator (quick iteration).
 
 Used inside an ``async def testbench(ctx)``; drives the trainer's csr bus and streams.
 """

@@ -1,4 +1,4 @@
-"""Transport for ``sim.host.TrainerHost`` over cocotb (Icarus, Verilator).
+"""Transport for ``sim.host.driver.TrainerHost`` over cocotb (Icarus, Verilator).
 
 Drives the trainer's ports as Amaranth names them in Verilog (``s_data__payload``,
 ``s_data__valid``, ``csr__addr``, ...) inside the testbench top of sim/rtl_run.py.
@@ -25,7 +25,7 @@ import random
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from .rtl_run import BURST_DEPTH
+from sim.rtl_run import BURST_DEPTH
 
 __all__ = ["CocotbTransport"]
 

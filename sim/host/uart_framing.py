@@ -1,6 +1,6 @@
 """The host side of the trainer's UART byte protocol: frame encoding and parsing
 (``HostProtocol``, sans-IO), the framing every byte-pipe transport shares
-(``FramedTransport``: board ``sim/serial_transport.py``, simulation ``sim/cocotb_uart.py``),
+(``FramedTransport``: board ``sim/host/serial_transport.py``, simulation ``sim/host/cocotb_uart.py``),
 and a Python model of the device side for tests (``BridgeModel``). The wire's constants
 and frame formats are in ``hdl/uart_protocol.py``, which the hardware bridge uses too.
 See docs/uart.md.
@@ -135,7 +135,7 @@ class HostProtocol:
 
 
 class FramedTransport:
-    """The four coroutines of a ``sim.host.TrainerHost`` transport over any byte pipe.
+    """The four coroutines of a ``sim.host.driver.TrainerHost`` transport over any byte pipe.
 
     Subclasses provide ``async _write(data: bytes)`` and ``async _read(n) -> bytes``
     (at least ``n`` bytes, more if already available; raise on timeout). CSR accesses the

@@ -1,5 +1,5 @@
 """SerialTransport: TrainerHost over a serial port, here a fake port running the Python
-model of the bridge (sim/uart_protocol.py: BridgeModel), and pyserial's loop:// URL."""
+model of the bridge (sim/host/uart_framing.py: BridgeModel), and pyserial's loop:// URL."""
 import asyncio
 import sys
 
@@ -9,9 +9,9 @@ import pytest
 from golden.config import load_config
 from hdl.csr import ID_VALUE, REG, param_address
 from hdl.layout import Layout
-from sim.host import TrainerHost
-from sim.serial_transport import SerialTimeout, SerialTransport
-from sim.uart_protocol import BridgeModel, ProtocolError, UartBusError
+from sim.host.driver import TrainerHost
+from sim.host.serial_transport import SerialTimeout, SerialTransport
+from sim.host.uart_framing import BridgeModel, ProtocolError, UartBusError
 
 XOR = load_config("examples/xor.toml")
 

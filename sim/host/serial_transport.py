@@ -1,23 +1,23 @@
-"""Transport for ``sim.host.TrainerHost`` over a serial port: the trainer on a board
+"""Transport for ``sim.host.driver.TrainerHost`` over a serial port: the trainer on a board
 (hdl/uart_bridge.py: ``UartTrainer``), through pyserial.
 
     from golden.config import load_config
-    from sim.host import TrainerHost
-    from sim.serial_transport import SerialTransport
+    from sim.host.driver import TrainerHost
+    from sim.host.serial_transport import SerialTransport
 
     cfg = load_config("examples/xor.toml")
     with SerialTransport("/dev/ttyUSB1", 115200, width=cfg.act.width) as link:
         host = TrainerHost(cfg, link)
         asyncio.run(host.check_id())
 
-The byte protocol is sim/uart_protocol.py's (``FramedTransport``), the same code the
+The byte protocol is sim/host/uart_framing.py's (``FramedTransport``), the same code the
 simulated UART path runs. The coroutines block on the port (fine for a host script).
 """
 from __future__ import annotations
 
 from hdl.csr import REG, STATUS_BITS
 
-from .uart_protocol import FramedTransport, ProtocolError
+from .uart_framing import FramedTransport, ProtocolError
 
 __all__ = ["SerialTransport", "SerialTimeout"]
 
