@@ -6,7 +6,7 @@ update the parameter signature register is compared with the golden signature, a
 (``check_params="every"``) all parameters are read back and compared. The first mismatch
 is kept with its sample, layer, index, expected and actual codes.
 
-A transport that queues several samples per wake-up (``send_samples``/``recv_samples``,
+A transport that queues several samples per wake-up (``sim.host.transport.SampleQueue``,
 sim/host/cocotb_transport.py) gets them in batches (``train_many``/``infer_many``); every
 sample's outputs and every update's signature are still compared, one by one, in order.
 """
@@ -19,9 +19,8 @@ import numpy as np
 from golden.config import Config
 from golden.fixed_model import FixedMLP
 from golden.signature import params_signature
-from hdl.csr import param_address
-
 from sim.host.driver import _signed
+from sim.host.transport import SampleQueue
 
 __all__ = ["Mismatch", "SessionResult", "Scoreboard", "TrainingSession"]
 
@@ -75,29 +74,8 @@ class Scoreboard:
             i = int(diff[0])
             r.add(Mismatch(r.samples, what, self.cfg.n_layers - 1, (i,), int(expected[i]), int(out[i])), diff.size)
 
-    async def _read_params(self) -> list:
-        """All parameters: in one bus burst when the transport has ``csr_read_many``."""
-        host = self.host
-        if not hasattr(host.t, "csr_read_many"):
-            return await host.read_params()
-        await host.wait_idle()
-        cfg, where = self.cfg, []
-        for l in range(cfg.n_layers):
-            for j in range(cfg.layers[l + 1]):
-                for k in range(cfg.layers[l] + 1):
-                    where.append(param_address(*host.layout.param_location(l, j, k)))
-        words = iter(await host.t.csr_read_many(where))
-        out = []
-        for l in range(cfg.n_layers):
-            w = np.zeros((cfg.layers[l + 1], cfg.layers[l] + 1), dtype=np.int64)
-            for j in range(w.shape[0]):
-                for k in range(w.shape[1]):
-                    w[j, k] = _signed(next(words), cfg.weight.width)
-            out.append(w)
-        return out
-
     async def compare_params(self, sample: int, expected: list) -> int:
-        actual = await self._read_params()
+        actual = await self.host.read_params()
         bad = 0
         for l, (e, a) in enumerate(zip(expected, actual)):
             diff = np.argwhere(e != a)
@@ -154,12 +132,20 @@ class Scoreboard:
         self.result.samples += 1
 
     # ---- several samples per transport wake-up ------------------------------------------
+    def _queue(self, infer: bool) -> SampleQueue | None:
+        """The transport, if it queues several samples per wake-up and may here (when
+        training, updates are checked by signature: a full readback after every update
+        needs the trainer idle)."""
+        t = self.host.t
+        if not isinstance(t, SampleQueue) or (not infer and self.check_params == "every"):
+            return None
+        return t
+
     def batch_capacity(self, infer: bool = False) -> int:
         """Samples per ``train_many``/``infer_many`` call: 1 unless the transport queues
-        several (and, when training, updates are checked by signature: a full readback
-        after every update needs the trainer idle)."""
-        t = self.host.t
-        if not hasattr(t, "send_samples") or (not infer and self.check_params == "every"):
+        several (``sim.host.transport.SampleQueue``)."""
+        t = self._queue(infer)
+        if t is None:
             return 1
         n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
         return t.queue_capacity(n_in + (0 if infer else n_out), n_out)
@@ -175,7 +161,7 @@ class Scoreboard:
         """``train`` for each (x, t, expected_output, update) of ``items``, queued together
         when the transport can (``batch_capacity``); checks and results as ``train``."""
         items = list(items)
-        if len(items) == 1 or not hasattr(self.host.t, "send_samples") or self.check_params == "every":
+        if len(items) == 1 or self._queue(infer=False) is None:
             return [await self.train(*it) for it in items]
         c, host = self.cfg, self.host
         codes = [host._codes(x, c.layers[0], "input", c.act) + host._codes(t, c.layers[-1], "target", c.act)
@@ -190,7 +176,7 @@ class Scoreboard:
     async def infer_many(self, items) -> list:
         """``infer`` for each (x, expected_output) of ``items``, queued together when possible."""
         items = list(items)
-        if len(items) == 1 or not hasattr(self.host.t, "send_samples"):
+        if len(items) == 1 or self._queue(infer=True) is None:
             return [await self.infer(x, want) for x, want in items]
         c, host = self.cfg, self.host
         codes = [host._codes(x, c.layers[0], "input", c.act) for x, _ in items]

@@ -4,10 +4,12 @@ Used inside an ``async def testbench(ctx)``; drives the trainer's csr bus and st
 """
 from __future__ import annotations
 
+from .transport import Transport
+
 __all__ = ["AmaranthTransport"]
 
 
-class AmaranthTransport:
+class AmaranthTransport(Transport):
     def __init__(self, ctx, dut, data_width: int):
         self.ctx = ctx
         self.dut = dut

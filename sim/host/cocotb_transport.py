@@ -27,10 +27,15 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from sim.rtl_run import BURST_DEPTH
 
+from .transport import Transport
+
 __all__ = ["CocotbTransport"]
 
 
-class CocotbTransport:
+class CocotbTransport(Transport):
+    """The trainer's ports in a cocotb simulation; also a ``SampleQueue`` (several samples
+    per wake-up) with a burst ``csr_read_many``."""
+
     def __init__(self, dut, data_width: int, stall_prob: float = 0.0, seed: int = 0):
         self.dut = dut
         # the design's clock edges: the wrapper's cycle counter when it pulses the clock

@@ -23,12 +23,8 @@ import collections
 import cocotb
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge
 
-from hdl.csr import REG, STATUS_BITS
-
 from sim.rtl_run import BURST_DEPTH
 from .uart_framing import FramedTransport
-
-LATCH = {"status": REG["STATUS"], "busy": STATUS_BITS["busy"], "signature": REG["SIGNATURE"]}
 
 __all__ = ["CocotbUartTransport", "CocotbBitUartTransport", "UartSource", "UartSink", "reset_uart_top"]
 
@@ -50,7 +46,7 @@ class CocotbUartTransport(FramedTransport):
     """Frames through the wrapper's burst memory (``h_in``) and capture ring (``h_out``)."""
 
     def __init__(self, dut, width: int, latch_signature: bool = True):
-        super().__init__(width, latch=LATCH if latch_signature else None)
+        super().__init__(width, latch_signature=latch_signature)
         self.dut = dut
         self.clk = dut.clk
         self._req = int(dut.h_in__burst_req.value)
@@ -167,7 +163,7 @@ class CocotbBitUartTransport(FramedTransport):
     """Frames over the trainer's pins, bit by bit from Python (``rx_sel`` must be 1)."""
 
     def __init__(self, dut, width: int, divisor: int, latch_signature: bool = True):
-        super().__init__(width, latch=LATCH if latch_signature else None)
+        super().__init__(width, latch_signature=latch_signature)
         self.source = UartSource(dut.clk, dut.py_rx, divisor)
         self.sink = UartSink(dut.clk, dut.tx, divisor)
 

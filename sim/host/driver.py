@@ -2,14 +2,8 @@
 
 ``TrainerHost`` speaks in registers, parameters and samples; a transport moves words
 (simulated bus in cocotb or amaranth.sim, or a serial link on a board). The same driver
-code therefore runs against the simulation and the hardware.
-
-A transport provides four coroutines::
-
-    async csr_read(addr) -> int
-    async csr_write(addr, value) -> None
-    async send_beats(codes: list[int]) -> None      # `last` set on the final code
-    async recv_beats(n: int) -> list[int]           # n codes, checks `last` on the n-th
+code therefore runs against the simulation and the hardware. What a transport provides
+is the protocol ``sim.host.transport.Transport``.
 """
 from __future__ import annotations
 
@@ -19,11 +13,9 @@ from golden.config import Config
 from hdl.csr import CTRL_INFER, ID_VALUE, REG, STATUS_BITS, param_address
 from hdl.layout import Layout
 
+from .transport import TrainerError, Transport
+
 __all__ = ["TrainerHost", "TrainerError"]
-
-
-class TrainerError(RuntimeError):
-    pass
 
 
 def _signed(v: int, width: int) -> int:
@@ -32,7 +24,7 @@ def _signed(v: int, width: int) -> int:
 
 
 class TrainerHost:
-    def __init__(self, cfg: Config, transport):
+    def __init__(self, cfg: Config, transport: Transport):
         self.cfg = cfg
         self.layout = Layout(cfg)
         self.t = transport
@@ -60,22 +52,14 @@ class TrainerHost:
         v = await self.read("STATUS")
         return {name: bool(v & bit) for name, bit in STATUS_BITS.items()}
 
-    async def wait_idle(self, max_polls: int = 1_000_000) -> None:
+    async def wait_idle(self) -> None:
         """Wait until the trainer has finished its sample (parameters are stable): on the
         transport's busy wire if it has one, else by polling STATUS."""
-        if hasattr(self.t, "wait_idle"):
-            await self.t.wait_idle()
-            return
-        for _ in range(max_polls):
-            if not (await self.read("STATUS")) & STATUS_BITS["busy"]:
-                return
-        raise TrainerError(f"trainer still busy after {max_polls} STATUS polls")
+        await self.t.wait_idle()
 
     async def signature(self) -> int:
         """The SIGNATURE register; from the transport's wire when it has one (no bus access)."""
-        if hasattr(self.t, "peek_signature"):
-            return await self.t.peek_signature()
-        return await self.read("SIGNATURE")
+        return await self.t.peek_signature()
 
     async def clear_errors(self) -> None:
         await self.write("STATUS", STATUS_BITS["length_error"] | STATUS_BITS["bus_error"])
@@ -109,14 +93,21 @@ class TrainerHost:
         await self.t.csr_write(param_address(bank, addr), int(code) & 0xFFFFFFFF)
 
     async def read_params(self) -> list:
+        """All parameters, one (n_out, n_in + 1) array per layer (in one burst when the
+        transport reads several registers at once)."""
         await self.wait_idle()
+        cfg, where = self.cfg, []
+        for l in range(cfg.n_layers):
+            for j in range(cfg.layers[l + 1]):
+                for k in range(cfg.layers[l] + 1):
+                    where.append(param_address(*self.layout.param_location(l, j, k)))
+        words = iter(await self.t.csr_read_many(where))
         out = []
-        for l in range(self.cfg.n_layers):
-            n_out, n_in = self.cfg.layers[l + 1], self.cfg.layers[l]
-            w = np.zeros((n_out, n_in + 1), dtype=np.int64)
-            for j in range(n_out):
-                for k in range(n_in + 1):
-                    w[j, k] = await self._read_param(l, j, k)
+        for l in range(cfg.n_layers):
+            w = np.zeros((cfg.layers[l + 1], cfg.layers[l] + 1), dtype=np.int64)
+            for j in range(w.shape[0]):
+                for k in range(w.shape[1]):
+                    w[j, k] = _signed(next(words), cfg.weight.width)
             out.append(w)
         return out
 
@@ -147,8 +138,7 @@ class TrainerHost:
 
     async def flush(self) -> None:
         """Return once every beat sent so far has been accepted by the trainer."""
-        if hasattr(self.t, "wait_sent"):
-            await self.t.wait_sent()
+        await self.t.wait_sent()
 
     async def recv_output(self) -> np.ndarray:
         codes = await self.t.recv_beats(self.cfg.layers[-1])

@@ -15,13 +15,9 @@ simulated UART path runs. The coroutines block on the port (fine for a host scri
 """
 from __future__ import annotations
 
-from hdl.csr import REG, STATUS_BITS
-
 from .uart_framing import FramedTransport, ProtocolError
 
 __all__ = ["SerialTransport", "SerialTimeout"]
-
-LATCH = {"status": REG["STATUS"], "busy": STATUS_BITS["busy"], "signature": REG["SIGNATURE"]}
 
 
 class SerialTimeout(ProtocolError):
@@ -66,7 +62,7 @@ class SerialTransport(FramedTransport):
             raise ValueError(f"SerialTransport needs width=cfg.act.width (the act code width in bits), got {width!r}")
         if not isinstance(baud, int) or baud <= 0:
             raise ValueError(f"baud must be a positive integer, got {baud!r}")
-        super().__init__(width, latch=LATCH if latch_signature else None)
+        super().__init__(width, latch_signature=latch_signature)
         self.port_name = port if isinstance(port, str) else getattr(port, "name", repr(port))
         self.baud = baud
         self.timeout = timeout

@@ -14,6 +14,8 @@ from hdl.uart_protocol import (CMD_READ, CMD_SEND, CMD_WRITE, MAX_CHUNK, OUT_BEA
                                RSP_READ, RSP_SENT, RSP_WRITE, RX_FIFO_DEPTH, SEND_LAST, STATUS_BUS_ERROR, STATUS_OK,
                                code_bytes)
 
+from .transport import Transport
+
 __all__ = [
     "reply_length", "encode_write", "encode_read", "encode_send", "encode_code", "decode_code",
     "ProtocolError", "UartBusError", "HostProtocol", "FramedTransport", "BridgeModel",
@@ -134,42 +136,36 @@ class HostProtocol:
         self.replies.append((tag, status, data))
 
 
-class FramedTransport:
-    """The four coroutines of a ``sim.host.driver.TrainerHost`` transport over any byte pipe.
+class FramedTransport(Transport):
+    """A ``sim.host.transport.Transport`` over any byte pipe.
 
     Subclasses provide ``async _write(data: bytes)`` and ``async _read(n) -> bytes``
     (at least ``n`` bytes, more if already available; raise on timeout). CSR accesses the
     device reports as bus errors raise :class:`UartBusError`.
 
-    ``latch``: None, or the addresses ``{"status": STATUS, "busy": busy bit mask,
-    "signature": SIGNATURE}`` (from hdl/csr.py). Then the transport also provides
-    ``wait_idle`` (polls STATUS over the link, then reads SIGNATURE) and
-    ``peek_signature`` (the SIGNATURE read when the trainer last went idle), and waits
-    for idle before sending each sample. Over a link this slow the trainer finishes a
+    ``latch_signature``: then ``wait_idle`` (polls STATUS over the link) also reads
+    SIGNATURE, ``peek_signature`` gives the SIGNATURE read when the trainer last went
+    idle, and the transport waits for idle before sending each sample. Over a link this slow the trainer finishes a
     sample long before the host has read its outputs, so a SIGNATURE read "after the
     next sample's outputs" (sim/trainer_session.py) would already show the next update;
     latched at the idle point before the next sample, it shows exactly the last update.
     """
 
-    def __init__(self, width: int, window: int = RX_FIFO_DEPTH, latch: dict | None = None):
+    def __init__(self, width: int, window: int = RX_FIFO_DEPTH, latch_signature: bool = False):
         self.proto = HostProtocol(width, window)
-        self.latch = latch
+        self.latch_signature = latch_signature
         self._signature = None
-        self.max_polls = 1_000_000
-        if latch is not None:
-            self.wait_idle = self._wait_idle
-            self.peek_signature = self._peek_signature
 
-    async def _wait_idle(self) -> None:
-        for _ in range(self.max_polls):
-            if not (await self.csr_read(self.latch["status"])) & self.latch["busy"]:
-                self._signature = await self.csr_read(self.latch["signature"])
-                return
-        raise ProtocolError(f"trainer still busy after {self.max_polls} STATUS polls")
+    async def wait_idle(self) -> None:
+        await super().wait_idle()
+        if self.latch_signature:
+            self._signature = await super().peek_signature()
 
-    async def _peek_signature(self) -> int:
+    async def peek_signature(self) -> int:
+        if not self.latch_signature:
+            return await super().peek_signature()
         if self._signature is None:
-            self._signature = await self.csr_read(self.latch["signature"])
+            self._signature = await super().peek_signature()
         return self._signature
 
     async def _write(self, data: bytes) -> None:
@@ -222,8 +218,8 @@ class FramedTransport:
             self.proto.replies.popleft()
 
     async def send_beats(self, codes) -> None:
-        if self.latch is not None:
-            await self._wait_idle()
+        if self.latch_signature:
+            await self.wait_idle()
         for frame in self.proto.chunks(codes):
             await self._command(frame)
         await self._drain_sends()
