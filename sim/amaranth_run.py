@@ -11,9 +11,9 @@ from golden.config import Config
 from golden.fixed_model import FixedMLP
 
 from hdl.trainer import Trainer
+from sim.check.trainer_session import SessionResult, TrainingSession
 from sim.host.amaranth_transport import AmaranthTransport
 from sim.host.driver import TrainerHost
-from .trainer_session import SessionResult, TrainingSession
 
 __all__ = ["run_amaranth_session"]
 

@@ -359,7 +359,7 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
                     dsp: str = "generic") -> dict:
     """Build (if needed) and run one trainer job; returns the result dict written by the test.
 
-    ``plan`` (sim.golden_plan.TrainingPlan) drives the ``train`` testcase. ``dsp`` is how
+    ``plan`` (sim.check.golden_plan.TrainingPlan) drives the ``train`` testcase. ``dsp`` is how
     the trainer builds its multipliers (hdl/dsp.py; "ecp5" simulates the primitives' models).
 
     ``on_progress(record)`` is called from the calling thread with each progress record

@@ -239,7 +239,7 @@ except ImportError:  # pragma: no cover
 
 
 async def _run_stream(dut, beats: Beats, unit, idle, backpressure, seed):
-    from sim.scoreboard import check_codes
+    from sim.check.scoreboard import check_codes
     from sim.streams import TB, PayloadCodec
     expected, inputs = golden_outputs(unit, beats)
     tb = TB(dut)

@@ -1,7 +1,7 @@
 """cocotb test module for the trainer (run by sim/rtl_run.py under Icarus or Verilator).
 
 The job comes as a JSON file named by the environment variable ``BPF_JOB``:
-``config`` (TOML-shaped dict), ``plan`` (a pickled sim.golden_plan.TrainingPlan: samples
+``config`` (TOML-shaped dict), ``plan`` (a pickled sim.check.golden_plan.TrainingPlan: samples
 and every expected code), ``check_params``, ``stall_prob``, ``seed``, ``progress`` (a
 JSON-lines file the parent tails) and ``result`` (where the summary is written); the
 ``bad_length`` scenario uses ``dataset``. Which scenario runs is the cocotb testcase.
@@ -21,11 +21,11 @@ from golden.datasets import load_dataset
 from golden.fixed_model import FixedMLP
 from golden.train import quantize_dataset
 
-from sim.golden_plan import TrainingPlan
+from sim.check.golden_plan import TrainingPlan
+from sim.check.train_flow import run_training
+from sim.check.trainer_session import TrainingSession
 from sim.host.cocotb_transport import CocotbTransport
 from sim.host.driver import TrainerHost
-from sim.train_flow import run_training
-from sim.trainer_session import TrainingSession
 
 CLOCK_NS = 10
 

@@ -1,7 +1,7 @@
 """cocotb test module: the trainer driven over its simulated UART (run by sim/uart_rtl.py).
 
 The job is a JSON file named by ``BPF_JOB``: ``config``, ``plan`` (a pickled
-sim.golden_plan.TrainingPlan), ``check_params``, ``divisor`` and ``result`` (where the
+sim.check.golden_plan.TrainingPlan), ``check_params``, ``divisor`` and ``result`` (where the
 summary goes). The host side is the unchanged ``TrainerHost`` over a UART transport
 (sim/host/cocotb_uart.py); every output, the SIGNATURE register after every update (read over
 the UART) and a full parameter readback at the end are compared with golden.
@@ -20,12 +20,12 @@ from cocotb.utils import get_sim_time
 from golden.config import config_from_dict
 from golden.fixed_model import FixedMLP
 
-from sim.golden_plan import TrainingPlan
+from sim.check.golden_plan import TrainingPlan
+from sim.check.train_flow import run_training
+from sim.check.trainer_session import TrainingSession
 from sim.host.cocotb_uart import CocotbBitUartTransport, CocotbUartTransport, reset_uart_top
 from sim.host.driver import TrainerHost
 from sim.host.uart_framing import UartBusError, encode_send
-from sim.train_flow import run_training
-from sim.trainer_session import TrainingSession
 
 CLOCK_NS = 10
 

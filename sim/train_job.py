@@ -1,7 +1,7 @@
 """The main job without the CLI: train in RTL simulation, compare with golden, summarise.
 
 ``run_train`` picks the simulator (Verilator, Icarus or Amaranth's own), runs
-``sim.train_flow.run_training`` inside it, and returns the report dictionary that the
+``sim.check.train_flow.run_training`` inside it, and returns the report dictionary that the
 ``train`` command prints and writes to ``report.json``.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from golden.datasets import load_dataset
 
 from hdl.layout import check_limits
 
-from .golden_plan import make_plan
+from sim.check.golden_plan import make_plan
 
 __all__ = ["run_train", "SIM_CHOICES", "summarise"]
 
@@ -24,9 +24,9 @@ def _run_amaranth(cfg, plan, check_params, on_progress):
     from amaranth.sim import Simulator
 
     from hdl.trainer import Trainer
+    from sim.check.train_flow import run_training
     from sim.host.amaranth_transport import AmaranthTransport
     from sim.host.driver import TrainerHost
-    from .train_flow import run_training
 
     dut = Trainer(cfg)
     sim = Simulator(dut)

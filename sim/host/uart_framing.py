@@ -147,7 +147,7 @@ class FramedTransport(Transport):
     SIGNATURE, ``peek_signature`` gives the SIGNATURE read when the trainer last went
     idle, and the transport waits for idle before sending each sample. Over a link this slow the trainer finishes a
     sample long before the host has read its outputs, so a SIGNATURE read "after the
-    next sample's outputs" (sim/trainer_session.py) would already show the next update;
+    next sample's outputs" (sim/check/trainer_session.py) would already show the next update;
     latched at the idle point before the next sample, it shows exactly the last update.
     """
 

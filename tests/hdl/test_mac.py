@@ -24,8 +24,8 @@ from golden.fixed import QFormat
 from golden.lfsr import Lfsr, lane_seed
 from hdl.mac import AdderTree, MacArray
 from sim.amaranth_streams import random_stall, stream_get, stream_put
+from sim.check.scoreboard import check_codes
 from sim.runner import lint, run_cocotb
-from sim.scoreboard import check_codes
 from sim.streams import PayloadCodec
 from sim.tb_mac import Beats, golden_outputs, make_unit, payloads, random_beats, saturation_beats, unit_spec
 

@@ -5,7 +5,7 @@ import pytest
 
 from golden.config import load_config
 from golden.datasets import load_dataset
-from sim.golden_plan import make_plan
+from sim.check.golden_plan import make_plan
 from sim.rtl_run import run_trainer_job
 from sim.train_job import run_train
 

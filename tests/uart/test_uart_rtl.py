@@ -9,7 +9,7 @@ import pytest
 
 from golden.config import load_config
 from golden.datasets import load_dataset
-from sim.golden_plan import make_plan
+from sim.check.golden_plan import make_plan
 from sim.uart_rtl import run_uart_job
 
 from ..conftest import require_tool

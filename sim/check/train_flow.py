@@ -2,8 +2,8 @@
 
 Transport-agnostic: runs inside a cocotb test (Icarus, Verilator) or an amaranth.sim
 testbench. Expectations (outputs, update signatures or parameters, test-set outputs) and
-the golden fixed/float statistics come from ``sim.golden_plan.make_plan``; the loop
-sends samples (several per wake-up when the transport queues them: ``Scoreboard.train_many``),
+the golden fixed/float statistics come from ``sim.check.golden_plan.make_plan``; the loop
+sends samples (several per wake-up when the transport queues them: ``TrainingSession.train_many``),
 compares integers and reads the hardware's cycle counter. After each
 epoch the RTL classifies the test set in infer mode.
 """
@@ -18,7 +18,7 @@ from golden.config import Config
 from golden.float_model import loss_value
 
 from .golden_plan import TrainingPlan
-from .trainer_session import Scoreboard
+from .trainer_session import TrainingSession
 
 __all__ = ["EpochRecord", "run_training"]
 
@@ -51,8 +51,8 @@ def _accuracy(plan: TrainingPlan, outputs, y) -> float:
 
 async def run_training(cfg: Config, plan: TrainingPlan, host, check_params: str = "signature",
                        on_epoch=None, on_sample=None) -> tuple:
-    """Train through ``host`` following ``plan``; returns (records, scoreboard)."""
-    board = Scoreboard(cfg, host, check_params)
+    """Train through ``host`` following ``plan``; returns (records, the TrainingSession)."""
+    board = TrainingSession(cfg, host, check_params=check_params)
     await host.check_id()
     records = []
     train_cycles = 0

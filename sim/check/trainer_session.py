@@ -6,6 +6,11 @@ update the parameter signature register is compared with the golden signature, a
 (``check_params="every"``) all parameters are read back and compared. The first mismatch
 is kept with its sample, layer, index, expected and actual codes.
 
+The expectations come from the caller (``train``, ``infer``, ``finish``: what
+``sim.check.train_flow`` does with a precomputed plan) or from a golden model stepped
+alongside (``golden``: ``train_sample``, and ``infer`` / ``finish`` without expectations).
+Mismatches are ``sim.check.scoreboard.Mismatch`` records.
+
 A transport that queues several samples per wake-up (``sim.host.transport.SampleQueue``,
 sim/host/cocotb_transport.py) gets them in batches (``train_many``/``infer_many``); every
 sample's outputs and every update's signature are still compared, one by one, in order.
@@ -22,22 +27,9 @@ from golden.signature import params_signature
 from sim.host.driver import _signed
 from sim.host.transport import SampleQueue
 
-__all__ = ["Mismatch", "SessionResult", "Scoreboard", "TrainingSession"]
+from .scoreboard import Mismatch
 
-
-@dataclass
-class Mismatch:
-    sample: int
-    what: str  # "output", "signature", "param", "dropped"
-    layer: int | None
-    index: tuple | None
-    expected: int
-    actual: int
-
-    def __str__(self):
-        where = f" layer {self.layer} index {self.index}" if self.layer is not None else ""
-        return (f"first mismatch at sample {self.sample}: {self.what}{where}: "
-                f"expected {self.expected}, actual {self.actual}")
+__all__ = ["SessionResult", "TrainingSession"]
 
 
 @dataclass
@@ -55,14 +47,20 @@ class SessionResult:
             self.first = mm
 
 
-class Scoreboard:
-    """Compares what the hardware did with what golden says, keeps the first mismatch."""
+def _mismatch(sample: int, what: str, expected, actual, layer=None, position=None) -> Mismatch:
+    return Mismatch(sample, None, expected, actual, what=what, layer=layer, position=position)
 
-    def __init__(self, cfg: Config, host, check_params: str = "every"):
+
+class TrainingSession:
+    """Drives the trainer through ``host`` and compares what it did with what golden says
+    (given by the caller, or by ``golden`` stepped alongside); keeps the first mismatch."""
+
+    def __init__(self, cfg: Config, host, golden: FixedMLP | None = None, check_params: str = "every"):
         if check_params not in ("every", "signature", "end"):
             raise ValueError(f"check_params must be 'every', 'signature' or 'end', got {check_params!r}")
         self.cfg = cfg
         self.host = host
+        self.golden = golden
         self.check_params = check_params
         self.result = SessionResult()
         self._pending_signature = None  # (sample, expected) read once the next sample is under way
@@ -72,7 +70,7 @@ class Scoreboard:
         diff = np.flatnonzero(np.asarray(out) != np.asarray(expected))
         if diff.size:
             i = int(diff[0])
-            r.add(Mismatch(r.samples, what, self.cfg.n_layers - 1, (i,), int(expected[i]), int(out[i])), diff.size)
+            r.add(_mismatch(r.samples, what, int(expected[i]), int(out[i]), self.cfg.n_layers - 1, (i,)), diff.size)
 
     async def compare_params(self, sample: int, expected: list) -> int:
         actual = await self.host.read_params()
@@ -81,7 +79,7 @@ class Scoreboard:
             diff = np.argwhere(e != a)
             if diff.size:
                 j, k = (int(v) for v in diff[0])
-                self.result.add(Mismatch(sample, "param", l, (j, k), int(e[j, k]), int(a[j, k])), len(diff))
+                self.result.add(_mismatch(sample, "param", int(e[j, k]), int(a[j, k]), l, (j, k)), len(diff))
                 bad += len(diff)
         return bad
 
@@ -112,7 +110,7 @@ class Scoreboard:
         sample, want = self._pending_signature
         self._pending_signature = None
         if got != want:
-            self.result.add(Mismatch(sample, "signature", None, None, want, got))
+            self.result.add(_mismatch(sample, "signature", want, got))
 
     async def train(self, x, t, expected_output, update=None) -> np.ndarray:
         """One training sample; ``update`` = (signature, params or None) if it completes a batch."""
@@ -187,42 +185,39 @@ class Scoreboard:
             outs.append(out)
         return outs
 
-    async def infer(self, x, expected_output) -> np.ndarray:
+    async def infer(self, x, expected_output=None) -> np.ndarray:
+        """One inference; ``expected_output`` defaults to the golden model's forward pass."""
+        if expected_output is None:
+            expected_output = self._golden().forward(x).output
         await self.host.send_infer(x)
         out = await self.host.recv_output()
         await self._check_pending_signature()
         self.check_output("infer output", out, expected_output)
         return out
 
-    async def finish(self, final_params) -> SessionResult:
-        """Final full parameter readback, whatever the per-update check was."""
+    async def finish(self, final_params=None) -> SessionResult:
+        """Final full parameter readback, whatever the per-update check was;
+        ``final_params`` defaults to the golden model's."""
+        if final_params is None:
+            final_params = self._golden().params
         await self._check_pending_signature(wait_idle=True)
         await self.compare_params(self.result.samples, final_params)
         status = await self.host.status()
         for flag in ("length_error", "bus_error"):
             if status[flag]:  # the run itself never sends bad samples or bad accesses
-                self.result.add(Mismatch(self.result.samples, f"{flag} flag set", None, None, 0, 1))
+                self.result.add(_mismatch(self.result.samples, f"{flag} flag set", 0, 1))
         return self.result
 
-
-class TrainingSession(Scoreboard):
-    """A scoreboard whose expectations come from a golden model stepped alongside."""
-
-    def __init__(self, cfg: Config, host, golden: FixedMLP, check_params: str = "every"):
-        super().__init__(cfg, host, check_params)
-        self.golden = golden
+    # ---- expectations from the golden model stepped alongside ---------------------------
+    def _golden(self) -> FixedMLP:
+        if self.golden is None:
+            raise ValueError("this session has no golden model: pass the expected values")
+        return self.golden
 
     async def train_sample(self, x, t) -> np.ndarray:
-        trace = self.golden.train_sample(x, t)
+        """One training sample, its expectations from the golden model's own step."""
+        trace = self._golden().train_sample(x, t)
         update = None
         if trace.params_after is not None:
             update = (params_signature(self.cfg, trace.params_after), trace.params_after)
         return await self.train(x, t, trace.output, update)
-
-    async def infer(self, x, expected_output=None) -> np.ndarray:
-        if expected_output is None:
-            expected_output = self.golden.forward(x).output
-        return await super().infer(x, expected_output)
-
-    async def finish(self, final_params=None) -> SessionResult:
-        return await super().finish(self.golden.params if final_params is None else final_params)

@@ -16,6 +16,10 @@ API (stable)
     Bulk form for NumPy arrays of integer codes (first axis = item): raises
     ``AssertionError`` naming the count of mismatching items and the FIRST one with its
     index, inputs, expected and actual codes.
+``Mismatch(index, inputs, expected, actual, what=None, layer=None, position=None)``
+    One disagreement; also what the trainer's checks (``sim.check.trainer_session``)
+    record, with ``what`` differed and where (``layer``, ``position``; ``sample`` is
+    ``index``).
 
 Both work in plain Python, ``amaranth.sim`` testbenches and cocotb tests.
 """
@@ -44,12 +48,29 @@ def normalize(x):
 
 @dataclass
 class Mismatch:
+    """One disagreement between the expected (golden) and the actual value.
+
+    ``index`` is the item's place in order (for the trainer: the sample), ``inputs`` what
+    produced it. The trainer's checks also say ``what`` differed ("output", "signature",
+    "param", ...) and where: ``layer`` and ``position`` in that layer's tensor.
+    """
     index: int
     inputs: object
     expected: object
     actual: object
+    what: str | None = None
+    layer: int | None = None
+    position: tuple | None = None
+
+    @property
+    def sample(self) -> int:
+        return self.index
 
     def __str__(self):
+        if self.what is not None:  # a trainer check
+            where = f" layer {self.layer} index {self.position}" if self.layer is not None else ""
+            return (f"first mismatch at sample {self.index}: {self.what}{where}: "
+                    f"expected {self.expected}, actual {self.actual}")
         s = f"item {self.index}: expected {self.expected!r}, got {self.actual!r}"
         if self.inputs is not None:
             s += f" (inputs {self.inputs!r})"
