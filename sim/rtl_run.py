@@ -1,4 +1,4 @@
-"""Run a trainer job (sim/tb_trainer.py) on Icarus or Verilator and collect its results.
+"""Run a trainer job (sim/testbench/trainer.py) on Icarus or Verilator and collect its results.
 
 The Verilog is built into ``build/<simulator>/trainer-<hash>/`` (the hash covers the
 Verilog text, so Verilator only recompiles when the design changes). The job runs in a
@@ -387,7 +387,7 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
 
     def target():
         try:
-            outcome["tests"] = run_cocotb_test(build, "sim.tb_trainer", testcase, job_dir,
+            outcome["tests"] = run_cocotb_test(build, "sim.testbench.trainer", testcase, job_dir,
                                                extra_env={"BPF_JOB": str(job_file)})
         except BaseException as e:  # reported to the caller below
             outcome["error"] = e

@@ -95,7 +95,7 @@ def uart_top_verilog(cfg: Config, divisor: int = DEFAULT_DIVISOR) -> str:
 def run_uart_job(cfg: Config, simulator: str, *, testcase: str = "train", plan=None,
                  check_params: str = "signature", divisor: int = DEFAULT_DIVISOR, build_root: str = "build",
                  extra: dict | None = None) -> dict:
-    """Build (once per design) and run one testcase of sim/tb_uart_trainer.py; returns the
+    """Build (once per design) and run one testcase of sim/testbench/uart_trainer.py; returns the
     result dict the test wrote plus ``tests`` (passed, log). Raises RuntimeError naming
     the first failure when the simulation fails without writing a result."""
     from .rtl_run import prepare_build, run_cocotb_test
@@ -111,7 +111,7 @@ def run_uart_job(cfg: Config, simulator: str, *, testcase: str = "train", plan=N
            "divisor": divisor, "result": str(result), **(extra or {})}
     job_file = job_dir / "job.json"
     job_file.write_text(json.dumps(job))
-    tests = run_cocotb_test(build, "sim.tb_uart_trainer", testcase, job_dir, extra_env={"BPF_JOB": str(job_file)})
+    tests = run_cocotb_test(build, "sim.testbench.uart_trainer", testcase, job_dir, extra_env={"BPF_JOB": str(job_file)})
     if not result.exists():
         raise RuntimeError(f"the {simulator} UART simulation failed: {tests.get('failure', '?')} "
                            f"(log: {tests.get('log')})")

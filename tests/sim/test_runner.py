@@ -1,4 +1,4 @@
-"""sim.runner / sim.streams on Icarus and Verilator with a small stream design.
+"""sim.runner / sim.testbench.streams on Icarus and Verilator with a small stream design.
 
 This file is also the cocotb test module that the runner tests run (the cocotb tests
 below are named ``cocotb_*`` so pytest does not collect them).
@@ -20,7 +20,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sim.runner import available_simulators, default_build_root, lint, run_cocotb, test_config, test_param
-from sim.streams import PayloadCodec, pauses
+from sim.testbench.streams import PayloadCodec, pauses
 
 try:
     from tests.conftest import require_tool
@@ -71,7 +71,7 @@ if cocotb is not None:
     @cocotb.test()
     async def cocotb_stream_roundtrip(dut):
         from sim.check.scoreboard import Scoreboard
-        from sim.streams import TB
+        from sim.testbench.streams import TB
         cfg = test_config()
         assert cfg is not None and cfg.lanes == 3, cfg
         n = test_param("N_ITEMS", 200, int)
@@ -91,7 +91,7 @@ if cocotb is not None:
 
     @cocotb.test()
     async def cocotb_deliberate_failure(dut):
-        from sim.streams import TB
+        from sim.testbench.streams import TB
         tb = TB(dut)
         await tb.reset()
         assert 1 + 1 == 3, "deliberate failure"
@@ -111,7 +111,7 @@ if cocotb is not None:
     async def cocotb_hangs(dut):
         from cocotb.triggers import Event
 
-        from sim.streams import TB
+        from sim.testbench.streams import TB
         TB(dut)  # the clock keeps the simulator busy forever
         await Event().wait()  # never set
 
@@ -223,8 +223,8 @@ def test_new_design_gets_new_build_dir(tmp_path):
 def test_amaranth_streams_with_stalls():
     from amaranth.sim import Simulator
 
-    from sim.amaranth_streams import random_stall, stream_get, stream_put
     from sim.check.scoreboard import Scoreboard
+    from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
     dut = AddOne()
     items = random_items(300, 2)
     rng = random.Random(1)

@@ -12,8 +12,8 @@ from golden.fixed import QFormat
 from hdl.csr import PARAM_WINDOW, REG, STATUS_BITS
 from hdl.uart_bridge import CommandBridge
 from hdl.uart_protocol import RSP_ERROR, code_bytes
-from sim.amaranth_streams import random_stall, stream_get, stream_put
 from sim.host.uart_framing import BridgeModel, HostProtocol, ProtocolError, encode_read, encode_write
+from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
 
 XOR = load_config("examples/xor.toml")
 

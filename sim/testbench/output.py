@@ -3,12 +3,12 @@
 The design under test is :class:`OutputTop` of one softmax + cross-entropy config: the
 ``SoftmaxUnit``, the ``CrossEntropyGradUnit`` and, for every elementwise last-layer kind,
 an ``MseGradUnit`` of the same config with ``loss = "mse"``. Every stream is driven by the
-burst engines of sim.tb_activation.BurstPair with random idle cycles and backpressure
+burst engines of sim.testbench.activation.BurstPair with random idle cycles and backpressure
 from LFSRs in the hardware, all units concurrently; the simulator runs free for a whole
 burst. Expected values: golden.tables.softmax_codes and FixedMLP.output_delta.
 
 Built and run through ``sim.runner.run_cocotb`` by :func:`run_output_rtl`; options as
-``extra_env`` (see sim/tb_activation.py): ``BPF_VECTORS`` (output vectors per unit),
+``extra_env`` (see sim/testbench/activation.py): ``BPF_VECTORS`` (output vectors per unit),
 ``BPF_GAP``, ``BPF_SEED``, ``BPF_RESULT``.
 
 The random data (:func:`logit_vectors`, :func:`ce_targets`, :func:`mse_inputs`) is shared
@@ -32,7 +32,7 @@ from golden.tables import softmax_codes
 from hdl.activation import ELEMENTWISE
 from hdl.output import CrossEntropyGradUnit, MseGradUnit, SoftmaxUnit
 
-from .tb_activation import (BURST, BURST_CONTROL, BurstPair, Bursts, field, first_mismatches, load_job, run_bursts,
+from .activation import (BURST, BURST_CONTROL, BurstPair, Bursts, field, first_mismatches, load_job, run_bursts,
                             run_tb, start, write_result)
 
 UNITS = ("softmax", "ce") + tuple(f"mse_{k}" for k in ELEMENTWISE)
@@ -118,7 +118,7 @@ def mse_inputs(cfg: Config, count: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 class OutputTop(wiring.Component):
     """Every output-layer unit of one softmax + cross-entropy config, as the RTL tests see it,
-    each between the burst engines of a :class:`~sim.tb_activation.BurstPair`.
+    each between the burst engines of a :class:`~sim.testbench.activation.BurstPair`.
 
     Members
     -------
@@ -151,7 +151,7 @@ def run_output_rtl(cfg: Config, simulator: str, *, vectors: int = 2000, gap: int
     "extra_beats"}, ``failures``, ``stream_s``, ``cycles``, ``rebuilt`` and ``elapsed_s``."""
     tag = f"{cfg.act.int_bits}.{cfg.act.frac_bits}-n{cfg.layers[-1]}-{cfg.exp_entries_log2}-{cfg.exp_range_log2}-" \
           f"{cfg.recip_entries_log2}-{cfg.recip_frac_bits}{'-interp' if cfg.lut_interpolate else ''}"
-    return run_tb(OutputTop(cfg), f"output-{tag}", "sim.tb_output", simulator, cfg,
+    return run_tb(OutputTop(cfg), f"output-{tag}", "sim.testbench.output", simulator, cfg,
                   {"vectors": vectors, "gap": gap, "seed": seed}, build_root)
 
 

@@ -240,7 +240,7 @@ except ImportError:  # pragma: no cover
 
 async def _run_stream(dut, beats: Beats, unit, idle, backpressure, seed):
     from sim.check.scoreboard import check_codes
-    from sim.streams import TB, PayloadCodec
+    from sim.testbench.streams import TB, PayloadCodec
     expected, inputs = golden_outputs(unit, beats)
     tb = TB(dut)
     src = tb.source("i", idle=idle or None, seed=seed, codec=PayloadCodec(unit.in_layout))

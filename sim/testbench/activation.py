@@ -11,7 +11,7 @@ the job's options come as ``extra_env``: ``BPF_STREAM_CODES`` (codes per kind th
 stream units: ``all`` or a number), ``BPF_GAP`` (stall threshold 0..255), ``BPF_SEED``
 and ``BPF_RESULT`` (where the summary JSON is written).
 
-Also the shared support of sim/tb_output.py: :class:`BurstSource`, :class:`BurstSink`,
+Also the shared support of sim/testbench/output.py: :class:`BurstSource`, :class:`BurstSink`,
 :class:`BurstPair` (Amaranth) and :class:`Bursts`, :func:`run_bursts` (cocotb side).
 """
 from __future__ import annotations
@@ -236,12 +236,12 @@ def run_activation_rtl(cfg: Config, simulator: str, *, stream_codes="all", gap: 
     phases, ``cycles`` of the stream phase, ``rebuilt`` and ``elapsed_s``."""
     tag = f"{cfg.act.int_bits}.{cfg.act.frac_bits}-{cfg.lut_entries_log2}-{cfg.lut_range_log2}" \
           f"{'-interp' if cfg.lut_interpolate else ''}"
-    return run_tb(ActivationTop(cfg), f"activation-{tag}", "sim.tb_activation", simulator, cfg,
+    return run_tb(ActivationTop(cfg), f"activation-{tag}", "sim.testbench.activation", simulator, cfg,
                   {"stream_codes": stream_codes, "gap": gap, "seed": seed}, build_root)
 
 
 # ---------------------------------------------------------------------------------------
-# simulator side: support shared with sim/tb_output.py
+# simulator side: support shared with sim/testbench/output.py
 
 
 def load_job() -> tuple[dict, Config]:
@@ -264,8 +264,8 @@ def field(words, lo: int, width: int) -> np.ndarray:
 
 
 async def start(dut):
-    """Clock (cocotb, 10 ns) and synchronous reset; returns the sim.streams.TB."""
-    from sim.streams import TB
+    """Clock (cocotb, 10 ns) and synchronous reset; returns the sim.testbench.streams.TB."""
+    from sim.testbench.streams import TB
     tb = TB(dut)
     await tb.reset(3)
     return tb
