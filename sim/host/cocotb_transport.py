@@ -1,7 +1,7 @@
 """Transport for ``sim.host.driver.TrainerHost`` over cocotb (Icarus, Verilator).
 
 Drives the trainer's ports as Amaranth names them in Verilog (``s_data__payload``,
-``s_data__valid``, ``csr__addr``, ...) inside the testbench top of sim/rtl_run.py.
+``s_data__valid``, ``csr__addr``, ...) inside the testbench top of sim/runners/rtl_run.py.
 Samples and results move per sample, not per cycle: a sample's beats are written to a
 file the wrapper loads into its burst memory (``$readmemh``, in the simulator's working
 directory) and streams; results are captured by the wrapper and read back once the
@@ -25,7 +25,7 @@ import random
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from sim.rtl_run import BURST_DEPTH
+from sim.runners.rtl_run import BURST_DEPTH
 
 from .transport import Transport
 
@@ -39,7 +39,7 @@ class CocotbTransport(Transport):
     def __init__(self, dut, data_width: int, stall_prob: float = 0.0, seed: int = 0):
         self.dut = dut
         # the design's clock edges: the wrapper's cycle counter when it pulses the clock
-        # (sim/rtl_run.py: clock_wrapper(pulse_clock=True)), else the clock itself
+        # (sim/runners/rtl_run.py: clock_wrapper(pulse_clock=True)), else the clock itself
         self._cycles = dut.clk_cycles if _has(dut, "clk_cycles") else None
         self.clk = None if self._cycles is not None else dut.clk
         self.w = data_width

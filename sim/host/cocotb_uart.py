@@ -4,9 +4,9 @@ Both speak the byte protocol of sim/host/uart_framing.py (``FramedTransport``: t
 the board's ``SerialTransport`` runs); they differ in who toggles the serial line:
 
 ``CocotbUartTransport(dut, width)``
-    The fast path. The host's UART is HDL beside the design (sim/uart_rtl.py:
+    The fast path. The host's UART is HDL beside the design (sim/runners/uart_rtl.py:
     ``UartSimTop``); bytes go into the testbench wrapper's burst memory and come back
-    from its capture ring (sim/rtl_run.py: ``clock_wrapper``), so Python handles frames
+    from its capture ring (sim/runners/rtl_run.py: ``clock_wrapper``), so Python handles frames
     and the simulator runs free while the bits move.
 ``CocotbBitUartTransport(dut, width, divisor)``
     A pure-Python 8N1 model (``UartSource`` drives ``py_rx`` bit by bit, ``UartSink``
@@ -23,14 +23,14 @@ import collections
 import cocotb
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly, RisingEdge
 
-from sim.rtl_run import BURST_DEPTH
+from sim.runners.rtl_run import BURST_DEPTH
 from .uart_framing import FramedTransport
 
 __all__ = ["CocotbUartTransport", "CocotbBitUartTransport", "UartSource", "UartSink", "reset_uart_top"]
 
 
 async def reset_uart_top(dut, bit_level: bool = False) -> None:
-    """Reset the simulated top (sim/uart_rtl.py) and start capturing what the trainer sends."""
+    """Reset the simulated top (sim/runners/uart_rtl.py) and start capturing what the trainer sends."""
     dut.h_out__cap_enable.value = 1
     dut.h_out__gap.value = 0
     dut.h_in__gap.value = 0

@@ -6,7 +6,7 @@ EVERY input code by setting the input and reading the outputs, no clocking) and 
 ``ActivationUnit`` stream, fed and drained by the burst engines of :class:`BurstPair`
 (random idle cycles and backpressure from LFSRs in the hardware; the simulator runs free
 for a whole burst, Python touches the design per burst, not per cycle). The parent
-process (:func:`run_activation_rtl`) builds and runs it through ``sim.runner.run_cocotb``;
+process (:func:`run_activation_rtl`) builds and runs it through ``sim.runners.cocotb_run.run_cocotb``;
 the job's options come as ``extra_env``: ``BPF_STREAM_CODES`` (codes per kind through the
 stream units: ``all`` or a number), ``BPF_GAP`` (stall threshold 0..255), ``BPF_SEED``
 and ``BPF_RESULT`` (where the summary JSON is written).
@@ -206,10 +206,10 @@ class ActivationTop(wiring.Component):
 def run_tb(top, build_name: str, test_module: str, simulator: str, cfg: Config, params: dict,
            build_root=None, timeout_s: float = 900) -> dict:
     """Build ``top`` and run the cocotb module ``test_module`` on ``simulator`` through
-    ``sim.runner.run_cocotb`` (``cfg`` as the run's config, ``params`` as ``BPF_*``
+    ``sim.runners.cocotb_run.run_cocotb`` (``cfg`` as the run's config, ``params`` as ``BPF_*``
     environment values); return the result dict the module wrote, with ``rebuilt``,
     ``elapsed_s`` and, when a cocotb test failed, its report in ``failures``."""
-    from sim.runner import run_cocotb
+    from sim.runners.cocotb_run import run_cocotb
 
     with tempfile.TemporaryDirectory(prefix="bpf-tb-") as tmp:
         result = Path(tmp) / "result.json"
@@ -246,7 +246,7 @@ def run_activation_rtl(cfg: Config, simulator: str, *, stream_codes="all", gap: 
 
 def load_job() -> tuple[dict, Config]:
     """(the ``BPF_*`` parameters, lower-case without the prefix; the run's Config)."""
-    from sim.runner import test_config
+    from sim.runners.cocotb_run import test_config
     params = {k[4:].lower(): v for k, v in os.environ.items() if k.startswith("BPF_") and k != "BPF_CONFIG"}
     return params, test_config()
 

@@ -261,7 +261,7 @@ if cocotb is not None:
     @cocotb.test()
     async def mac_random_stream(dut):
         """Random beats with random idle cycles and backpressure, checked against golden."""
-        from sim.runner import test_config, test_param
+        from sim.runners.cocotb_run import test_config, test_param
         cfg = test_config()
         unit = make_unit(cfg, json.loads(test_param("MAC_SPEC")))
         seed = test_param("MAC_SEED", 0, int)
@@ -272,7 +272,7 @@ if cocotb is not None:
     @cocotb.test()
     async def mac_saturation(dut):
         """Sums past the output range clamp to the format's min/max code."""
-        from sim.runner import test_config, test_param
+        from sim.runners.cocotb_run import test_config, test_param
         cfg = test_config()
         unit = make_unit(cfg, json.loads(test_param("MAC_SPEC")))
         await _run_stream(dut, saturation_beats(unit), unit, 0.2, 0.2, 7)

@@ -7,7 +7,7 @@ burst engines of sim.testbench.activation.BurstPair with random idle cycles and 
 from LFSRs in the hardware, all units concurrently; the simulator runs free for a whole
 burst. Expected values: golden.tables.softmax_codes and FixedMLP.output_delta.
 
-Built and run through ``sim.runner.run_cocotb`` by :func:`run_output_rtl`; options as
+Built and run through ``sim.runners.cocotb_run.run_cocotb`` by :func:`run_output_rtl`; options as
 ``extra_env`` (see sim/testbench/activation.py): ``BPF_VECTORS`` (output vectors per unit),
 ``BPF_GAP``, ``BPF_SEED``, ``BPF_RESULT``.
 

@@ -1,4 +1,4 @@
-"""cocotb test module for the trainer (run by sim/rtl_run.py under Icarus or Verilator).
+"""cocotb test module for the trainer (run by sim/runners/rtl_run.py under Icarus or Verilator).
 
 The job comes as a JSON file named by the environment variable ``BPF_JOB``:
 ``config`` (TOML-shaped dict), ``plan`` (a pickled sim.check.golden_plan.TrainingPlan: samples
@@ -37,7 +37,7 @@ def _job():
 
 async def _start(dut, job):
     cfg = config_from_dict(job["config"])
-    # the clock runs in the Verilog wrapper (sim/rtl_run.py: clock_wrapper), period CLOCK_NS,
+    # the clock runs in the Verilog wrapper (sim/runners/rtl_run.py: clock_wrapper), period CLOCK_NS,
     # one rising edge per time step (pulse_clock): the transport's edge() follows it
     for name in ("s_data__valid", "m_data__ready", "csr__re", "csr__we", "csr__addr", "csr__wdata"):
         getattr(dut, name).value = 0

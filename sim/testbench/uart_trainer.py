@@ -1,4 +1,4 @@
-"""cocotb test module: the trainer driven over its simulated UART (run by sim/uart_rtl.py).
+"""cocotb test module: the trainer driven over its simulated UART (run by sim/runners/uart_rtl.py).
 
 The job is a JSON file named by ``BPF_JOB``: ``config``, ``plan`` (a pickled
 sim.check.golden_plan.TrainingPlan), ``check_params``, ``divisor`` and ``result`` (where the

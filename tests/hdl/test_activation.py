@@ -150,7 +150,7 @@ def test_activation_unit_stream_random_stalls(kind):
 
 def require_simulator(name):
     """Skip locally when a simulator is missing; in CI (CI=true) a missing simulator fails."""
-    from sim.runner import available_simulators
+    from sim.runners.cocotb_run import available_simulators
 
     if name not in available_simulators():
         msg = f"simulator {name} is not installed"

@@ -2,7 +2,7 @@
 
 Expected codes come from golden only (exact int64 sums, golden.fixed.requantize,
 golden.lfsr.Lfsr per accumulator): see sim/testbench/mac.py. amaranth.sim runs 2,000 random
-beats per unit and config; Icarus and Verilator (through sim.runner.run_cocotb and the
+beats per unit and config; Icarus and Verilator (through sim.runners.cocotb_run.run_cocotb and the
 cocotb module sim.testbench.mac) run 10,000 random beats per unit, each beat a P-lane operand
 vector, with random idle cycles on the input and random backpressure on the output,
 followed by sums driven past every output range. Stimulus mixes extreme codes (most
@@ -24,7 +24,7 @@ from golden.fixed import QFormat
 from golden.lfsr import Lfsr, lane_seed
 from hdl.mac import AdderTree, MacArray
 from sim.check.scoreboard import check_codes
-from sim.runner import lint, run_cocotb
+from sim.runners.cocotb_run import lint, run_cocotb
 from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
 from sim.testbench.mac import Beats, golden_outputs, make_unit, payloads, random_beats, saturation_beats, unit_spec
 from sim.testbench.streams import PayloadCodec
@@ -201,7 +201,7 @@ def test_full_throughput(kind):
 
 
 # ---------------------------------------------------------------------------------------
-# Icarus and Verilator through sim.runner
+# Icarus and Verilator through sim.runners.cocotb_run
 
 
 RTL_CASES = [("icarus", "mac-B"), ("icarus", "tree-A"), ("verilator", "mac-A"), ("verilator", "tree-B")]

@@ -1,7 +1,7 @@
 """Run a training session on the trainer under Amaranth's simulator (no Verilog needed).
 
 Slow (a few k cycles/s) but quick to start: the place to iterate on the design with tiny
-networks. Long runs belong on Verilator (sim/rtl_run.py).
+networks. Long runs belong on Verilator (sim/runners/rtl_run.py).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The simulated top, ``UartSimTop``, is the board top ``UartTrainer`` with the host's end of
 the serial line beside it: a UartTx driving the trainer's ``rx`` pin and a UartRx sampling
-its ``tx`` pin, both with byte streams (``h_in`` / ``h_out``). sim/rtl_run.py's testbench
+its ``tx`` pin, both with byte streams (``h_in`` / ``h_out``). sim/runners/rtl_run.py's testbench
 wrapper turns those streams into a burst memory and a capture ring that the cocotb side
 (sim/host/cocotb_uart.py) fills and reads through VPI without advancing time, so the bits
 move in Verilog at full simulator speed and Python only handles whole frames. A second
@@ -21,7 +21,7 @@ from golden.config import Config, config_to_dict
 
 __all__ = ["UartSimTop", "SIM_CLOCK_HZ", "DEFAULT_DIVISOR", "uart_top_verilog", "run_uart_job"]
 
-SIM_CLOCK_HZ = 100_000_000  # the wrapper's clock: 10 ns period (sim/rtl_run.py)
+SIM_CLOCK_HZ = 100_000_000  # the wrapper's clock: 10 ns period (sim/runners/rtl_run.py)
 DEFAULT_DIVISOR = 8  # clock cycles per bit in simulation
 
 

@@ -2,7 +2,7 @@
 
 One call builds (once) and runs::
 
-    from sim.runner import run_cocotb
+    from sim.runners.cocotb_run import run_cocotb
 
     result = run_cocotb(MacArray(cfg), test_module="sim.testbench.mac", simulator="verilator",
                         build_name="mac", config=cfg, extra_env={"MAC_BEATS": "10000"})
@@ -105,7 +105,7 @@ _VERILATOR_MAKE_VARS = ["CFG_CXXFLAGS_STD=-std=gnu++20", "CFG_CXXFLAGS_PCH_I=-in
                         "CFG_CXXFLAGS_COROUTINES=-fcoroutines"]
 _TIMESCALE = ("1ns", "1ps")
 # part of the build hash: bump when the flags above or the build recipe change
-_RECIPE = "sim.runner v1 " + " ".join(_VERILATOR_ARGS + _VERILATOR_MAKE_VARS) + " %s/%s" % _TIMESCALE
+_RECIPE = "sim.runners.cocotb_run v1 " + " ".join(_VERILATOR_ARGS + _VERILATOR_MAKE_VARS) + " %s/%s" % _TIMESCALE
 
 _run_counter = itertools.count()
 
@@ -569,4 +569,4 @@ test_param.__test__ = False
 
 # ---------------------------------------------------------------------------------------
 # lint lives in sim/lint.py; these names stay importable from here.
-from .lint import LINT_WAIVERS, LintWarning, lint  # noqa: E402
+from sim.lint import LINT_WAIVERS, LintWarning, lint  # noqa: E402

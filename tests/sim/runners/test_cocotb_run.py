@@ -1,4 +1,4 @@
-"""sim.runner / sim.testbench.streams on Icarus and Verilator with a small stream design.
+"""sim.runners.cocotb_run / sim.testbench.streams on Icarus and Verilator with a small stream design.
 
 This file is also the cocotb test module that the runner tests run (the cocotb tests
 below are named ``cocotb_*`` so pytest does not collect them).
@@ -19,7 +19,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.runner import available_simulators, default_build_root, lint, run_cocotb, test_config, test_param
+from sim.runners.cocotb_run import available_simulators, default_build_root, lint, run_cocotb, test_config, test_param
 from sim.testbench.streams import PayloadCodec, pauses
 
 try:
@@ -147,7 +147,7 @@ def test_runner_passes_and_build_is_stable(simulator):
     from golden.config import Config
     require_tool({"icarus": "iverilog"}.get(simulator, simulator))
     cfg = Config(lanes=3)
-    kw = dict(test_module="tests.sim.test_runner", simulator=simulator, build_name="addone", config=cfg,
+    kw = dict(test_module="tests.sim.runners.test_cocotb_run", simulator=simulator, build_name="addone", config=cfg,
               testcase="cocotb_stream_roundtrip", extra_env={"N_ITEMS": 300})
     r1 = run_cocotb(AddOne, **kw)  # builds unless an earlier session did
     assert r1.passed == 1 and r1.failed == 0 and r1.ok
@@ -163,10 +163,10 @@ def test_runner_passes_and_build_is_stable(simulator):
 @pytest.mark.rtl
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_runner_reports_failure(simulator):
-    from sim.runner import CocotbFailure
+    from sim.runners.cocotb_run import CocotbFailure
     require_tool({"icarus": "iverilog"}.get(simulator, simulator))
     with pytest.raises(CocotbFailure, match="FAILED cocotb_deliberate_failure: .*deliberate failure") as e:
-        run_cocotb(AddOne, test_module="tests.sim.test_runner", simulator=simulator, build_name="addone",
+        run_cocotb(AddOne, test_module="tests.sim.runners.test_cocotb_run", simulator=simulator, build_name="addone",
                    testcase="cocotb_deliberate_failure")
     r = e.value.result
     assert r.failed == 1 and r.passed == 0 and not r.ok and isinstance(e.value, AssertionError)
@@ -175,29 +175,29 @@ def test_runner_reports_failure(simulator):
 
 @pytest.mark.rtl
 def test_rtl_run_reports_a_failed_test_outside_pytest(tmp_path, monkeypatch):
-    """The CLI's runs (sim.rtl_run) read cocotb's results: outside pytest cocotb's runner
+    """The CLI's runs (sim.runners.rtl_run) read cocotb's results: outside pytest cocotb's runner
     returns normally also when a test failed."""
     require_tool("iverilog")
-    from sim.rtl_run import prepare_build, run_cocotb_test
-    from sim.runner import verilog_for
+    from sim.runners.cocotb_run import verilog_for
+    from sim.runners.rtl_run import prepare_build, run_cocotb_test
     build = prepare_build(verilog_for(AddOne, "top"), "top", "icarus", str(tmp_path))
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)  # as when `backprop-fpga train` runs it
-    bad = run_cocotb_test(build, "tests.sim.test_runner", "cocotb_fails_at_once", tmp_path / "bad")
+    bad = run_cocotb_test(build, "tests.sim.runners.test_cocotb_run", "cocotb_fails_at_once", tmp_path / "bad")
     assert not bad["passed"] and "deliberate failure" in bad["failure"], bad
-    good = run_cocotb_test(build, "tests.sim.test_runner", "cocotb_passes_at_once", tmp_path / "good")
+    good = run_cocotb_test(build, "tests.sim.runners.test_cocotb_run", "cocotb_passes_at_once", tmp_path / "good")
     assert good["passed"], good
-    none = run_cocotb_test(build, "tests.sim.test_runner", "no_such_test", tmp_path / "none")
+    none = run_cocotb_test(build, "tests.sim.runners.test_cocotb_run", "no_such_test", tmp_path / "none")
     assert not none["passed"], none
 
 
 @pytest.mark.rtl
 def test_runner_timeout_and_missing_test(tmp_path):
     require_tool("iverilog")
-    r = run_cocotb(AddOne, test_module="tests.sim.test_runner", simulator="icarus", build_name="addone",
+    r = run_cocotb(AddOne, test_module="tests.sim.runners.test_cocotb_run", simulator="icarus", build_name="addone",
                    testcase="cocotb_hangs", timeout_s=3, check=False)
     assert not r.ok and "timeout" in r.error
     with pytest.raises(AssertionError, match="no test ran"):
-        run_cocotb(AddOne, test_module="tests.sim.test_runner", simulator="icarus", build_name="addone",
+        run_cocotb(AddOne, test_module="tests.sim.runners.test_cocotb_run", simulator="icarus", build_name="addone",
                    testcase="no_such_test")
 
 
@@ -211,7 +211,7 @@ def test_lint_addone():
 def test_new_design_gets_new_build_dir(tmp_path):
     """A different Verilog text hashes to a different directory, built there once."""
     require_tool("iverilog")
-    kw = dict(test_module="tests.sim.test_runner", simulator="icarus", build_name="addone",
+    kw = dict(test_module="tests.sim.runners.test_cocotb_run", simulator="icarus", build_name="addone",
               testcase="cocotb_stream_roundtrip", config={"hardware": {"lanes": 3}}, build_root=tmp_path)
     r = run_cocotb(AddOne, **kw)
     assert r.rebuilt and r.ok and r.build_dir.parent == tmp_path / "icarus"
