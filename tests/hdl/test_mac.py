@@ -24,7 +24,8 @@ from golden.fixed import QFormat
 from golden.lfsr import Lfsr, lane_seed
 from hdl.mac import AdderTree, MacArray
 from sim.check.scoreboard import check_codes
-from sim.runners.cocotb_run import lint, run_cocotb
+from sim.flows.lint import lint
+from sim.runners.cocotb_run import run_cocotb
 from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
 from sim.testbench.mac import Beats, golden_outputs, make_unit, payloads, random_beats, saturation_beats, unit_spec
 from sim.testbench.streams import PayloadCodec

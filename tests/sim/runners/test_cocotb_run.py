@@ -19,7 +19,8 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.runners.cocotb_run import available_simulators, default_build_root, lint, run_cocotb, test_config, test_param
+from sim.flows.lint import lint
+from sim.runners.cocotb_run import available_simulators, default_build_root, run_cocotb, test_config, test_param
 from sim.testbench.streams import PayloadCodec, pauses
 
 try:

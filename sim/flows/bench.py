@@ -39,7 +39,7 @@ def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator",
 
     ``samples`` maps simulator -> training samples to run (Icarus is ~100x slower).
     """
-    from .train_job import run_train
+    from sim.train_job import run_train
 
     lay = check_limits(cfg)
     samples = samples or {"verilator": 200, "icarus": 10}

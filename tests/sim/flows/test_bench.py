@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from golden.config import load_config
-from sim.bench import cpu_float_throughput, fmax_from_report, projected_throughput
 from sim.cli import main
+from sim.flows.bench import cpu_float_throughput, fmax_from_report, projected_throughput
 
 
 def _fmax_file(tmp_path, **fields):

@@ -1,4 +1,4 @@
-"""sim.synth: Verilog generation (fast), nextpnr log parsing (fast), and real synthesis +
+"""sim.flows.synth: Verilog generation (fast), nextpnr log parsing (fast), and real synthesis +
 place and route of the XOR trainer with YoWASP yosys/nextpnr (slow, minutes)."""
 import json
 import os
@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from golden.config import load_config
-from sim.synth import (TARGETS, UNITS, DoesNotFit, generate_verilog, parse_nextpnr_utilisation, synthesize,
+from sim.flows.synth import (TARGETS, UNITS, DoesNotFit, generate_verilog, parse_nextpnr_utilisation, synthesize,
                        unit_names)
 
 XOR = "examples/xor.toml"
@@ -145,7 +145,7 @@ def test_synthesize_xor_ice40(xor_cfg, tmp_path):
 
 
 def test_clock_selection_and_fmax_lines():
-    from sim.synth import _FMAX_RE, _pick_clock
+    from sim.flows.synth import _FMAX_RE, _pick_clock
     log = ("Warning: Max frequency for clock '$PACKER_GND_NET_$glb_clk': 26.05 MHz (FAIL at 30.00 MHz)\n"
            "Warning: Max frequency for clock    'clk$SB_IO_IN_$glb_clk': 10.49 MHz (FAIL at 30.00 MHz)\n")
     last = {name: float(mhz) for name, mhz, _, _ in _FMAX_RE.findall(log)}
@@ -158,7 +158,7 @@ def test_dsp_path_segments_found_when_nextpnr_omits_the_dsp_clock_from_its_fmax_
     """With no DSP-to-DSP path nextpnr leaves the DSPs' constant clock out of its Fmax
     report; the pieces into and out of the DSPs still come from the "Max delay" lines
     (a 41.63 ns piece misses a 30 MHz clock that the 15.65 MHz Fmax alone would hide)."""
-    from sim.synth import dsp_path_segments
+    from sim.flows.synth import dsp_path_segments
     log = ("Info: Max delay <async>                          -> posedge cd_sync.clk             : 2.59 ns\n"
            "Info: Max delay posedge $PACKER_GND_NET_$glb_clk -> posedge cd_sync.clk             : 41.63 ns\n"
            "Info: Max delay posedge cd_sync.clk              -> posedge $PACKER_GND_NET_$glb_clk: 18.39 ns\n")

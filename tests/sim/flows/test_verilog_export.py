@@ -10,9 +10,9 @@ from golden.config import load_config
 from hdl.csr import BANK_SHIFT, PARAM_WINDOW, REG, STATUS_BITS, param_address
 from hdl.layout import Layout
 from sim.cli import main
-from sim.verilog_export import TOP, export_verilog
+from sim.flows.verilog_export import TOP, export_verilog
 
-from .trainer.configs import xor
+from tests.trainer.configs import xor
 
 
 def test_manifest_addresses_agree_with_layout(tmp_path):
@@ -75,7 +75,7 @@ def test_verilog_command_writes_verilog_manifest_and_lint(tmp_path, require_tool
     assert m["formats"]["act"] == {"width": 16, "int_bits": 4, "frac_bits": 12, "signed": True, "q": "Q4.12"}
     assert m["lanes"] == 4 and m["config"]["network"]["layers"] == [2, 4, 1]
     assert m["tools"]["amaranth"] and "git" in m
-    # lint: ran, and nothing beyond the documented waivers (sim.runners.cocotb_run.LINT_WAIVERS)
+    # lint: ran, and nothing beyond the documented waivers (sim.flows.lint.LINT_WAIVERS)
     lint = m["lint"]
     assert lint["clean"] is not None, lint.get("error")
     assert lint["clean"], "lint warnings not waived:\n" + "\n".join(lint["warnings"][:20])

@@ -1,13 +1,13 @@
 """Every unit and the trainer pass ``verilator --lint-only -Wall`` with only the documented
-waivers of sim/lint.py, and each waiver is needed by some design (the list stays short)."""
+waivers of sim/flows/lint.py, and each waiver is needed by some design (the list stays short)."""
 import pytest
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.config import load_config
-from sim.lint import LINT_WAIVERS, lint
-from sim.synth import _design, unit_names
+from sim.flows.lint import LINT_WAIVERS, lint
+from sim.flows.synth import _design, unit_names
 from tests.trainer.configs import variants
 
 pytestmark = pytest.mark.rtl

@@ -170,13 +170,13 @@ def _git_describe():
 
 
 def run_lint(cfg: Config) -> dict:
-    """``sim.runners.cocotb_run.lint`` (verilator --lint-only -Wall with the documented waivers) on the
+    """``sim.flows.lint.lint`` (verilator --lint-only -Wall with the documented waivers) on the
     trainer in its generic form; ``{"tool", "clean", "warnings", "waivers"}`` or
     ``{"clean": None, "error"}``."""
     from hdl.trainer import Trainer
-    from sim.runners.cocotb_run import LINT_WAIVERS, lint
+    from .lint import LINT_WAIVERS, lint
 
-    base = {"tool": "verilator --lint-only -Wall (sim.runners.cocotb_run.lint)",
+    base = {"tool": "verilator --lint-only -Wall (sim.flows.lint.lint)",
             "waivers": [{"code": c, "message": rx, "line": lrx, "reason": why} for c, rx, lrx, why in LINT_WAIVERS]}
     try:
         found = lint(lambda: Trainer(cfg), toplevel=TOP)

@@ -15,11 +15,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from click.testing import CliRunner
 
-from sim.board_build import BOARDS, build_bitstream
 from sim.cli import main
-from sim.synth import DoesNotFit
+from sim.flows.board_build import BOARDS, build_bitstream
+from sim.flows.synth import DoesNotFit
 
-from .trainer.configs import xor
+from tests.trainer.configs import xor
 
 
 def _require_yowasp(*tools):

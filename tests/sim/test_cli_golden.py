@@ -18,7 +18,7 @@ from golden.train import train_golden
 from sim import report as rep
 from sim.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XOR = str(ROOT / "examples" / "xor.toml")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
