@@ -92,7 +92,7 @@ __all__ = [
 
 SIMULATORS = ("icarus", "verilator")
 CONFIG_ENV = "BPF_CONFIG"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BUILD_ROOT = REPO / "build"
 
 _VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]

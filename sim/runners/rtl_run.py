@@ -22,7 +22,7 @@ __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_te
 
 SIMULATORS = ("verilator", "icarus")
 _BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed-pulse timing O3-global-O2 public-marked v10"  # change when build flags change
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 
 
 def _verilator_env() -> None:

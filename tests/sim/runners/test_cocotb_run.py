@@ -249,3 +249,11 @@ def test_amaranth_streams_with_stalls():
     sim.run()
     sb.check()
 
+
+
+def test_repo_root_is_the_project_root():
+    """Builds default to <repo>/build and cocotb's processes import from <repo>, however deep
+    the runner modules sit in sim/."""
+    from sim.runners import cocotb_run, rtl_run
+    assert (cocotb_run.REPO / "pyproject.toml").is_file() and (cocotb_run.REPO / "sim").is_dir()
+    assert rtl_run._REPO == cocotb_run.REPO
