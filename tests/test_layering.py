@@ -104,3 +104,9 @@ def test_a_broken_rule_names_file_and_line(tmp_path):
         "golden/bad.py:4: imports hdl.layout (golden/ must not import amaranth, cocotb, cocotb_tools, hdl, sim)",
         "hdl/top.py:2: imports sim.runners (hdl/ must not import sim)",
     ]
+
+
+def test_sim_is_organised_by_role():
+    """At most 8 modules directly in sim/; the rest lives in subpackages named by role."""
+    top = sorted(p.name for p in (ROOT / "sim").glob("*.py"))
+    assert len(top) <= 8, f"{len(top)} modules directly in sim/: {', '.join(top)}"
