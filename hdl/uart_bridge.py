@@ -9,12 +9,12 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
-from sim.uart_protocol import (CMD_READ, CMD_SEND, CMD_WRITE, OUT_BEAT, OUT_BEAT_LAST, RSP_ERROR, RSP_READ,
-                               RSP_SENT, RSP_WRITE, RX_FIFO_DEPTH, SEND_LAST, STATUS_BUS_ERROR, code_bytes)
 
 from .csr import PARAM_WINDOW, REG, STATUS_BITS, CsrSignature
 from .trainer import Trainer, beat_layout
 from .uart import UartRx, UartTx, uart_divisor
+from .uart_protocol import (CMD_READ, CMD_SEND, CMD_WRITE, OUT_BEAT, OUT_BEAT_LAST, RSP_ERROR, RSP_READ, RSP_SENT,
+                            RSP_WRITE, RX_FIFO_DEPTH, SEND_LAST, STATUS_BUS_ERROR, code_bytes)
 
 __all__ = ["CommandBridge", "UartTrainer"]
 

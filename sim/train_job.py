@@ -1,7 +1,7 @@
 """The main job without the CLI: train in RTL simulation, compare with golden, summarise.
 
 ``run_train`` picks the simulator (Verilator, Icarus or Amaranth's own), runs
-``sim.train_flow.run_training`` inside it, and returns the report dictionary that the
+``sim.check.train_flow.run_training`` inside it, and returns the report dictionary that the
 ``train`` command prints and writes to ``report.json``.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from golden.datasets import load_dataset
 
 from hdl.layout import check_limits
 
-from .golden_plan import make_plan
+from sim.check.golden_plan import make_plan
 
 __all__ = ["run_train", "SIM_CHOICES", "summarise"]
 
@@ -24,9 +24,9 @@ def _run_amaranth(cfg, plan, check_params, on_progress):
     from amaranth.sim import Simulator
 
     from hdl.trainer import Trainer
-    from .amaranth_transport import AmaranthTransport
-    from .host import TrainerHost
-    from .train_flow import run_training
+    from sim.check.train_flow import run_training
+    from sim.host.amaranth_transport import AmaranthTransport
+    from sim.host.driver import TrainerHost
 
     dut = Trainer(cfg)
     sim = Simulator(dut)
@@ -109,7 +109,7 @@ def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = N
             raise ValueError(f"the Amaranth simulator runs only dsp='generic' (no models of primitives), got {dsp!r}")
         raw = _run_amaranth(cfg, plan, check_params, on_progress)
     else:
-        from .rtl_run import run_trainer_job
+        from sim.runners.rtl_run import run_trainer_job
         raw = run_trainer_job(cfg, simulator, plan=plan, check_params=check_params, stall_prob=stall_prob,
                               on_progress=on_progress, build_root=build_root, dsp=dsp)
     return summarise(cfg, simulator, raw)

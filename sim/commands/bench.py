@@ -31,7 +31,7 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
     from golden.datasets import DatasetError
     from hdl.layout import HardwareLimitError
 
-    from ..bench import cpu_float_throughput, fmax_from_report, projected_throughput, run_bench
+    from sim.flows.bench import cpu_float_throughput, fmax_from_report, projected_throughput, run_bench
 
     if fmax_report and target:
         rep.fail("give either --fmax-report or --target, not both")
@@ -61,7 +61,7 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
     r["config_file"] = config_path
     # throughput ---------------------------------------------------------------------
     if target:
-        from ..synth import DoesNotFit, SynthesisError, synthesize
+        from sim.flows.synth import DoesNotFit, SynthesisError, synthesize
         con.print(f"synth: {target} for the Fmax (the first run compiles WebAssembly)...")
         try:
             s = synthesize(cfg, target, out_dir=f"{out_dir}/synth-{target}",

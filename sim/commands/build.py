@@ -28,9 +28,9 @@ def build(config_path, board, baud, out_dir):
     """
     from golden.config import load_config
 
-    from ..board_build import BOARDS as BOARD_INFO
-    from ..board_build import build_bitstream
-    from ..synth import DoesNotFit, SynthesisError
+    from sim.flows.board_build import BOARDS as BOARD_INFO
+    from sim.flows.board_build import build_bitstream
+    from sim.flows.synth import DoesNotFit, SynthesisError
 
     cfg = load_config(config_path)
     out_dir = out_dir or f"out/build/{board}"

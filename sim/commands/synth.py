@@ -27,7 +27,7 @@ def synth(config_path, target, unit, freq_mhz, out_dir):
     """
     from golden.config import load_config
 
-    from ..synth import UNITS, DoesNotFit, synthesize
+    from sim.flows.synth import UNITS, DoesNotFit, synthesize
 
     if unit not in UNITS:
         rep.fail(f"--unit {unit!r} is not a unit; allowed: {', '.join(UNITS)}")

@@ -27,7 +27,7 @@ def verilog(config_path, out_dir, no_lint, dsp):
     """
     from golden.config import load_config
 
-    from ..verilog_export import TOP, export_verilog
+    from sim.flows.verilog_export import TOP, export_verilog
 
     cfg = load_config(config_path)
     con = rep.console()

@@ -15,7 +15,7 @@ from golden.activations import FixedActivations
 from golden.config import Config
 from golden.fixed import QFormat
 from hdl.activation import ELEMENTWISE, ActivationDerivative, ActivationFunction, ActivationUnit
-from sim.amaranth_streams import put_all, random_stall, stream_get
+from sim.testbench.amaranth_streams import put_all, random_stall, stream_get
 
 # ---------------------------------------------------------------------------------------
 # configs: 16-bit act formats, different table shapes
@@ -145,12 +145,12 @@ def test_activation_unit_stream_random_stalls(kind):
 
 
 # ---------------------------------------------------------------------------------------
-# the same on Icarus and Verilator (sim/tb_activation.py)
+# the same on Icarus and Verilator (sim/testbench/activation.py)
 
 
 def require_simulator(name):
     """Skip locally when a simulator is missing; in CI (CI=true) a missing simulator fails."""
-    from sim.runner import available_simulators
+    from sim.runners.cocotb_run import available_simulators
 
     if name not in available_simulators():
         msg = f"simulator {name} is not installed"
@@ -187,7 +187,7 @@ def test_activation_rtl_every_code(simulator, fmt, interp, request):
     stalls: all 65,536 codes per kind on Verilator (and in slow runs on Icarus), 8,192
     random codes per kind on Icarus by default."""
     require_simulator(simulator)
-    from sim.tb_activation import run_activation_rtl
+    from sim.testbench.activation import run_activation_rtl
 
     cfg = act_config(fmt, interp)
     slow = request.node.get_closest_marker("slow") is not None

@@ -1,7 +1,7 @@
 """hdl/dsp.py: the registered multiply, generic and as the ECP5 MULT18X18D.
 
 The primitive cannot run in the Amaranth simulator; under Icarus it runs on the
-behavioural model in sim/primitives, side by side with the generic form, and both are
+behavioural model in sim/runners/primitives, side by side with the generic form, and both are
 compared with Python's exact product of the operands presented two cycles earlier.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.dsp import registered_product
-from sim.primitives import primitive_models
+from sim.runners.primitives import primitive_models
 from tests.conftest import require_tool
 
 CYCLES = 3000

@@ -1,9 +1,9 @@
 """hdl.mac (MacArray, AdderTree) bit-exact against golden on three simulators.
 
 Expected codes come from golden only (exact int64 sums, golden.fixed.requantize,
-golden.lfsr.Lfsr per accumulator): see sim/tb_mac.py. amaranth.sim runs 2,000 random
-beats per unit and config; Icarus and Verilator (through sim.runner.run_cocotb and the
-cocotb module sim.tb_mac) run 10,000 random beats per unit, each beat a P-lane operand
+golden.lfsr.Lfsr per accumulator): see sim/testbench/mac.py. amaranth.sim runs 2,000 random
+beats per unit and config; Icarus and Verilator (through sim.runners.cocotb_run.run_cocotb and the
+cocotb module sim.testbench.mac) run 10,000 random beats per unit, each beat a P-lane operand
 vector, with random idle cycles on the input and random backpressure on the output,
 followed by sums driven past every output range. Stimulus mixes extreme codes (most
 negative, most positive, 0, +-1), uniform codes and log-uniform codes with trailing zeros
@@ -23,11 +23,12 @@ from golden.config import Config
 from golden.fixed import QFormat
 from golden.lfsr import Lfsr, lane_seed
 from hdl.mac import AdderTree, MacArray
-from sim.amaranth_streams import random_stall, stream_get, stream_put
-from sim.runner import lint, run_cocotb
-from sim.scoreboard import check_codes
-from sim.streams import PayloadCodec
-from sim.tb_mac import Beats, golden_outputs, make_unit, payloads, random_beats, saturation_beats, unit_spec
+from sim.check.scoreboard import check_codes
+from sim.flows.lint import lint
+from sim.runners.cocotb_run import run_cocotb
+from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
+from sim.testbench.mac import Beats, golden_outputs, make_unit, payloads, random_beats, saturation_beats, unit_spec
+from sim.testbench.streams import PayloadCodec
 
 # Q4.12 everywhere, 4 lanes; MacArray outputs act or error
 CFG_A = Config(lanes=4, layers=(12, 8, 6), sr_seed=0x1234)
@@ -201,7 +202,7 @@ def test_full_throughput(kind):
 
 
 # ---------------------------------------------------------------------------------------
-# Icarus and Verilator through sim.runner
+# Icarus and Verilator through sim.runners.cocotb_run
 
 
 RTL_CASES = [("icarus", "mac-B"), ("icarus", "tree-A"), ("verilator", "mac-A"), ("verilator", "tree-B")]
@@ -213,7 +214,7 @@ RTL_BEATS = 10_000
 def test_random_beats_rtl(simulator, name, require_tool):
     require_tool({"icarus": "iverilog"}.get(simulator, simulator))
     cfg, spec = UNITS[name]
-    r = run_cocotb(lambda: make_unit(cfg, spec), test_module="sim.tb_mac", simulator=simulator,
+    r = run_cocotb(lambda: make_unit(cfg, spec), test_module="sim.testbench.mac", simulator=simulator,
                    build_name=f"mac-{name}", config=cfg,
                    extra_env={"MAC_SPEC": json.dumps(spec), "MAC_BEATS": RTL_BEATS, "MAC_SEED": 17},
                    timeout_s=600)

@@ -16,8 +16,8 @@ from golden.fixed_model import FixedMLP
 from golden.tables import softmax_codes
 from hdl.activation import ELEMENTWISE
 from hdl.output import CrossEntropyGradUnit, MseGradUnit, SoftmaxUnit
-from sim.amaranth_streams import put_all, random_stall, stream_get
-from sim.tb_output import ce_targets, logit_vectors, mse_inputs
+from sim.testbench.amaranth_streams import put_all, random_stall, stream_get
+from sim.testbench.output import ce_targets, logit_vectors, mse_inputs
 
 N_VECTORS = 2000
 
@@ -53,7 +53,7 @@ def mse_config(kind: str, name: str = "q4.12") -> Config:
 def run_stream(dut, payloads, n_out, rng, *, p_gap=0.3, p_stall=0.4, convert=lambda v: v) -> list:
     """Push ``payloads`` into ``dut.i`` with random idle cycles before beats while taking
     ``n_out`` beats from ``dut.o`` with random stalls before raising ready
-    (sim.amaranth_streams); return the converted output payloads. Afterwards no further
+    (sim.testbench.amaranth_streams); return the converted output payloads. Afterwards no further
     beat may appear."""
     got = []
 
@@ -198,12 +198,12 @@ def test_grad_units_check_the_loss():
 
 
 # ---------------------------------------------------------------------------------------
-# the same on Icarus and Verilator (sim/tb_output.py)
+# the same on Icarus and Verilator (sim/testbench/output.py)
 
 
 def require_simulator(name):
     """Skip locally when a simulator is missing; in CI (CI=true) a missing simulator fails."""
-    from sim.runner import available_simulators
+    from sim.runners.cocotb_run import available_simulators
 
     if name not in available_simulators():
         msg = f"simulator {name} is not installed"
@@ -223,7 +223,7 @@ def test_output_units_rtl(simulator, name):
     """2,000 random vectors through the softmax, the CE delta and the MSE delta of every
     elementwise kind, all concurrently with random idle cycles and backpressure."""
     require_simulator(simulator)
-    from sim.tb_output import run_output_rtl
+    from sim.testbench.output import run_output_rtl
 
     cfg = softmax_config(name)
     r = run_output_rtl(cfg, simulator, vectors=N_VECTORS)

@@ -6,7 +6,7 @@ import pytest
 from golden.config import Config
 from hdl.layout import HardwareLimitError, check_limits
 from hdl.trainer import Trainer
-from sim.amaranth_run import run_amaranth_session
+from sim.runners.amaranth_run import run_amaranth_session
 
 from .configs import variants, xor
 

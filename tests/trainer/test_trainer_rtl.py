@@ -5,8 +5,8 @@ import pytest
 
 from golden.config import load_config
 from golden.datasets import load_dataset
-from sim.golden_plan import make_plan
-from sim.rtl_run import run_trainer_job
+from sim.check.golden_plan import make_plan
+from sim.runners.rtl_run import run_trainer_job
 from sim.train_job import run_train
 
 from ..conftest import require_tool
@@ -53,7 +53,7 @@ def test_wrong_expectations_are_caught_with_their_sample(tmp_path):
     cfg = load_config("examples/digits.toml")
     plan = make_plan(cfg, load_dataset(cfg), 1, 100, evaluate=False)
     ep = plan.epochs[0]
-    k = 4096 // (cfg.layers[0] + cfg.layers[-1]) - 1  # sim/cocotb_transport.py: queue_capacity - 1
+    k = 4096 // (cfg.layers[0] + cfg.layers[-1]) - 1  # sim/host/cocotb_transport.py: queue_capacity - 1
     sig, params = ep.updates[k]
     ep.updates[k] = (sig ^ 0x20, params)
     ep.outputs[80][3] += 1
@@ -82,7 +82,7 @@ def test_random_stalls_change_nothing(cfg, tmp_path):
 ], ids=["icarus-xor", "verilator-softmax-batch2-stochastic"])
 def test_ecp5_multipliers_train_bit_exactly(simulator, cfg, tmp_path):
     """The trainer as synthesis for ecp5-85k builds it, every multiplier a MULT18X18D with
-    its own registers (hdl/dsp.py), simulated on the primitive's model (sim/primitives):
+    its own registers (hdl/dsp.py), simulated on the primitive's model (sim/runners/primitives):
     the same bits as golden, so the primitives change nothing but timing."""
     require_simulator(simulator)
     r = run_train(cfg, simulator, epochs=10, check_params="every", dsp="ecp5", build_root=str(tmp_path.parent / "build"))
@@ -93,7 +93,7 @@ def test_ecp5_multipliers_train_bit_exactly(simulator, cfg, tmp_path):
 def test_output_backpressure_leaves_the_signature_check_exact(tmp_path):
     """Heavy backpressure on m_data lets a sample's update run while its result waits to be
     taken; the testbench takes the signature from the cycle the result first appeared
-    (sim/rtl_run.py taps), so every update is still checked and none is a false mismatch.
+    (sim/runners/rtl_run.py taps), so every update is still checked and none is a false mismatch.
     (Taken at the last beat's handshake instead, 28 of 80 updates mismatch here.)"""
     require_simulator("verilator")
     r = run_train(xor(), "verilator", epochs=20, check_params="signature", stall_prob=0.8,

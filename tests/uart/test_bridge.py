@@ -1,5 +1,5 @@
 """CommandBridge under amaranth.sim against the Python model of the protocol
-(sim/uart_protocol.py: BridgeModel for the device side, HostProtocol for the host side),
+(sim/host/uart_framing.py: BridgeModel for the device side, HostProtocol for the host side),
 with an emulated trainer control bus (2-cycle accesses, sticky bus_error, refusal of
 parameter accesses while busy) and random stalls on every stream."""
 import random
@@ -11,9 +11,9 @@ from golden.config import load_config
 from golden.fixed import QFormat
 from hdl.csr import PARAM_WINDOW, REG, STATUS_BITS
 from hdl.uart_bridge import CommandBridge
-from sim.amaranth_streams import random_stall, stream_get, stream_put
-from sim.uart_protocol import (RSP_ERROR, BridgeModel, HostProtocol, ProtocolError, encode_read, encode_write,
-                               code_bytes)
+from hdl.uart_protocol import RSP_ERROR, code_bytes
+from sim.host.uart_framing import BridgeModel, HostProtocol, ProtocolError, encode_read, encode_write
+from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
 
 XOR = load_config("examples/xor.toml")
 

@@ -34,6 +34,6 @@ def test_board_constructor_refuses_bad_clocks(clk_freq, baud, match):
 @pytest.mark.rtl
 def test_uart_components_lint_clean():
     require_tool("verilator")
-    from sim.runner import lint
+    from sim.flows.lint import lint
     for design in (UartRx(8), UartTx(217), CommandBridge(XOR), CommandBridge(XOR.with_(act=QFormat(6, 14)))):
         assert lint(design) == [], type(design).__name__

@@ -1,0 +1,223 @@
+"""Train the hardware through a host driver and check every bit against the golden model.
+
+Transport-agnostic (amaranth.sim, cocotb, or a board): the caller brings a ``TrainerHost``.
+For every sample the output codes are compared with the golden forward pass; after every
+update the parameter signature register is compared with the golden signature, and
+(``check_params="every"``) all parameters are read back and compared. The first mismatch
+is kept with its sample, layer, index, expected and actual codes.
+
+The expectations come from the caller (``train``, ``infer``, ``finish``: what
+``sim.check.train_flow`` does with a precomputed plan) or from a golden model stepped
+alongside (``golden``: ``train_sample``, and ``infer`` / ``finish`` without expectations).
+Mismatches are ``sim.check.scoreboard.Mismatch`` records.
+
+A transport that queues several samples per wake-up (``sim.host.transport.SampleQueue``,
+sim/host/cocotb_transport.py) gets them in batches (``train_many``/``infer_many``); every
+sample's outputs and every update's signature are still compared, one by one, in order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.config import Config
+from golden.fixed_model import FixedMLP
+from golden.signature import params_signature
+from sim.host.driver import _signed
+from sim.host.transport import SampleQueue
+
+from .scoreboard import Mismatch
+
+__all__ = ["SessionResult", "TrainingSession"]
+
+
+@dataclass
+class SessionResult:
+    samples: int = 0
+    updates: int = 0
+    mismatches: int = 0
+    first: Mismatch | None = None
+    outputs: list = field(default_factory=list)  # RTL output codes per training sample
+    golden_outputs: list = field(default_factory=list)  # golden fixed output codes per training sample
+
+    def add(self, mm: Mismatch, count: int = 1):
+        self.mismatches += count
+        if self.first is None:
+            self.first = mm
+
+
+def _mismatch(sample: int, what: str, expected, actual, layer=None, position=None) -> Mismatch:
+    return Mismatch(sample, None, expected, actual, what=what, layer=layer, position=position)
+
+
+class TrainingSession:
+    """Drives the trainer through ``host`` and compares what it did with what golden says
+    (given by the caller, or by ``golden`` stepped alongside); keeps the first mismatch."""
+
+    def __init__(self, cfg: Config, host, golden: FixedMLP | None = None, check_params: str = "every"):
+        if check_params not in ("every", "signature", "end"):
+            raise ValueError(f"check_params must be 'every', 'signature' or 'end', got {check_params!r}")
+        self.cfg = cfg
+        self.host = host
+        self.golden = golden
+        self.check_params = check_params
+        self.result = SessionResult()
+        self._pending_signature = None  # (sample, expected) read once the next sample is under way
+
+    def check_output(self, what: str, out, expected) -> None:
+        r = self.result
+        diff = np.flatnonzero(np.asarray(out) != np.asarray(expected))
+        if diff.size:
+            i = int(diff[0])
+            r.add(_mismatch(r.samples, what, int(expected[i]), int(out[i]), self.cfg.n_layers - 1, (i,)), diff.size)
+
+    async def compare_params(self, sample: int, expected: list) -> int:
+        actual = await self.host.read_params()
+        bad = 0
+        for l, (e, a) in enumerate(zip(expected, actual)):
+            diff = np.argwhere(e != a)
+            if diff.size:
+                j, k = (int(v) for v in diff[0])
+                self.result.add(_mismatch(sample, "param", int(e[j, k]), int(a[j, k]), l, (j, k)), len(diff))
+                bad += len(diff)
+        return bad
+
+    async def check_update(self, signature: int, params=None) -> None:
+        """After an update: all parameters (check_params='every', needs ``params``) or the signature.
+
+        The signature is read once the next sample has produced its outputs (its own update
+        has not started then, and this one has finished), so the host never waits for idle.
+        """
+        r = self.result
+        r.updates += 1
+        if self.check_params == "every" and params is not None:
+            await self.compare_params(r.samples, params)
+        elif self.check_params in ("every", "signature"):
+            self._pending_signature = (r.samples, signature)
+
+    async def _check_pending_signature(self, wait_idle: bool = False) -> None:
+        if self._pending_signature is None:
+            return
+        if wait_idle:
+            await self.host.wait_idle()
+        self._resolve_pending_signature(await self.host.signature())
+
+    def _resolve_pending_signature(self, got: int) -> None:
+        """Compare the pending update's signature with ``got`` (read once the next result arrived)."""
+        if self._pending_signature is None:
+            return
+        sample, want = self._pending_signature
+        self._pending_signature = None
+        if got != want:
+            self.result.add(_mismatch(sample, "signature", want, got))
+
+    async def train(self, x, t, expected_output, update=None) -> np.ndarray:
+        """One training sample; ``update`` = (signature, params or None) if it completes a batch."""
+        await self.host.send_train(x, t)
+        out = await self.host.recv_output()
+        await self._check_pending_signature()
+        await self._record(out, expected_output, update)
+        return out
+
+    async def _record(self, out, expected_output, update) -> None:
+        """Keep and check one trained sample's output, then its update (if it made one)."""
+        self.result.outputs.append(out)
+        self.result.golden_outputs.append(np.asarray(expected_output))
+        self.check_output("output", out, expected_output)
+        if update is not None:
+            await self.check_update(*update)
+        self.result.samples += 1
+
+    # ---- several samples per transport wake-up ------------------------------------------
+    def _queue(self, infer: bool) -> SampleQueue | None:
+        """The transport, if it queues several samples per wake-up and may here (when
+        training, updates are checked by signature: a full readback after every update
+        needs the trainer idle)."""
+        t = self.host.t
+        if not isinstance(t, SampleQueue) or (not infer and self.check_params == "every"):
+            return None
+        return t
+
+    def batch_capacity(self, infer: bool = False) -> int:
+        """Samples per ``train_many``/``infer_many`` call: 1 unless the transport queues
+        several (``sim.host.transport.SampleQueue``)."""
+        t = self._queue(infer)
+        if t is None:
+            return 1
+        n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
+        return t.queue_capacity(n_in + (0 if infer else n_out), n_out)
+
+    async def _exchange(self, codes: list) -> list:
+        """Send samples (lists of codes) in one queue; their outputs and signatures."""
+        host, n_out, aw = self.host, self.cfg.layers[-1], self.cfg.act.width
+        await host.t.send_samples(codes, n_out)
+        res = await host.t.recv_samples(len(codes), n_out)
+        return [(np.array([_signed(v, aw) for v in out], dtype=np.int64), sig) for out, sig in res]
+
+    async def train_many(self, items) -> list:
+        """``train`` for each (x, t, expected_output, update) of ``items``, queued together
+        when the transport can (``batch_capacity``); checks and results as ``train``."""
+        items = list(items)
+        if len(items) == 1 or self._queue(infer=False) is None:
+            return [await self.train(*it) for it in items]
+        c, host = self.cfg, self.host
+        codes = [host._codes(x, c.layers[0], "input", c.act) + host._codes(t, c.layers[-1], "target", c.act)
+                 for x, t, _, _ in items]
+        outs = []
+        for (_, _, expected_output, update), (out, sig) in zip(items, await self._exchange(codes)):
+            self._resolve_pending_signature(sig)  # the previous update, read as this result arrived
+            await self._record(out, expected_output, update)
+            outs.append(out)
+        return outs
+
+    async def infer_many(self, items) -> list:
+        """``infer`` for each (x, expected_output) of ``items``, queued together when possible."""
+        items = list(items)
+        if len(items) == 1 or self._queue(infer=True) is None:
+            return [await self.infer(x, want) for x, want in items]
+        c, host = self.cfg, self.host
+        codes = [host._codes(x, c.layers[0], "input", c.act) for x, _ in items]
+        outs = []
+        for (_, want), (out, sig) in zip(items, await self._exchange(codes)):
+            self._resolve_pending_signature(sig)
+            self.check_output("infer output", out, want)
+            outs.append(out)
+        return outs
+
+    async def infer(self, x, expected_output=None) -> np.ndarray:
+        """One inference; ``expected_output`` defaults to the golden model's forward pass."""
+        if expected_output is None:
+            expected_output = self._golden().forward(x).output
+        await self.host.send_infer(x)
+        out = await self.host.recv_output()
+        await self._check_pending_signature()
+        self.check_output("infer output", out, expected_output)
+        return out
+
+    async def finish(self, final_params=None) -> SessionResult:
+        """Final full parameter readback, whatever the per-update check was;
+        ``final_params`` defaults to the golden model's."""
+        if final_params is None:
+            final_params = self._golden().params
+        await self._check_pending_signature(wait_idle=True)
+        await self.compare_params(self.result.samples, final_params)
+        status = await self.host.status()
+        for flag in ("length_error", "bus_error"):
+            if status[flag]:  # the run itself never sends bad samples or bad accesses
+                self.result.add(_mismatch(self.result.samples, f"{flag} flag set", 0, 1))
+        return self.result
+
+    # ---- expectations from the golden model stepped alongside ---------------------------
+    def _golden(self) -> FixedMLP:
+        if self.golden is None:
+            raise ValueError("this session has no golden model: pass the expected values")
+        return self.golden
+
+    async def train_sample(self, x, t) -> np.ndarray:
+        """One training sample, its expectations from the golden model's own step."""
+        trace = self._golden().train_sample(x, t)
+        update = None
+        if trace.params_after is not None:
+            update = (params_signature(self.cfg, trace.params_after), trace.params_after)
+        return await self.train(x, t, trace.output, update)

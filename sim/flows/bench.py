@@ -1,0 +1,137 @@
+"""Benchmark: cycles per training sample from the hardware's own counter, MAC utilization,
+and simulation speed per simulator.
+
+Definitions (docs and ARCHITECTURE.md): useful MACs per sample = forward + backward
+(layers >= 2) + weight-gradient products; ideal cycles = useful MACs / multipliers;
+utilization = useful MACs / (cycles x multipliers), cycles averaged over the samples run.
+Data is the config's dataset, or random samples when the config names none that fits.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden.config import Config
+from hdl.layout import check_limits
+
+__all__ = ["run_bench", "random_dataset_file", "cpu_float_throughput", "fmax_from_report", "projected_throughput"]
+
+
+def random_dataset_file(cfg: Config, n: int, directory: str, seed: int = 0) -> str:
+    """An .npz of random inputs in [0, 1] and random class labels shaped for ``cfg``."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, cfg.layers[0]))
+    n_classes = cfg.layers[-1] if cfg.layers[-1] > 1 else 2
+    y = rng.integers(0, n_classes, size=n)
+    path = Path(directory) / f"random-{cfg.layers[0]}x{n}.npz"
+    np.savez(path, X=X, y=y)
+    return str(path)
+
+
+def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator", "icarus"),
+              build_root: str = "build", random_data: bool = False, on_progress=None) -> dict:
+    """Train a few samples on each simulator and read the figures.
+
+    ``samples`` maps simulator -> training samples to run (Icarus is ~100x slower).
+    """
+    from sim.train_job import run_train
+
+    lay = check_limits(cfg)
+    samples = samples or {"verilator": 200, "icarus": 10}
+    out = {"useful_macs_per_sample": lay.useful_macs(), "multipliers": cfg.lanes,
+           "ideal_cycles_per_sample": lay.useful_macs() / cfg.lanes, "sim_cycles_per_second": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = None
+        if random_data or cfg.dataset not in ("xor", "iris", "digits") and not cfg.dataset.endswith(".npz"):
+            dataset = random_dataset_file(cfg, max(samples.values()) + 10, tmp)
+        for sim in simulators:
+            r = run_train(cfg, sim, dataset=dataset, epochs=1, max_samples=samples[sim],
+                          check_params="signature", build_root=build_root, on_progress=on_progress,
+                          evaluate=False)
+            if r["mismatches"]:
+                raise AssertionError(f"{sim}: {r['first_mismatch']}")
+            out["sim_cycles_per_second"][sim] = r["sim_cycles_per_second"]
+            out.setdefault("cycles_per_sample_by_simulator", {})[sim] = r["cycles_per_sample"]
+            # the average depends on the number of samples (the first sample's loading is not
+            # overlapped), so the headline figure comes from the longest run
+            if sim == max(samples, key=lambda k: samples[k] if k in simulators else -1):
+                out["cycles_per_sample"] = r["cycles_per_sample"]
+                out["mac_utilization"] = r["mac_utilization"]
+                out["samples"] = r["samples"]
+    return out
+
+
+# ---- throughput: hardware projection and the host CPU's float training ------------------
+
+def cpu_float_throughput(cfg: Config, samples: int = 2000, seed: int = 0, repeats: int = 3) -> dict:
+    """Training samples per second of the float64 NumPy reference (golden/float_model.py) on
+    this host: the same network, batch 1 (one forward, backward and SGD step per sample),
+    ``samples`` random samples timed (wall clock, ``perf_counter``) after a short warm-up,
+    ``repeats`` times; the headline is the best run (the machine may be shared), every run is
+    listed in ``cpu_float_runs_samples_per_second``."""
+    from golden.fixed_model import init_params_float
+    from golden.float_model import FloatMLP
+
+    if samples < 1 or repeats < 1:
+        raise ValueError(f"samples and repeats must be >= 1, got samples={samples!r}, repeats={repeats!r}")
+    rng = np.random.default_rng(seed)
+    n_in, n_out = cfg.layers[0], cfg.layers[-1]
+    X = rng.random((samples, n_in))
+    if n_out == 1:
+        T = rng.integers(0, 2, size=(samples, 1)).astype(np.float64)
+    else:
+        T = np.eye(n_out)[rng.integers(0, n_out, size=samples)]
+    model = FloatMLP(cfg, init_params_float(cfg))
+    for i in range(min(20, samples)):  # warm-up: first calls allocate and fault pages in
+        model.step(X[i:i + 1], T[i:i + 1])
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(samples):
+            model.step(X[i:i + 1], T[i:i + 1])
+        runs.append(time.perf_counter() - t0)
+    dt = min(runs)
+    return {"cpu_float_samples_per_second": samples / dt, "cpu_float_samples": samples,
+            "cpu_float_seconds": dt, "cpu_float_runs_samples_per_second": [samples / t for t in runs],
+            "cpu": {"machine": platform.machine(), "processor": platform.processor(),
+                    "python": platform.python_version(), "numpy": np.__version__}}
+
+
+def fmax_from_report(path) -> dict:
+    """``fmax_mhz`` and where it came from, from a report.json of ``synth`` or ``build``.
+
+    Raises ValueError (a user error) when the file cannot be read or has no Fmax."""
+    p = Path(path)
+    try:
+        rep = json.loads(p.read_text())
+    except OSError as e:
+        raise ValueError(f"--fmax-report {str(p)!r} cannot be read: {e.strerror or e}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--fmax-report {str(p)!r} is not JSON: {e}") from None
+    fmax = rep.get("fmax_mhz") if isinstance(rep, dict) else None
+    if not isinstance(fmax, (int, float)) or isinstance(fmax, bool) or fmax <= 0:
+        raise ValueError(f"--fmax-report {str(p)!r} has no positive 'fmax_mhz' (got {fmax!r}); "
+                         f"use a report.json of 'backprop-fpga synth' or 'backprop-fpga build'")
+    src = {"fmax_source": str(p)}
+    for key, name in (("target", "fmax_target"), ("board", "fmax_board"), ("board_clock_mhz", "board_clock_mhz"),
+                      ("timing_met", "fmax_timing_met"), ("fmax_caveat", "fmax_caveat")):
+        if rep.get(key) is not None:
+            src[name] = rep[key]
+    c = rep.get("config") if isinstance(rep, dict) else None
+    if isinstance(c, dict):  # synth's {"layers", "lanes"} or the TOML layout of config_to_dict
+        layers = c.get("layers", (c.get("network") or {}).get("layers"))
+        lanes = c.get("lanes", (c.get("hardware") or {}).get("lanes"))
+        src["fmax_config"] = {k: v for k, v in (("layers", layers), ("lanes", lanes)) if v is not None}
+    return {"fmax_mhz": float(fmax), **src}
+
+
+def projected_throughput(cycles_per_sample, fmax_mhz) -> float | None:
+    """Training samples per second at ``fmax_mhz``: ``Fmax / cycles per sample``."""
+    if not cycles_per_sample or not fmax_mhz:
+        return None
+    return fmax_mhz * 1e6 / cycles_per_sample

@@ -1,0 +1,145 @@
+"""Host driver of the trainer: one class, any transport.
+
+``TrainerHost`` speaks in registers, parameters and samples; a transport moves words
+(simulated bus in cocotb or amaranth.sim, or a serial link on a board). The same driver
+code therefore runs against the simulation and the hardware. What a transport provides
+is the protocol ``sim.host.transport.Transport``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from golden.config import Config
+from hdl.csr import CTRL_INFER, ID_VALUE, REG, STATUS_BITS, param_address
+from hdl.layout import Layout
+
+from .transport import TrainerError, Transport
+
+__all__ = ["TrainerHost", "TrainerError"]
+
+
+def _signed(v: int, width: int) -> int:
+    v &= (1 << width) - 1
+    return v - (1 << width) if v >> (width - 1) else v
+
+
+class TrainerHost:
+    def __init__(self, cfg: Config, transport: Transport):
+        self.cfg = cfg
+        self.layout = Layout(cfg)
+        self.t = transport
+
+    # ---- registers -------------------------------------------------------------------
+    async def read(self, name: str) -> int:
+        return await self.t.csr_read(REG[name])
+
+    async def write(self, name: str, value: int) -> None:
+        await self.t.csr_write(REG[name], value)
+
+    async def check_id(self) -> None:
+        got = await self.read("ID")
+        if got != ID_VALUE:
+            raise TrainerError(f"ID register reads {got:#010x}, expected {ID_VALUE:#010x}: not a trainer")
+
+    async def set_mode(self, infer: bool) -> None:
+        want = CTRL_INFER if infer else 0
+        await self.write("CTRL", want)
+        got = await self.read("CTRL")
+        if got != want:
+            raise TrainerError(f"CTRL reads {got:#x} after writing {want:#x}: the mode did not change")
+
+    async def status(self) -> dict:
+        v = await self.read("STATUS")
+        return {name: bool(v & bit) for name, bit in STATUS_BITS.items()}
+
+    async def wait_idle(self) -> None:
+        """Wait until the trainer has finished its sample (parameters are stable): on the
+        transport's busy wire if it has one, else by polling STATUS."""
+        await self.t.wait_idle()
+
+    async def signature(self) -> int:
+        """The SIGNATURE register; from the transport's wire when it has one (no bus access)."""
+        return await self.t.peek_signature()
+
+    async def clear_errors(self) -> None:
+        await self.write("STATUS", STATUS_BITS["length_error"] | STATUS_BITS["bus_error"])
+
+    async def cycles(self) -> int:
+        lo = await self.read("CYCLES_LO")
+        hi = await self.read("CYCLES_HI")
+        return hi << 32 | lo
+
+    # ---- parameters ------------------------------------------------------------------
+    async def read_param(self, l: int, j: int, k: int) -> int:
+        """One parameter (waits until the trainer is idle: it refuses access while busy)."""
+        await self.wait_idle()
+        return await self._read_param(l, j, k)
+
+    async def _read_param(self, l, j, k) -> int:
+        bank, addr = self.layout.param_location(l, j, k)
+        return _signed(await self.t.csr_read(param_address(bank, addr)), self.cfg.weight.width)
+
+    async def write_param(self, l: int, j: int, k: int, code: int) -> None:
+        """Set one parameter (waits until the trainer is idle)."""
+        await self.wait_idle()
+        await self._write_param(l, j, k, code)
+
+    async def _write_param(self, l, j, k, code) -> None:
+        fmt = self.cfg.weight
+        if not fmt.min_code <= int(code) <= fmt.max_code:
+            raise ValueError(f"parameter code {code} of layer {l} [{j}, {k}] outside {fmt} "
+                             f"[{fmt.min_code}, {fmt.max_code}]")
+        bank, addr = self.layout.param_location(l, j, k)
+        await self.t.csr_write(param_address(bank, addr), int(code) & 0xFFFFFFFF)
+
+    async def read_params(self) -> list:
+        """All parameters, one (n_out, n_in + 1) array per layer (in one burst when the
+        transport reads several registers at once)."""
+        await self.wait_idle()
+        cfg, where = self.cfg, []
+        for l in range(cfg.n_layers):
+            for j in range(cfg.layers[l + 1]):
+                for k in range(cfg.layers[l] + 1):
+                    where.append(param_address(*self.layout.param_location(l, j, k)))
+        words = iter(await self.t.csr_read_many(where))
+        out = []
+        for l in range(cfg.n_layers):
+            w = np.zeros((cfg.layers[l + 1], cfg.layers[l] + 1), dtype=np.int64)
+            for j in range(w.shape[0]):
+                for k in range(w.shape[1]):
+                    w[j, k] = _signed(next(words), cfg.weight.width)
+            out.append(w)
+        return out
+
+    async def write_params(self, params) -> None:
+        await self.wait_idle()
+        for l, w in enumerate(params):
+            for j in range(w.shape[0]):
+                for k in range(w.shape[1]):
+                    await self._write_param(l, j, k, int(w[j, k]))
+
+    # ---- samples ---------------------------------------------------------------------
+    def _codes(self, values, n, what, fmt):
+        v = np.asarray(values, dtype=np.int64).reshape(-1)
+        if v.size != n:
+            raise ValueError(f"{what} has {v.size} codes, the network expects {n}")
+        if v.min() < fmt.min_code or v.max() > fmt.max_code:
+            raise ValueError(f"{what} holds codes outside {fmt} [{fmt.min_code}, {fmt.max_code}]")
+        return [int(c) for c in v]
+
+    async def send_train(self, x, t) -> None:
+        """Queue one training sample (input codes, then target codes)."""
+        c = self.cfg
+        await self.t.send_beats(self._codes(x, c.layers[0], "input", c.act) +
+                                self._codes(t, c.layers[-1], "target", c.act))
+
+    async def send_infer(self, x) -> None:
+        await self.t.send_beats(self._codes(x, self.cfg.layers[0], "input", self.cfg.act))
+
+    async def flush(self) -> None:
+        """Return once every beat sent so far has been accepted by the trainer."""
+        await self.t.wait_sent()
+
+    async def recv_output(self) -> np.ndarray:
+        codes = await self.t.recv_beats(self.cfg.layers[-1])
+        return np.array([_signed(v, self.cfg.act.width) for v in codes], dtype=np.int64)
