@@ -19,9 +19,9 @@ from golden.datasets import load_dataset
 from golden.fixed import round_shift, saturate
 from golden.fixed_model import FixedMLP, init_params
 from hdl.layout import Layout
-from sim.amaranth_run import run_amaranth_session
-from sim.golden_plan import make_plan
-from sim.rtl_run import run_trainer_job
+from sim.runners.amaranth_run import run_amaranth_session
+from sim.check.golden_plan import make_plan
+from sim.runners.rtl_run import run_trainer_job
 
 from .configs import xor
 from .test_trainer_amaranth import random_samples

@@ -394,8 +394,8 @@ def check_backward(cfg, lay, dut, want: list, rec: list) -> None:
 
 def run_rtl(dut, sched: Schedule, simulator: str, build_name: str, tmp_path) -> list:
     """Play ``sched`` in ``dut``'s generated Verilog (tests/hdl/trainer/tb_components.py,
-    sim.runner.run_cocotb); the recorded outputs, as run_schedule returns them."""
-    from sim.runner import run_cocotb
+    sim.runners.cocotb_run.run_cocotb); the recorded outputs, as run_schedule returns them."""
+    from sim.runners.cocotb_run import run_cocotb
 
     sched_path, rec_path = tmp_path / "schedule.json", tmp_path / "record.json"
     sched_path.write_text(sched.to_json())

@@ -6,7 +6,7 @@ The schedule (tests/hdl/trainer/helpers.py ``Schedule``, as JSON in the file nam
 before the clock edge that takes them, and the outputs are read once they have settled
 (ReadOnly), as amaranth.sim's testbench reads them before its tick. The recording goes
 to the file named by ``TB_RECORD``; the checks run in pytest on it, the same checks as
-for amaranth.sim. Run through sim.runner.run_cocotb (helpers.run_rtl).
+for amaranth.sim. Run through sim.runners.cocotb_run.run_cocotb (helpers.run_rtl).
 """
 from __future__ import annotations
 

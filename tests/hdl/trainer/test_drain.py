@@ -14,7 +14,7 @@ import pytest
 from golden.fixed_model import FixedMLP
 from hdl.layout import DRAIN_WRITE_LAG, PIPE_LATENCY
 from hdl.trainer.drain import ForwardDrain
-from sim.amaranth_streams import stream_get
+from sim.testbench.amaranth_streams import stream_get
 
 from .helpers import codes, config, garbage, random_params, simulate
 

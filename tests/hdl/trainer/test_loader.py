@@ -1,7 +1,7 @@
 """SampleLoader (hdl/trainer/loader.py) alone in amaranth.sim.
 
 Random train and inference samples, a third of them too short or too long, sent with random
-gaps (sim.amaranth_streams); ``mode_infer`` is set before each sample's first beat and
+gaps (sim.testbench.amaranth_streams); ``mode_infer`` is set before each sample's first beat and
 changed at random after it (the loader latches it with the first beat). A sequencer
 testbench takes the buffers in turn when ``full``, reads every input and target back,
 checks the buffer's mode and releases it after a random delay. Expected: exactly the
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hdl.trainer.loader import SampleLoader
-from sim.amaranth_streams import random_stall, stream_put
+from sim.testbench.amaranth_streams import random_stall, stream_put
 
 from .helpers import codes, config, simulate
 
@@ -47,13 +47,13 @@ def test_sample_loader(name, p_gap):
         buf = 0
         for s in range(len(good)):
             for _ in range(1000):
-                if ctx.get(dut.full[buf]):
+                if ctx.get(dut.buffers.full[buf]):
                     break
                 await ctx.tick()
             else:
                 raise AssertionError(f"well-formed sample {s} never fills buffer {buf} ({pulses} so far, "
                                      f"{len(samples) - len(good)} wrong-length samples sent in all)")
-            infer = ctx.get(dut.infer[buf])
+            infer = ctx.get(dut.buffers.infer[buf])
             words = []
             for k in range(n_in + (0 if infer else n_out)):
                 port, data, addr = (dut.i_addr, dut.i_data, lay.ibase(buf) + k) if k < n_in else \
@@ -64,14 +64,14 @@ def test_sample_loader(name, p_gap):
             got.append((bool(infer), words))
             for _ in range(int(rng.integers(0, 8))):
                 await ctx.tick()
-            ctx.set(dut.release_buf, buf)
-            ctx.set(dut.release, 1)
+            ctx.set(dut.buffers.release_buf, buf)
+            ctx.set(dut.buffers.release, 1)
             await ctx.tick()
-            ctx.set(dut.release, 0)
+            ctx.set(dut.buffers.release, 0)
             buf ^= 1
         for _ in range(4):
             await ctx.tick()
-        assert not ctx.get(dut.loading) and not ctx.get(dut.full[0]) and not ctx.get(dut.full[1])
+        assert not ctx.get(dut.buffers.loading) and not ctx.get(dut.buffers.full[0]) and not ctx.get(dut.buffers.full[1])
 
     async def monitor(ctx):
         async for _, _, len_error, dropped in ctx.tick().sample(dut.len_error, dut.dropped):

@@ -17,7 +17,7 @@ from amaranth.hdl import signed
 from golden.fixed_model import FixedMLP
 from golden.tables import softmax_codes
 from hdl.trainer.output_stage import OutputStage
-from sim.amaranth_streams import random_stall, stream_get, stream_put
+from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
 
 from .helpers import codes, config, garbage, random_activations, simulate
 
