@@ -2,13 +2,13 @@
 
 ``ActivationFunction`` and ``ActivationDerivative`` are combinational (ROM read ports in
 the comb domain), so the trainer can place them where its pipeline needs them;
-``ActivationUnit`` wraps both behind streams. Table contents and indexing come from
+Table contents and indexing come from
 golden/tables.py: the ROM holds exactly ``table_contents(table_spec(kind, cfg))``.
 """
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Shape, Signal, Value, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -17,8 +17,7 @@ from golden.tables import TableSpec, table_contents, table_spec
 
 from .arith import requantize, round_shift, saturate
 
-__all__ = ["ActivationFunction", "ActivationDerivative", "ActivationUnit", "LutReader", "ELEMENTWISE",
-           "register_stage"]
+__all__ = ["ActivationFunction", "ActivationDerivative", "LutReader", "ELEMENTWISE"]
 
 ELEMENTWISE = ("relu", "leaky_relu", "linear", "sigmoid", "tanh")
 
@@ -26,20 +25,6 @@ ELEMENTWISE = ("relu", "leaky_relu", "linear", "sigmoid", "tanh")
 def _check_kind(kind):
     if kind not in ELEMENTWISE:
         raise ValueError(f"activation kind must be one of {', '.join(ELEMENTWISE)}, got {kind!r}")
-
-
-def register_stage(m: Module, i, o, fields: dict):
-    """One registered pipeline stage between stream ``i`` and stream ``o`` that honours
-    backpressure at full throughput: the output register loads when it is empty or being
-    emptied this cycle (``o.ready | ~o.valid``), which is also ``i.ready``. ``fields`` maps
-    output payload field names (or ``None`` for a plain payload) to comb values of ``i``."""
-    take = ~o.valid | o.ready
-    m.d.comb += i.ready.eq(take)
-    with m.If(take):
-        m.d.sync += o.valid.eq(i.valid)
-        for name, value in fields.items():
-            target = o.payload if name is None else getattr(o.payload, name)
-            m.d.sync += target.eq(value)
 
 
 class LutReader(wiring.Component):
@@ -177,38 +162,4 @@ class ActivationDerivative(_Elementwise):
             m.d.comb += self.d.eq(requantize(a * (one - a), 2 * f, c.act))
         else:  # tanh
             m.d.comb += self.d.eq(requantize(one * one - a * a, 2 * f, c.act))
-        return m
-
-
-class ActivationUnit(wiring.Component):
-    """Stream wrapper: z in, (a = act(z), d = act'(a)) out, one registered stage (latency 1,
-    one beat per cycle), honours backpressure.
-
-    Parameters
-    ----------
-    cfg : Config
-    kind : str
-        One of :data:`ELEMENTWISE`.
-
-    Members
-    -------
-    i : In(stream.Signature(signed(act.width)))
-    o : Out(stream.Signature(StructLayout({"a", "d"})))
-    """
-
-    def __init__(self, cfg: Config, kind: str):
-        _check_kind(kind)
-        self._cfg, self._kind = cfg, kind
-        shape = signed(cfg.act.width)
-        super().__init__({
-            "i": In(stream.Signature(shape)),
-            "o": Out(stream.Signature(data.StructLayout({"a": shape, "d": shape}))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.f = f = ActivationFunction(self._cfg, self._kind)
-        m.submodules.df = df = ActivationDerivative(self._cfg, self._kind)
-        m.d.comb += [f.z.eq(self.i.payload), df.a.eq(f.a)]
-        register_stage(m, self.i, self.o, {"a": f.a, "d": df.d})
         return m

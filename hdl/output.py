@@ -17,10 +17,10 @@ from amaranth.lib.wiring import In, Out
 from golden.config import Config
 from golden.tables import lut_eval, recip_table, table_contents, table_spec
 
-from .activation import ELEMENTWISE, ActivationDerivative, LutReader, register_stage
+from .activation import LutReader
 from .arith import requantize, round_shift, saturate
 
-__all__ = ["mse_delta", "ce_delta", "MseGradUnit", "CrossEntropyGradUnit", "SoftmaxUnit"]
+__all__ = ["mse_delta", "ce_delta", "SoftmaxUnit"]
 
 
 def mse_delta(a, t, d, cfg: Config):
@@ -51,84 +51,6 @@ def ce_delta(p, t, cfg: Config):
     Value of shape ``signed(cfg.error.width)``.
     """
     return requantize(p - t, cfg.act.frac_bits, cfg.error)
-
-
-class MseGradUnit(wiring.Component):
-    """Stream unit for the MSE output delta, one registered stage, honours backpressure.
-
-    The activation derivative is computed inside from the output activation ``a`` with
-    :class:`~hdl.activation.ActivationDerivative` of the last layer's activation kind.
-
-    Parameters
-    ----------
-    cfg : Config
-        A config with ``loss = "mse"``.
-
-    Members
-    -------
-    i : In(stream.Signature(StructLayout({"a": signed(act.width), "t": signed(act.width)})))
-    o : Out(stream.Signature(signed(error.width)))   the delta
-
-    Raises
-    ------
-    ValueError
-        If the config's loss is not ``"mse"``.
-    """
-
-    def __init__(self, cfg: Config):
-        if cfg.loss != "mse" or cfg.activations[-1] not in ELEMENTWISE:
-            raise ValueError(f"MseGradUnit needs loss = 'mse' with an elementwise last activation, got "
-                             f"loss = {cfg.loss!r}, activation {cfg.activations[-1]!r}")
-        self._cfg = cfg
-        aw = signed(cfg.act.width)
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({"a": aw, "t": aw}))),
-            "o": Out(stream.Signature(signed(cfg.error.width))),
-        })
-
-    def elaborate(self, platform):
-        c = self._cfg
-        m = Module()
-        m.submodules.deriv = deriv = ActivationDerivative(c, c.activations[-1])
-        m.d.comb += deriv.a.eq(self.i.payload.a)
-        register_stage(m, self.i, self.o, {None: mse_delta(self.i.payload.a, self.i.payload.t, deriv.d, c)})
-        return m
-
-
-class CrossEntropyGradUnit(wiring.Component):
-    """Stream unit for the softmax + cross-entropy output delta ``p - t``, one registered
-    stage, honours backpressure.
-
-    Parameters
-    ----------
-    cfg : Config
-        A config with ``loss = "cross_entropy"``.
-
-    Members
-    -------
-    i : In(stream.Signature(StructLayout({"p": signed(act.width), "t": signed(act.width)})))
-    o : Out(stream.Signature(signed(error.width)))   the delta
-
-    Raises
-    ------
-    ValueError
-        If the config's loss is not ``"cross_entropy"``.
-    """
-
-    def __init__(self, cfg: Config):
-        if cfg.loss != "cross_entropy":
-            raise ValueError(f"CrossEntropyGradUnit needs loss = 'cross_entropy', got {cfg.loss!r}")
-        self._cfg = cfg
-        aw = signed(cfg.act.width)
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({"p": aw, "t": aw}))),
-            "o": Out(stream.Signature(signed(cfg.error.width))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        register_stage(m, self.i, self.o, {None: ce_delta(self.i.payload.p, self.i.payload.t, self._cfg)})
-        return m
 
 
 class SoftmaxUnit(wiring.Component):

@@ -194,12 +194,15 @@ def _design(cfg: Config, unit: str, *, registered: bool = False, dsp: str = "gen
     if unit == "softmax":
         from hdl.output import SoftmaxUnit
         return SoftmaxUnit(cfg)
-    if unit == "mac":
-        from hdl.mac import MacArray
-        return MacArray(cfg)
-    if unit == "adder-tree":
-        from hdl.mac import AdderTree
-        return AdderTree(cfg)
+    if unit == "mac":  # the trainer's own lane array: its multipliers, accumulators, pipeline
+        from hdl.layout import check_limits
+        from hdl.trainer.lanes import LaneArray
+        return LaneArray(cfg, check_limits(cfg), dsp=dsp)
+    if unit == "adder-tree":  # the trainer's own backward reduction: adder tree to delta
+        from hdl.layout import check_limits
+        from hdl.trainer.backward import BackwardReduction
+        from hdl.trainer.lanes import product_shape
+        return BackwardReduction(cfg, check_limits(cfg), prod_shape=product_shape(cfg))
     from hdl.activation import ActivationFunction
     fn = ActivationFunction(cfg, unit.removeprefix("activation-"))
     return _Registered(fn) if registered else fn

@@ -4,8 +4,8 @@ One call builds (once) and runs::
 
     from sim.runners.cocotb_run import run_cocotb
 
-    result = run_cocotb(MacArray(cfg), test_module="sim.testbench.mac", simulator="verilator",
-                        build_name="mac", config=cfg, extra_env={"MAC_BEATS": "10000"})
+    result = run_cocotb(SoftmaxUnit(cfg), test_module="sim.testbench.output", simulator="verilator",
+                        build_name="softmax", config=cfg)
     result.passed, result.failed, result.tests   # parsed from cocotb's results xml
 
 API (stable)
@@ -25,7 +25,7 @@ testcase=None, timeout_s=None, toplevel="top", check=True, waves=False, build_ro
     directory below it (``results.xml``, ``sim.log``, ``config.json``).
 
     ``test_module`` is a dotted module importable from the repository root (e.g.
-    ``"sim.testbench.mac"``). ``config`` (a ``golden.config.Config`` or its TOML-shaped dict) is
+    ``"sim.testbench.output"``). ``config`` (a ``golden.config.Config`` or its TOML-shaped dict) is
     written as JSON into the run directory; the test module gets its path in env
     ``BPF_CONFIG`` and reads it with :func:`test_config`. ``extra_env`` (str -> str-able)
     is passed to the simulation process; :func:`test_param` reads such values.

@@ -32,7 +32,8 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer
 
 from golden.activations import FixedActivations
 from golden.config import Config
-from hdl.activation import ELEMENTWISE, ActivationDerivative, ActivationFunction, ActivationUnit
+from hdl.activation import ELEMENTWISE, ActivationDerivative, ActivationFunction
+from sim.testbench.stream_units import ActivationUnit
 
 __all__ = ["ActivationTop", "run_activation_rtl", "run_tb", "BurstSource", "BurstSink", "BurstPair",
            "BURST_CONTROL", "Bursts", "run_bursts"]

@@ -30,7 +30,8 @@ from golden.config import Config
 from golden.fixed_model import FixedMLP
 from golden.tables import softmax_codes
 from hdl.activation import ELEMENTWISE
-from hdl.output import CrossEntropyGradUnit, MseGradUnit, SoftmaxUnit
+from hdl.output import SoftmaxUnit
+from sim.testbench.stream_units import CrossEntropyGradUnit, MseGradUnit
 
 from .activation import (BURST, BURST_CONTROL, BurstPair, Bursts, field, first_mismatches, load_job, run_bursts,
                             run_tb, start, write_result)

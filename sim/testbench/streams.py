@@ -37,7 +37,7 @@ API (stable)
     and ``tb.sink(name, **kw)`` make drivers on its clock; ``await tb.cycles(n)``.
     Queue beats after ``reset()``: a beat "accepted" while ``rst`` is high is lost.
 
-Typical use (see sim/testbench/mac.py)::
+Typical use::
 
     tb = TB(dut)
     src = tb.source("i", idle=0.25, seed=1, codec=PayloadCodec(unit.in_layout))

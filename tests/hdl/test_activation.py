@@ -14,7 +14,8 @@ from amaranth.sim import Simulator
 from golden.activations import FixedActivations
 from golden.config import Config
 from golden.fixed import QFormat
-from hdl.activation import ELEMENTWISE, ActivationDerivative, ActivationFunction, ActivationUnit
+from hdl.activation import ELEMENTWISE, ActivationDerivative, ActivationFunction
+from sim.testbench.stream_units import ActivationUnit
 from sim.testbench.amaranth_streams import put_all, random_stall, stream_get
 
 # ---------------------------------------------------------------------------------------

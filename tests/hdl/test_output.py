@@ -15,7 +15,8 @@ from golden.fixed import QFormat
 from golden.fixed_model import FixedMLP
 from golden.tables import softmax_codes
 from hdl.activation import ELEMENTWISE
-from hdl.output import CrossEntropyGradUnit, MseGradUnit, SoftmaxUnit
+from hdl.output import SoftmaxUnit
+from sim.testbench.stream_units import CrossEntropyGradUnit, MseGradUnit
 from sim.testbench.amaranth_streams import put_all, random_stall, stream_get
 from sim.testbench.output import ce_targets, logit_vectors, mse_inputs
 
