@@ -220,18 +220,25 @@ class _Engine:
             await edge
 
 
-class StreamSource:
-    """Drives an Amaranth input stream ``<name>__payload/__valid`` (watches ``__ready``)."""
+class _StreamPort:
+    """The three Verilog ports of stream ``name`` and the pause pattern of one end."""
 
-    def __init__(self, dut, name: str, clk, *, idle=None, seed=None, codec: PayloadCodec | None = None):
-        from cocotb.triggers import Event
+    def __init__(self, dut, name: str, clk, pause, codec: PayloadCodec | None):
         self.name = name
         self.clk = clk
         self.codec = codec
         self._valid = getattr(dut, f"{name}__valid")
         self._payload = getattr(dut, f"{name}__payload")
         self._ready = getattr(dut, f"{name}__ready")
-        self._pause = pauses(idle, seed)
+        self._pause = pause
+
+
+class StreamSource(_StreamPort):
+    """Drives an Amaranth input stream ``<name>__payload/__valid`` (watches ``__ready``)."""
+
+    def __init__(self, dut, name: str, clk, *, idle=None, seed=None, codec: PayloadCodec | None = None):
+        from cocotb.triggers import Event
+        super().__init__(dut, name, clk, pauses(idle, seed), codec)
         self._queue = deque()
         self._idle = Event()
         self._idle.set()
@@ -285,18 +292,12 @@ class StreamSource:
                 self._idle.set()
 
 
-class StreamSink:
+class StreamSink(_StreamPort):
     """Drives ``<name>__ready`` of an Amaranth output stream and collects its beats."""
 
     def __init__(self, dut, name: str, clk, *, backpressure=None, seed=None, codec: PayloadCodec | None = None):
         from cocotb.triggers import Event
-        self.name = name
-        self.clk = clk
-        self.codec = codec
-        self._valid = getattr(dut, f"{name}__valid")
-        self._payload = getattr(dut, f"{name}__payload")
-        self._ready = getattr(dut, f"{name}__ready")
-        self._pause = pauses(backpressure, seed)
+        super().__init__(dut, name, clk, pauses(backpressure, seed), codec)
         self.received: list[int] = []
         self._read = 0
         self._want = None
