@@ -1,8 +1,8 @@
 """The trainer over a UART: a command bridge from bytes to the control bus and sample
 streams, and the board-level top ``UartTrainer`` (docs/uart.md).
 
-The byte protocol is defined once, in ``sim/uart_protocol.py`` (pure Python); this module
-takes its constants from there, the host transports use the same module.
+The byte protocol's constants are defined once, in ``hdl/uart_protocol.py``; this module
+and the host side (``sim/host/uart_framing.py``) both take them from there.
 """
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import fifo, stream, wiring
@@ -25,7 +25,7 @@ _SEND_LAST_BIT = SEND_LAST.bit_length() - 1
 
 class CommandBridge(wiring.Component):
     """Commands from a byte stream to the trainer's control bus and input stream; replies
-    and output beats, framed, back to a byte stream (protocol: ``sim/uart_protocol.py``).
+    and output beats, framed, back to a byte stream (protocol: ``hdl/uart_protocol.py``).
 
     One command at a time, in order. A CSR command reads STATUS, does the access, reads
     STATUS again, and replies with status ``STATUS_BUS_ERROR`` when the trainer's sticky
