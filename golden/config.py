@@ -13,11 +13,21 @@ from pathlib import Path
 
 from .fixed import QFormat, bits_for_signed
 
-__all__ = ["Config", "ConfigError", "load_config", "ACTIVATIONS", "LOSSES", "ROUNDING_MODES"]
+__all__ = ["Config", "ConfigError", "load_config", "ACTIVATIONS", "LOSSES", "ROUNDING_MODES", "OPTIMIZERS",
+           "OPT_FRAC_BITS", "BETA_POW_FRAC_BITS", "ADAM_R_WIDTH", "ADAM_ALPHA_WIDTH"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "linear", "softmax")
 LOSSES = ("mse", "cross_entropy")
 ROUNDING_MODES = ("nearest_even", "stochastic")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+# Fraction bits of the optimizer coefficients: momentum, 1 - beta1, 1 - beta2 (docs/arithmetic.md §10).
+OPT_FRAC_BITS = 20
+# Fraction bits of Adam's running powers beta1**t, beta2**t.
+BETA_POW_FRAC_BITS = 32
+# Width of Adam's 1 / (sqrt(v_hat) + eps) table entries and of its step size alpha_t
+# (signed, non-negative: one 18 x 18 multiplier each).
+ADAM_R_WIDTH = 18
+ADAM_ALPHA_WIDTH = 18
 
 
 class ConfigError(ValueError):
@@ -42,6 +52,9 @@ class Config:
     weight: QFormat = QFormat(4, 12)
     error: QFormat = QFormat(4, 12)
     lr_frac_bits: int = 14
+    velocity: QFormat = QFormat(4, 20)   # momentum: lr * v, in weight units
+    adam_m: QFormat = QFormat(2, 16)     # adam: the gradient and its first moment
+    adam_v: QFormat = QFormat(4, 36)     # adam: the second moment (very small values)
     # training
     learning_rate: float = 1.0
     batch_size: int = 1
@@ -49,6 +62,11 @@ class Config:
     rounding: str = "nearest_even"
     sr_seed: int = 1
     init_seed: int = 0
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-3
     # lookup tables
     lut_entries_log2: int = 8
     lut_range_log2: int = 3
@@ -57,6 +75,7 @@ class Config:
     exp_range_log2: int = 3
     recip_entries_log2: int = 8
     recip_frac_bits: int = 15
+    rsqrt_entries_log2: int = 5
     # data
     dataset: str = "xor"
     test_fraction: float = 0.25
@@ -75,8 +94,58 @@ class Config:
 
     @property
     def lr_code(self) -> int:
-        """Learning rate per sample of a batch: ``round(lr / B * 2**lr_frac_bits)``."""
-        return int(round(self.learning_rate / self.batch_size * (1 << self.lr_frac_bits)))
+        """The lanes' gradient multiplier (the LR register): ``round(lr / B * 2**lr_frac_bits)``;
+        Adam takes the plain batch mean, ``round(2**lr_frac_bits / B)``, and applies lr in its step."""
+        lr = 1.0 if self.optimizer == "adam" else self.learning_rate
+        return int(round(lr / self.batch_size * (1 << self.lr_frac_bits)))
+
+    # ---- optimizer codes (docs/arithmetic.md §10) -------------------------------
+    @property
+    def momentum_code(self) -> int:
+        return int(round(self.momentum * (1 << OPT_FRAC_BITS)))
+
+    @property
+    def adam_c1(self) -> int:
+        """``round((1 - beta1) * 2**OPT_FRAC_BITS)``; the fixed model's beta1 is ``1 - c1 / 2**20``."""
+        return int(round((1.0 - self.beta1) * (1 << OPT_FRAC_BITS)))
+
+    @property
+    def adam_c2(self) -> int:
+        return int(round((1.0 - self.beta2) * (1 << OPT_FRAC_BITS)))
+
+    @property
+    def adam_r_format(self) -> QFormat:
+        """Format of the 1 / (sqrt(v_hat) + eps) table: 1/eps (its largest entry) fits."""
+        int_bits = math.ceil(1.0 / self.epsilon).bit_length() + 1
+        return QFormat(int_bits, ADAM_R_WIDTH - int_bits)
+
+    @property
+    def adam_alpha_frac_bits(self) -> int:
+        """Fraction bits of the step size alpha_t = lr / (1 - beta1**t) <= lr / (1 - beta1)."""
+        return ADAM_ALPHA_WIDTH - 2 - math.floor(math.log2(self.learning_rate / (1.0 - self.beta1)))
+
+    @property
+    def adam_lr_code(self) -> int:
+        """The ADAM_LR register: ``round(lr * 2**adam_alpha_frac_bits)``."""
+        return int(round(self.learning_rate * (1 << self.adam_alpha_frac_bits)))
+
+    @property
+    def adam_exponents(self) -> tuple:
+        """(lowest, highest) exponent E of v_hat = 2**E * mantissa the 1/(sqrt+eps) table covers:
+        below, the entry is within 2**-12 relative of 1/eps (or v_hat is under the v format's
+        resolution); above, v_hat exceeds the largest v times the largest correction 1/(1-beta2)."""
+        lo = max(-self.adam_v.frac_bits, 2 * math.floor(math.log2(self.epsilon)) - 24)
+        hi = self.adam_v.int_bits - 1 + math.ceil(math.log2(1.0 / (1.0 - self.beta2))) + 1
+        return lo, hi
+
+    @property
+    def adam_step_shift(self) -> int:
+        """Right shift taking m * r * alpha to the weight format."""
+        return self.adam_m.frac_bits + self.adam_r_format.frac_bits + self.adam_alpha_frac_bits - self.weight.frac_bits
+
+    @property
+    def velocity_step_shift(self) -> int:
+        return self.velocity.frac_bits - self.weight.frac_bits
 
     @property
     def leaky_alpha_code(self) -> int:
@@ -163,12 +232,15 @@ def _validate(c: Config):
     _check(_is_num(c.learning_rate) and c.learning_rate > 0, "training.learning_rate",
            c.learning_rate, "a positive finite number")
     _check(1 <= c.lr_code <= 0xFFFF, "training.learning_rate", c.learning_rate,
-           f"learning_rate / batch_size * 2**lr_frac_bits must round to an integer in [1, 65535] "
-           f"(it gives {c.lr_code}); change learning_rate or formats.lr_frac_bits")
+           (f"learning_rate / batch_size * 2**lr_frac_bits must round to an integer in [1, 65535] "
+            f"(it gives {c.lr_code}); change learning_rate or formats.lr_frac_bits") if c.optimizer != "adam" else
+           (f"with optimizer = 'adam' the lanes multiply by 2**lr_frac_bits / batch_size, which must round to "
+            f"an integer in [1, 65535] (it gives {c.lr_code}); change formats.lr_frac_bits"))
     _check(0 <= c.update_shift <= 32, "formats.lr_frac_bits", c.lr_frac_bits,
            f"lr_frac_bits + error.frac_bits + act.frac_bits - weight.frac_bits must be in [0, 32] "
            f"(it is {c.update_shift}): the stochastic-rounding LFSR supplies at most 32 bits")
     _check(_is_int(c.epochs) and c.epochs >= 1, "training.epochs", c.epochs, "an integer >= 1")
+    _validate_optimizer(c)
     _check(c.rounding in ROUNDING_MODES, "training.rounding", c.rounding, f"allowed: {', '.join(ROUNDING_MODES)}")
     _check(_is_int(c.sr_seed) and 0 <= c.sr_seed < 2**32, "training.sr_seed", c.sr_seed, "an integer in [0, 2**32)")
     _check(_is_int(c.init_seed) and c.init_seed >= 0, "training.init_seed", c.init_seed, "an integer >= 0")
@@ -198,18 +270,71 @@ def _validate(c: Config):
            "accumulators would exceed 62 bits; use narrower formats or smaller layers")
 
 
+def _validate_optimizer(c: Config):
+    """The optimizer keys (docs/arithmetic.md §10). Only the chosen optimizer's keys and
+    formats are checked, so an SGD config never fails on Adam's defaults."""
+    _check(c.optimizer in OPTIMIZERS, "training.optimizer", c.optimizer, f"allowed: {', '.join(OPTIMIZERS)}")
+    one = 1 << OPT_FRAC_BITS
+    if c.optimizer == "momentum":
+        _check(_is_num(c.momentum) and 0 <= c.momentum < 1, "training.momentum", c.momentum, "a number in [0, 1)")
+        _check(c.momentum_code < one, "training.momentum", c.momentum,
+               f"must round to a code below 2**{OPT_FRAC_BITS} (at most {1 - 2.0 ** -OPT_FRAC_BITS})")
+        v = c.velocity
+        _check(isinstance(v, QFormat) and v.width <= 32, "formats.velocity", str(v), "a format at most 32 bits wide")
+        _check(v.int_bits >= c.weight.int_bits and 0 <= c.velocity_step_shift <= 32, "formats.velocity", str(v),
+               f"int_bits >= weight.int_bits ({c.weight.int_bits}) and frac_bits in "
+               f"[{c.weight.frac_bits}, {c.weight.frac_bits + 32}] (the weight's, up to the LFSR's 32 bits more)")
+    if c.optimizer != "adam":
+        return
+    for key in ("beta1", "beta2"):
+        b = getattr(c, key)
+        _check(_is_num(b) and 0 < b < 1, f"training.{key}", b, "a number in (0, 1)")
+        code = c.adam_c1 if key == "beta1" else c.adam_c2
+        _check(1 <= code < one, f"training.{key}", b,
+               f"1 - {key} must round to a code in [1, 2**{OPT_FRAC_BITS}) (it gives {code}): "
+               f"{key} in [{2.0 ** -(OPT_FRAC_BITS + 1)}, {1 - 2.0 ** -(OPT_FRAC_BITS + 1)}]")
+    _check(_is_num(c.epsilon) and 2.0 ** -13 <= c.epsilon <= 1, "training.epsilon", c.epsilon,
+           f"a number in [2**-13 = {2.0 ** -13:.3g}, 1]: 1/epsilon, the largest entry of the 1/(sqrt(v_hat) + "
+           f"epsilon) table, must fit its {ADAM_R_WIDTH}-bit codes with at least 4 fraction bits")
+    _check(c.learning_rate / (1 - c.beta1) < 2 ** 14, "training.learning_rate", c.learning_rate,
+           "learning_rate / (1 - beta1) must be below 2**14 (the step size's format)")
+    m, v = c.adam_m, c.adam_v
+    _check(isinstance(m, QFormat) and 2 <= m.width <= 18, "formats.adam_m", str(m),
+           "a format 2..18 bits wide (an 18 x 18 multiplier squares it)")
+    _check(isinstance(v, QFormat) and v.width <= 48 and v.frac_bits >= 2 * m.frac_bits - 30, "formats.adam_v",
+           str(v), f"at most 48 bits wide, frac_bits >= {2 * m.frac_bits - 30}")
+    _check(v.int_bits >= 2 * m.int_bits - 1, "formats.adam_v", str(v),
+           f"int_bits >= {2 * m.int_bits - 1} (the square of the largest adam_m must fit)")
+    _check(c.adam_exponents[0] < c.adam_exponents[1], "formats.adam_v", str(v), "must cover epsilon**2")
+    _check(_is_int(c.rsqrt_entries_log2) and 1 <= c.rsqrt_entries_log2 <= 8, "lut.rsqrt_entries_log2",
+           c.rsqrt_entries_log2, "an integer in [1, 8]")
+    lo, hi = c.adam_exponents
+    _check((hi - lo + 1) << c.rsqrt_entries_log2 <= 8192, "lut.rsqrt_entries_log2", c.rsqrt_entries_log2,
+           f"the table has {hi - lo + 1} exponents x 2**rsqrt_entries_log2 entries; at most 8192 allowed")
+    _check(0 <= c.adam_step_shift <= 32, "formats.adam_m", str(m),
+           f"adam_m.frac_bits + r frac bits ({c.adam_r_format.frac_bits}) + alpha frac bits "
+           f"({c.adam_alpha_frac_bits}) - weight.frac_bits must be in [0, 32] (it is {c.adam_step_shift})")
+
+
 # TOML table -> {toml key: Config field}
 _SECTIONS = {
     "network": {"layers": "layers", "activations": "activations", "loss": "loss", "leaky_alpha": "leaky_alpha"},
-    "formats": {"act": "act", "weight": "weight", "error": "error", "lr_frac_bits": "lr_frac_bits"},
+    "formats": {"act": "act", "weight": "weight", "error": "error", "lr_frac_bits": "lr_frac_bits",
+                "velocity": "velocity", "adam_m": "adam_m", "adam_v": "adam_v"},
     "training": {"learning_rate": "learning_rate", "batch_size": "batch_size", "epochs": "epochs",
-                 "rounding": "rounding", "sr_seed": "sr_seed", "init_seed": "init_seed"},
+                 "rounding": "rounding", "sr_seed": "sr_seed", "init_seed": "init_seed",
+                 "optimizer": "optimizer", "momentum": "momentum", "beta1": "beta1", "beta2": "beta2",
+                 "epsilon": "epsilon"},
     "lut": {"entries_log2": "lut_entries_log2", "range_log2": "lut_range_log2", "interpolate": "lut_interpolate",
             "exp_entries_log2": "exp_entries_log2", "exp_range_log2": "exp_range_log2",
-            "recip_entries_log2": "recip_entries_log2", "recip_frac_bits": "recip_frac_bits"},
+            "recip_entries_log2": "recip_entries_log2", "recip_frac_bits": "recip_frac_bits",
+            "rsqrt_entries_log2": "rsqrt_entries_log2"},
     "data": {"dataset": "dataset", "test_fraction": "test_fraction", "split_seed": "split_seed"},
     "hardware": {"lanes": "lanes"},
 }
+
+
+_FORMAT_FIELDS = ("act", "weight", "error", "velocity", "adam_m", "adam_v")
 
 
 def _format(name, v) -> QFormat:
@@ -235,7 +360,7 @@ def config_from_dict(d: dict) -> Config:
                 raise ConfigError(f"{section}.{key}", value,
                                   f"unknown key; allowed in [{section}]: {', '.join(_SECTIONS[section])}")
             fname = _SECTIONS[section][key]
-            if fname in ("act", "weight", "error"):
+            if fname in _FORMAT_FIELDS:
                 value = _format(fname, value)
             elif fname in ("layers", "activations"):
                 if not isinstance(value, list):

@@ -29,8 +29,8 @@ class QFormat:
             raise ValueError(f"int_bits must be an integer >= 1 (it counts the sign bit), got {self.int_bits!r}")
         if not isinstance(self.frac_bits, int) or isinstance(self.frac_bits, bool) or self.frac_bits < 0:
             raise ValueError(f"frac_bits must be an integer >= 0, got {self.frac_bits!r}")
-        if self.width > 32:
-            raise ValueError(f"format width {self.width} exceeds 32 bits")
+        if self.width > 48:  # tensor formats are validated to 24 bits, optimizer state to 48
+            raise ValueError(f"format width {self.width} exceeds 48 bits")
 
     @property
     def width(self) -> int:

@@ -67,7 +67,7 @@ BAD = [
     ("format-negative-frac", {"formats.error": Q(4, -1)}, "formats.error", "'frac_bits': -1"),
     ("format-float-bits", {"formats.act": Q(4, 12.5)}, "formats.act", "12.5"),
     ("format-bool-bits", {"formats.weight": Q(True, 12)}, "formats.weight", "'int_bits': True"),
-    ("format-wider-than-32", {"formats.act": Q(20, 13)}, "formats.act", "'int_bits': 20"),
+    ("format-wider-than-48", {"formats.act": Q(30, 19)}, "formats.act", "'int_bits': 30"),
     ("format-wider-than-24", {"formats.act": Q(16, 12)}, "formats.act", "'Q16.12'"),
     ("format-width-1", {"formats.error": Q(1, 0)}, "formats.error", "'Q1.0'"),
     ("act-int-bits-1", {"formats.act": Q(1, 15)}, "formats.act.int_bits", "1"),
