@@ -284,6 +284,10 @@ def _validate_optimizer(c: Config):
         _check(v.int_bits >= c.weight.int_bits and 0 <= c.velocity_step_shift <= 32, "formats.velocity", str(v),
                f"int_bits >= weight.int_bits ({c.weight.int_bits}) and frac_bits in "
                f"[{c.weight.frac_bits}, {c.weight.frac_bits + 32}] (the weight's, up to the LFSR's 32 bits more)")
+        x = max(OPT_FRAC_BITS + v.frac_bits, c.update_frac_bits)
+        width = max(OPT_FRAC_BITS + v.width + x - OPT_FRAC_BITS - v.frac_bits, c.grad_acc_width() + x - c.update_frac_bits) + 1
+        _check(width <= 62, "formats.velocity", str(v),
+               f"mu * v + G is summed exactly in {width} bits; at most 62 allowed (use fewer velocity frac_bits)")
     if c.optimizer != "adam":
         return
     for key in ("beta1", "beta2"):
@@ -301,8 +305,8 @@ def _validate_optimizer(c: Config):
     m, v = c.adam_m, c.adam_v
     _check(isinstance(m, QFormat) and 2 <= m.width <= 18, "formats.adam_m", str(m),
            "a format 2..18 bits wide (an 18 x 18 multiplier squares it)")
-    _check(isinstance(v, QFormat) and v.width <= 48 and v.frac_bits >= 2 * m.frac_bits - 30, "formats.adam_v",
-           str(v), f"at most 48 bits wide, frac_bits >= {2 * m.frac_bits - 30}")
+    _check(isinstance(v, QFormat) and v.width <= 42, "formats.adam_v", str(v),
+           "a format at most 42 bits wide (v * 2**20 + c2 * (g*g - v) is summed exactly in 62 bits)")
     _check(v.int_bits >= 2 * m.int_bits - 1, "formats.adam_v", str(v),
            f"int_bits >= {2 * m.int_bits - 1} (the square of the largest adam_m must fit)")
     _check(c.adam_exponents[0] < c.adam_exponents[1], "formats.adam_v", str(v), "must cover epsilon**2")

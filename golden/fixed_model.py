@@ -15,6 +15,7 @@ from .activations import FixedActivations
 from .config import Config
 from .fixed import requantize, saturate, round_shift
 from .lfsr import Lfsr, lane_seed
+from .optimizers import OptimizerState
 from .tables import recip_table, softmax_codes
 
 __all__ = ["FixedMLP", "SampleTrace", "init_params_float", "init_params"]
@@ -45,13 +46,15 @@ class SampleTrace:
     """Every intermediate of one training sample, as integer codes.
 
     ``a[0]`` is the input; ``z[l]``, ``a[l + 1]`` and ``delta[l]`` belong to weight layer l.
-    ``params_after`` is set when this sample completed a mini-batch and triggered the update.
+    ``params_after`` (and ``state_after``: the optimizer state, OptimizerState.copy_state)
+    are set when this sample completed a mini-batch and triggered the update.
     """
 
     z: list
     a: list
     delta: list = field(default_factory=list)
     params_after: list | None = None
+    state_after: dict | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -73,6 +76,7 @@ class FixedMLP:
             if p.min() < cfg.weight.min_code or p.max() > cfg.weight.max_code:
                 raise ValueError(f"params[{l}] holds codes outside {cfg.weight}")
         self.grad = [np.zeros_like(p) for p in self.params]
+        self.opt = OptimizerState.zeros(cfg, [p.shape for p in self.params])
         self.batch_count = 0
         self.lfsrs = [Lfsr(lane_seed(cfg.sr_seed, p)) for p in range(cfg.lanes)]
 
@@ -142,12 +146,12 @@ class FixedMLP:
         return rand
 
     def apply_update(self) -> None:
+        """The optimizer (golden/optimizers.py) on the batch sums; the sums start again."""
         c = self.cfg
         rand = self._random_addends() if c.rounding == "stochastic" else [None] * c.n_layers
-        for l in range(c.n_layers):
-            step = round_shift(self.grad[l], c.update_shift, c.rounding, rand[l])
-            self.params[l] = saturate(self.params[l] - step, c.weight)
-            self.grad[l][:] = 0
+        self.params = self.opt.step(self.params, self.grad, rand)
+        for g in self.grad:
+            g[:] = 0
 
     def train_sample(self, x, t) -> SampleTrace:
         """Forward, backward, accumulate; update when the mini-batch is complete."""
@@ -159,4 +163,5 @@ class FixedMLP:
             self.apply_update()
             self.batch_count = 0
             trace.params_after = [p.copy() for p in self.params]
+            trace.state_after = self.opt.copy_state()
         return trace

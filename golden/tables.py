@@ -16,7 +16,7 @@ from .config import Config
 from .fixed import QFormat, round_shift, requantize, saturate
 
 __all__ = ["TableSpec", "table_spec", "table_contents", "lut_eval", "table_error_bound",
-           "recip_table", "softmax_codes", "softmax_error_bound", "FLOAT_FUNCS"]
+           "recip_table", "rsqrt_table", "softmax_codes", "softmax_error_bound", "FLOAT_FUNCS"]
 
 FLOAT_FUNCS = {
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
@@ -122,6 +122,17 @@ def recip_table(cfg: Config) -> np.ndarray:
     n = 1 << cfg.recip_entries_log2
     m = 1.0 + (np.arange(n) + 0.5) / n
     return np.rint((1 << cfg.recip_frac_bits) / m).astype(np.int64)
+
+
+def rsqrt_table(cfg: Config) -> np.ndarray:
+    """Adam's ``1 / (sqrt(v_hat) + epsilon)`` over ``v_hat = 2**E * (1 + i / N)``: for each
+    exponent E of ``cfg.adam_exponents`` (lowest first) N = 2**rsqrt_entries_log2 entries,
+    each the value at its interval's centre as an ``adam_r_format`` code."""
+    lo, hi = cfg.adam_exponents
+    n = 1 << cfg.rsqrt_entries_log2
+    e = np.repeat(np.arange(lo, hi + 1, dtype=np.float64), n)
+    mant = 1.0 + (np.tile(np.arange(n), hi - lo + 1) + 0.5) / n
+    return cfg.adam_r_format.to_code(1.0 / (np.sqrt(np.exp2(e) * mant) + cfg.epsilon))
 
 
 def softmax_codes(z_codes, cfg: Config, exp_tab=None, rtab=None) -> np.ndarray:
