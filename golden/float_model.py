@@ -1,8 +1,18 @@
-"""Float64 reference MLP: textbook forward pass, backpropagation and mini-batch SGD.
+"""Float64 reference MLP: textbook forward pass, backpropagation and mini-batch updates.
 
 Parameters use the same layout as the fixed model: ``(n_out, n_in + 1)``, bias last.
 Loss is averaged over the batch: MSE ``L = mean_b 1/2 sum_j (a - t)^2``, cross-entropy
 ``L = mean_b -sum_j t log p`` with a max-subtracted softmax.
+
+The optimizers (``cfg.optimizer``) follow PyTorch's update rules exactly, with no weight
+decay (tests/golden/test_float_optimizers.py checks them against ``torch.optim``):
+
+* ``sgd``: ``p -= lr * g`` (``torch.optim.SGD``).
+* ``momentum``: ``buf = mu * buf + g; p -= lr * buf`` (``torch.optim.SGD(momentum=mu)``,
+  no dampening, not Nesterov; a zero buffer makes the first step ``buf = g`` as in torch).
+* ``adam``: ``t += 1; m += (1 - beta1) * (g - m); v = beta2 * v + (1 - beta2) * g * g;
+  p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)``
+  (``torch.optim.Adam``, amsgrad off).
 """
 from __future__ import annotations
 
@@ -55,9 +65,17 @@ def loss_value(loss: str, out, T) -> float:
 
 
 class FloatMLP:
+    """Optimizer state, one array per layer in the parameter layout (zero at the start):
+    ``velocity`` (momentum buffer), ``adam_m`` and ``adam_v`` (Adam's first and second
+    moments); ``step_count`` counts the updates made so far (Adam's t)."""
+
     def __init__(self, cfg: Config, params):
         self.cfg = cfg
         self.params = [np.array(p, dtype=np.float64) for p in params]
+        self.step_count = 0
+        self.velocity = [np.zeros_like(p) for p in self.params]
+        self.adam_m = [np.zeros_like(p) for p in self.params]
+        self.adam_v = [np.zeros_like(p) for p in self.params]
 
     def forward(self, X):
         """Returns (zs, acts) for a batch ``X`` of shape (B, n_in); acts[0] = X."""
@@ -101,6 +119,24 @@ class FloatMLP:
         return grads
 
     def step(self, X, T) -> None:
+        """One update of every parameter from the batch (X, T) with ``cfg.optimizer``."""
+        c = self.cfg
+        lr = c.learning_rate
         grads = self.gradients(X, T)
+        self.step_count += 1
+        t = self.step_count
         for l, g in enumerate(grads):
-            self.params[l] -= self.cfg.learning_rate * g
+            if c.optimizer == "sgd":
+                self.params[l] -= lr * g
+            elif c.optimizer == "momentum":
+                self.velocity[l] = c.momentum * self.velocity[l] + g
+                self.params[l] -= lr * self.velocity[l]
+            elif c.optimizer == "adam":
+                m, v = self.adam_m[l], self.adam_v[l]
+                m += (1.0 - c.beta1) * (g - m)
+                v *= c.beta2
+                v += (1.0 - c.beta2) * g * g
+                denom = np.sqrt(v) / np.sqrt(1.0 - c.beta2 ** t) + c.epsilon
+                self.params[l] -= (lr / (1.0 - c.beta1 ** t)) * (m / denom)
+            else:  # pragma: no cover - config validates the name
+                raise ValueError(f"unknown optimizer {c.optimizer!r}")
