@@ -136,8 +136,9 @@ class OptimizerState:
     @classmethod
     def zeros(cls, cfg: Config, shapes) -> "OptimizerState":
         st = cls(cfg, [np.zeros(s, np.int64) for s in shapes], [np.zeros(s, np.int64) for s in shapes])
-        st.p1, st.p2 = initial_beta_power(cfg, cfg.adam_c1), initial_beta_power(cfg, cfg.adam_c2)
-        st.adam_lr_code = cfg.adam_lr_code if cfg.optimizer == "adam" else 0
+        if cfg.optimizer == "adam":
+            st.p1, st.p2 = initial_beta_power(cfg, cfg.adam_c1), initial_beta_power(cfg, cfg.adam_c2)
+            st.adam_lr_code = cfg.adam_lr_code
         return st
 
     def step(self, params: list, grads: list, rand: list) -> list:

@@ -23,18 +23,25 @@ REG = {
     "DROPPED": 0x08,     # RO  samples dropped for a wrong length
     "SIGNATURE": 0x09,   # RO  fold of every parameter written by the last update (see golden signature)
     "UPDATES": 0x0A,     # RO  parameter updates applied
+    "STATE_SIGNATURE": 0x0B,  # RO  fold of the optimizer state written by the last update (0 with SGD)
+    "ADAM_LR": 0x0C,     # RW  (adam) learning-rate code, lr * 2**adam_alpha_frac_bits
+    "BETA1_POW": 0x0D,   # RW  (adam) beta1**t of the next update t, 32 fraction bits; writable while idle
+    "BETA2_POW": 0x0E,   # RW  (adam) beta2**t
 }
 CTRL_INFER = 1 << 0
 STATUS_BITS = {"busy": 1 << 0, "length_error": 1 << 1, "bus_error": 1 << 2}
 
-# Parameter window: address = PARAM_WINDOW | bank << 20 | word address in the bank.
+# Parameter window: address = PARAM_WINDOW | region << 26 | bank << 20 | word address in the
+# bank. Region 0: the parameters; 1: the optimizer's first state word (momentum's velocity,
+# Adam's m); 2: Adam's v, low 32 bits; 3: Adam's v, bits 32 and up (hdl/trainer/state.py).
 PARAM_WINDOW = 1 << 28
 BANK_SHIFT = 20
+REGION_SHIFT = 26
 ADDR_WIDTH = 29
 
 
-def param_address(bank: int, addr: int) -> int:
-    return PARAM_WINDOW | (bank << BANK_SHIFT) | addr
+def param_address(bank: int, addr: int, region: int = 0) -> int:
+    return PARAM_WINDOW | (region << REGION_SHIFT) | (bank << BANK_SHIFT) | addr
 
 
 class CsrSignature(wiring.Signature):

@@ -15,16 +15,30 @@ from dataclasses import dataclass
 from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
-           "PIPELINE_TAIL", "bwd_delta_lag", "EPS_LAG", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG"]
+           "PIPELINE_TAIL", "bwd_delta_lag", "EPS_LAG", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG",
+           "CORE_DEPTH", "update_latency", "pipeline_tail"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, read data registered (stage R), registered multiplier operands, registered partial
 # products (stage M), their sum registered (stage A).
 PIPE_LATENCY = 5
-# Cycles from an update beat's issue to its parameter write: stage A forms the exact step
-# (the product, or the batch sum), stage S rounds it, stage U subtracts it, saturates and
-# writes.
-UPDATE_LATENCY = PIPE_LATENCY + 2
+# Registers of each optimizer's core in the update engine (hdl/trainer/optimizer_cores.py),
+# from stage S to the rounded step.
+CORE_DEPTH = {"sgd": 1, "momentum": 3, "adam": 12}
+# Cycles from an update beat's issue to its parameter write (SGD): stage A forms the exact
+# step (the product, or the batch sum), stage S registers it, the core rounds it, stage U
+# subtracts it, saturates and writes.
+UPDATE_LATENCY = PIPE_LATENCY + 1 + CORE_DEPTH["sgd"]
+
+
+def update_latency(cfg: Config) -> int:
+    """UPDATE_LATENCY for the config's optimizer (Adam: a weight; its row's bias may wait)."""
+    return PIPE_LATENCY + 1 + CORE_DEPTH[cfg.optimizer]
+
+
+def pipeline_tail(cfg: Config) -> int:
+    """PIPELINE_TAIL for the config's optimizer."""
+    return update_latency(cfg) + 1
 # Cycles from a delta's write to its eps's write: the eps = lr x delta multiplier has a
 # register on both sides.
 EPS_LAG = 2
@@ -160,9 +174,12 @@ class Layout:
 def expected_train_cycles(cfg: Config) -> int:
     """Cycles the trainer's counter records for one training sample (beats back to back,
     results read at once), from the sequencer's schedule (docs/trainer.md). Configs with a
-    softmax output add the softmax unit's time and are not covered."""
+    softmax output add the softmax unit's time and are not covered; neither is Adam, whose
+    biases queue for free cycles of its update core."""
     if cfg.activations[-1] == "softmax":
         raise ValueError("the cycle formula does not cover a softmax output layer")
+    if cfg.optimizer == "adam":
+        raise ValueError("the cycle formula does not cover optimizer = 'adam'")
     lay = Layout(cfg)
     P, L = cfg.lanes, cfg.n_layers
     # LOAD: the first beat's cycle is not counted; the sequencer starts the cycle after the
@@ -189,7 +206,7 @@ def expected_train_cycles(cfg: Config) -> int:
         total += words
         if l > 0:  # a short update waits for the backward pass's last delta and eps
             total += max(0, bwd_delta_lag(P) - words)
-    return total + PIPELINE_TAIL  # the last parameters are written
+    return total + pipeline_tail(cfg)  # the last parameters are written
 
 
 def check_limits(cfg: Config) -> Layout:

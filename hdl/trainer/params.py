@@ -84,13 +84,14 @@ class ParameterBanks(wiring.Component):
                 m.d.comb += [w_rd.addr.eq(bus_rd.word), b_rd.addr.eq(bus_rd.bias_word)]
             with m.Else():
                 m.d.comb += [w_rd.addr.eq(self.addr), b_rd.addr.eq(self.slot)]
-            with m.If(bus_wr.valid & bus_wr.bias):
-                m.d.comb += [b_wr.addr.eq(bus_wr.bias_word), b_wr.data.eq(bus_wr.data), b_wr.en.eq(bus_wr.bank == p)]
+            ours = bus_wr.valid & (bus_wr.region == 0)  # (regions 1-3: the optimizer state)
+            with m.If(ours & bus_wr.bias):
+                m.d.comb += [b_wr.addr.eq(bus_wr.bias_word), b_wr.data.eq(bus_wr.data[:WW]), b_wr.en.eq(bus_wr.bank == p)]
             with m.Else():
                 m.d.comb += [b_wr.addr.eq(self.b_wr[p].addr), b_wr.data.eq(self.b_wr[p].data),
                              b_wr.en.eq(self.b_wr[p].en)]
-            with m.If(bus_wr.valid & ~bus_wr.bias):
-                m.d.comb += [w_wr.addr.eq(bus_wr.word), w_wr.data.eq(bus_wr.data), w_wr.en.eq(bus_wr.bank == p)]
+            with m.If(ours & ~bus_wr.bias):
+                m.d.comb += [w_wr.addr.eq(bus_wr.word), w_wr.data.eq(bus_wr.data[:WW]), w_wr.en.eq(bus_wr.bank == p)]
             with m.Else():
                 m.d.comb += [w_wr.addr.eq(self.w_wr[p].addr), w_wr.data.eq(self.w_wr[p].data),
                              w_wr.en.eq(self.w_wr[p].en)]

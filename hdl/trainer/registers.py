@@ -12,23 +12,25 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 
-from ..csr import BANK_SHIFT, ID_VALUE, REG, CsrSignature
+from ..csr import BANK_SHIFT, ID_VALUE, REG, REGION_SHIFT, CsrSignature
 from ..layout import Layout
+from .adam_scalars import power_write_layout
 
 __all__ = ["ControlRegisters", "bus_write_layout", "bus_read_layout"]
 
 
 def bus_write_layout(cfg: Config) -> data.StructLayout:
-    """A parameter write from the bus: ``valid`` for one cycle; a bias (word ``bias_word``
-    of the bank's bias memory) or a weight (word ``word``) of bank ``bank``."""
-    return data.StructLayout({"valid": 1, "bias": 1, "bank": range(cfg.lanes), "word": BANK_SHIFT,
-                              "bias_word": BANK_SHIFT, "data": signed(cfg.weight.width)})
+    """A parameter (region 0) or state (regions 1-3) write from the bus: ``valid`` for one
+    cycle; a bias's word (word ``bias_word`` of the bank's bias memory) or a weight's (word
+    ``word``) of bank ``bank``; the region's word in the low bits of ``data``."""
+    return data.StructLayout({"valid": 1, "region": 2, "bias": 1, "bank": range(cfg.lanes), "word": BANK_SHIFT,
+                              "bias_word": BANK_SHIFT, "data": 32})
 
 
 def bus_read_layout(cfg: Config) -> data.StructLayout:
-    """A parameter read from the bus: in the cycle ``valid`` is high the banks read
+    """A parameter or state read from the bus: in the cycle ``valid`` is high the banks read
     ``word`` and ``bias_word``; their data is taken a cycle later (``w_data``, ``b_data``)."""
-    return data.StructLayout({"valid": 1, "word": BANK_SHIFT, "bias_word": BANK_SHIFT})
+    return data.StructLayout({"valid": 1, "region": 2, "word": BANK_SHIFT, "bias_word": BANK_SHIFT})
 
 
 class ControlRegisters(wiring.Component):
@@ -49,8 +51,12 @@ class ControlRegisters(wiring.Component):
     len_error, dropped, retired, updated : In(1)
         Pulses: a sample had a wrong length (sticky STATUS bit); one was dropped; a sample
         completed; an update was applied (the DROPPED, SAMPLES, UPDATES counters).
-    param_signature : In(32)
-        The SIGNATURE register's value.
+    param_signature, state_signature : In(32)
+        The SIGNATURE and STATE_SIGNATURE registers' values.
+    s_w_data, s_b_data : In(32).array(lanes)   (momentum, Adam)
+        The state words the bus read (hdl/trainer/state.py), a cycle after ``param_rd.valid``.
+    adam_lr, pow_wr; p1, p2 : Out; In   (Adam)
+        The ADAM_LR register; BETA1_POW/BETA2_POW writes and values (hdl/trainer/adam_scalars.py).
     param_wr, param_rd : Out(bus_write_layout), Out(bus_read_layout)
         Parameter accesses for the banks; ``w_data``, ``b_data`` (In, per bank): the words
         read a cycle after ``param_rd.valid``.
@@ -74,11 +80,24 @@ class ControlRegisters(wiring.Component):
             "retired": In(1),
             "updated": In(1),
             "param_signature": In(32),
+            "state_signature": In(32),
+            **self._optimizer_ports(cfg),
             "param_wr": Out(bus_write_layout(cfg)),
             "param_rd": Out(bus_read_layout(cfg)),
             "w_data": In(signed(WW)).array(P),
             "b_data": In(signed(WW)).array(P),
         })
+
+    @staticmethod
+    def _optimizer_ports(cfg) -> dict:
+        from .state import state_regions
+        ports = {}
+        if state_regions(cfg):
+            ports.update({"s_w_data": In(32).array(cfg.lanes), "s_b_data": In(32).array(cfg.lanes)})
+        if cfg.optimizer == "adam":
+            ports.update({"adam_lr": Out(32, init=cfg.adam_lr_code), "pow_wr": Out(power_write_layout()),
+                          "p1": In(32), "p2": In(32)})
+        return ports
 
     def elaborate(self, platform):
         cfg, lay, csr = self._cfg, self._lay, self.csr
@@ -102,11 +121,16 @@ class ControlRegisters(wiring.Component):
         with m.If(~self.idle):
             m.d.sync += cycles.eq(cycles + 1)
 
+        from .state import state_regions
         param = csr.addr[28]
-        bank = csr.addr[BANK_SHIFT:28]
+        region = csr.addr[REGION_SHIFT:28]
+        bank = csr.addr[BANK_SHIFT:REGION_SHIFT]
         word = csr.addr[:BANK_SHIFT]
         bank_sel = bank[:max(1, (P - 1).bit_length())] if P > 1 else 0
-        bank_ok = (bank < P) & (word < lay.bank_words)
+        region_ok = region == 0
+        for r in state_regions(cfg):
+            region_ok = region_ok | (region == r)
+        bank_ok = (bank < P) & (word < lay.bank_words) & region_ok
         is_bias = word >= lay.wdepth  # bus words wdepth.. of a bank are its biases
         bias_word = Signal(BANK_SHIFT)
         m.d.comb += bias_word.eq(word - lay.wdepth)
@@ -115,7 +139,8 @@ class ControlRegisters(wiring.Component):
         # registered first: the memories' write multiplexers then switch on a state bit,
         # not on the idle/bus decode
         pw = Signal(bus_write_layout(cfg))
-        m.d.comb += [self.param_wr.eq(pw), self.param_rd.word.eq(pw.word), self.param_rd.bias_word.eq(pw.bias_word)]
+        m.d.comb += [self.param_wr.eq(pw), self.param_rd.word.eq(pw.word), self.param_rd.bias_word.eq(pw.bias_word),
+                     self.param_rd.region.eq(pw.region)]
         regs_ro = {
             REG["ID"]: Const(ID_VALUE, 32),
             REG["CTRL"]: self.mode_infer,
@@ -127,7 +152,10 @@ class ControlRegisters(wiring.Component):
             REG["DROPPED"]: dropped,
             REG["SIGNATURE"]: self.param_signature,
             REG["UPDATES"]: updates,
+            REG["STATE_SIGNATURE"]: self.state_signature,
         }
+        if cfg.optimizer == "adam":
+            regs_ro.update({REG["ADAM_LR"]: self.adam_lr, REG["BETA1_POW"]: self.p1, REG["BETA2_POW"]: self.p2})
         with m.FSM(name="csr"):
             with m.State("IDLE"):
                 with m.If(csr.re | csr.we):
@@ -137,9 +165,9 @@ class ControlRegisters(wiring.Component):
                             m.next = "ACK"
                         with m.Else():
                             m.d.sync += [pw.bias.eq(is_bias), pw.bank.eq(bank_sel), pw.word.eq(word),
-                                         pw.bias_word.eq(bias_word)]
+                                         pw.bias_word.eq(bias_word), pw.region.eq(region)]
                             with m.If(csr.we):
-                                m.d.sync += [pw.data.eq(csr.wdata[:WW]), rdata.eq(0)]
+                                m.d.sync += [pw.data.eq(csr.wdata), rdata.eq(0)]
                                 m.next = "PARAM_WRITE"
                             with m.Else():
                                 m.next = "PARAM_ADDR"
@@ -184,6 +212,16 @@ class ControlRegisters(wiring.Component):
                     m.d.sync += self.lr.eq(csr.wdata)
                 with m.Else():
                     m.d.sync += err_bus.eq(1)
+            if cfg.optimizer == "adam":
+                with m.Case(REG["ADAM_LR"]):
+                    m.d.sync += self.adam_lr.eq(csr.wdata)
+                for which, name in enumerate(("BETA1_POW", "BETA2_POW")):
+                    with m.Case(REG[name]):
+                        with m.If(idle_r):
+                            m.d.comb += [self.pow_wr.valid.eq(1), self.pow_wr.which.eq(which),
+                                         self.pow_wr.data.eq(csr.wdata)]
+                        with m.Else():
+                            m.d.sync += err_bus.eq(1)
             with m.Case(REG["BATCH"]):
                 with m.If((csr.wdata >= 1) & (csr.wdata <= cfg.batch_size) & idle_r):
                     m.d.sync += self.batch.eq(csr.wdata)
@@ -199,14 +237,17 @@ class ControlRegisters(wiring.Component):
         steps (the banks sit all over the die): within groups of four banks, then among
         the groups."""
         P, WW = self._cfg.lanes, self._cfg.weight.width
+        WW = 32 if hasattr(self, "s_w_data") else WW  # (state words: 32-bit as the bus sees them)
         words = [Signal(signed(WW), name=f"csr_word{p}") for p in range(P)]
         biases = [Signal(signed(WW), name=f"csr_bias{p}") for p in range(P)]
         n_groups = -(-P // 4)
         group = [Signal(signed(WW), name=f"csr_group{g}") for g in range(n_groups)]
         sel = Signal(signed(WW))
         with m.State("PARAM_READ"):
-            m.d.sync += [words[p].eq(self.w_data[p]) for p in range(P)]
-            m.d.sync += [biases[p].eq(self.b_data[p]) for p in range(P)]
+            state = hasattr(self, "s_w_data")
+            for p in range(P):
+                m.d.sync += [words[p].eq(Mux(pw.region == 0, self.w_data[p], self.s_w_data[p]) if state else self.w_data[p]),
+                             biases[p].eq(Mux(pw.region == 0, self.b_data[p], self.s_b_data[p]) if state else self.b_data[p])]
             m.next = "PARAM_GROUP"
         with m.State("PARAM_GROUP"):
             for g in range(n_groups):
@@ -215,5 +256,6 @@ class ControlRegisters(wiring.Component):
             m.next = "PARAM_SELECT"
         with m.State("PARAM_SELECT"):
             m.d.comb += sel.eq(Array(group)[pw.bank >> 2] if n_groups > 1 else group[0])
-            m.d.sync += rdata.eq(sel.as_unsigned() | Mux(sel < 0, Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0))
+            m.d.sync += rdata.eq(sel.as_unsigned() | Mux(sel < 0, Const((0xFFFFFFFF << WW) & 0xFFFFFFFF, 32), 0)
+                                 if WW < 32 else sel)
             m.next = "ACK"

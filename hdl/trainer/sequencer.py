@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 
-from ..layout import DRAIN_WRITE_LAG, EPS_LAG, UPDATE_LATENCY, Layout, bwd_delta_lag
+from ..layout import DRAIN_WRITE_LAG, EPS_LAG, Layout, bwd_delta_lag, update_latency
 from .backward import k_slot_shape
 from .lanes import issue_layout
 from .loader import BufferSignature
@@ -201,7 +201,7 @@ class Sequencer(wiring.Component):
         # parameter is written (a training sample finishes with its last issue; stage U
         # writes that word UPDATE_LATENCY cycles later)
         self._retire_sample, self._retire_update = Signal(), Signal()
-        self._ret_line = ret_line = Signal(2 * (UPDATE_LATENCY - 1))
+        self._ret_line = ret_line = Signal(2 * (update_latency(cfg) - 1))
         m.d.sync += [self._retire_sample.eq(0), self._retire_update.eq(0),
                      ret_line.eq(Cat(self._retire_sample, self._retire_update, ret_line[:-2]))]
         m.d.comb += [self.retired.eq(ret_line[-2]), self.updated.eq(ret_line[-1])]
@@ -213,12 +213,21 @@ class Sequencer(wiring.Component):
                      self._pipe_busy.eq(iss.valid | self.in_flight | self.update_busy)]
         # the next sample's forward pass reads layer 0's words in the order the update wrote
         # them, starting one cycle after its last issue: a word (or a block's bias) it would
-        # read before the write lands, UPDATE_LATENCY cycles after that word's issue, makes
-        # it wait for the pipeline to empty. That is when (blocks - 1) * n_in < UPDATE_LATENCY
+        # read before the write lands, update_latency cycles after that word's issue, makes
+        # it wait for the pipeline to empty. That is when (blocks - 1) * n_in < update_latency
         # (the bias of block b is read n_in cycles sooner than the same block's last weight).
+        # Adam's biases queue for a free cycle of the lane's one core: after a sample that
+        # updated, the next one waits for them all.
         self._wait_cnt = Signal(range(bwd_delta_lag(cfg.lanes) + 1))  # UPDW's count
-        short = (lay.blocks(0) - 1) * cfg.layers[0] < UPDATE_LATENCY
-        self._start_ok = ~self._pipe_busy if short else 1
+        short = (lay.blocks(0) - 1) * cfg.layers[0] < update_latency(cfg)
+        self._updated_last = Signal()  # the sample that left last applied an update
+        if short:
+            self._start_ok = self._start_ok_now = ~self._pipe_busy
+        elif cfg.optimizer == "adam":  # (as a sample leaves, its own apply decides)
+            self._start_ok = ~self._pipe_busy | ~self._updated_last
+            self._start_ok_now = ~self._pipe_busy | ~(~self.infer_now & iss.apply)
+        else:
+            self._start_ok = self._start_ok_now = 1
 
     def _start_sample(self, m, buf):
         """Start the forward pass on input buffer ``buf`` (full)."""
@@ -232,10 +241,11 @@ class Sequencer(wiring.Component):
         start does not hang off the stream's handshake)."""
         infer, apply = self.infer_now, self.issue.apply
         m.d.comb += self.buffers.release.eq(1)
-        m.d.sync += [self.buf.eq(~self.buf), self._retire_sample.eq(1), self._retire_update.eq(~infer & apply)]
+        m.d.sync += [self.buf.eq(~self.buf), self._retire_sample.eq(1), self._retire_update.eq(~infer & apply),
+                     self._updated_last.eq(~infer & apply)]
         with m.If(~infer):
             m.d.sync += self._batch_cnt.eq(Mux(apply, 0, self._batch_cnt + 1))
-        with m.If(Array(self.buffers.full)[~self.buf] & self._start_ok):
+        with m.If(Array(self.buffers.full)[~self.buf] & self._start_ok_now):
             self._start_sample(m, ~self.buf)
         with m.Else():
             m.next = "IDLE"

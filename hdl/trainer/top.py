@@ -40,6 +40,7 @@ from .output_stage import OutputStage
 from .params import ParameterBanks
 from .registers import ControlRegisters
 from .sequencer import Sequencer
+from .state import StateBanks, state_regions
 from .update import UpdateEngine
 
 __all__ = ["Trainer", "beat_layout"]
@@ -150,7 +151,7 @@ class Trainer(wiring.Component):
         wiring.connect(m, loader.buffers, seq.buffers)
         m.d.comb += [seq.drain_active.eq(drain.active), seq.drain_busy.eq(drain.busy),
                      seq.in_flight.eq(lanes.in_flight), seq.fwd_last_in_flight.eq(lanes.fwd_last_in_flight),
-                     seq.update_busy.eq(upd.s_valid), seq.update_folding.eq(upd.f_valid),
+                     seq.update_busy.eq(upd.busy), seq.update_folding.eq(upd.f_valid),
                      upd.sig_clear.eq(seq.sig_clear)]
 
         # control registers <-> loader, sequencer, update engine, parameter banks
@@ -162,4 +163,24 @@ class Trainer(wiring.Component):
                      banks.bus_wr.eq(regs.param_wr), banks.bus_rd.eq(regs.param_rd)]
         m.d.comb += [regs.w_data[p].eq(banks.w_data[p]) for p in range(P)]
         m.d.comb += [regs.b_data[p].eq(banks.b_data[p]) for p in range(P)]
+        m.d.comb += regs.state_signature.eq(upd.state_signature)
+        if state_regions(cfg):
+            self._optimizer_state(m, upd, regs, iss)
         return m
+
+    def _optimizer_state(self, m, upd, regs, iss):
+        """Momentum and Adam: the state banks between the update engine and the bus; Adam's
+        ADAM_LR and powers between the registers and the engine."""
+        cfg, P = self._cfg, self._cfg.lanes
+        m.submodules.state = state = StateBanks(cfg, self._layout)
+        m.d.comb += [state.addr.eq(iss.addr), state.slot.eq(iss.slot),
+                     state.bus_wr.eq(regs.param_wr), state.bus_rd.eq(regs.param_rd)]
+        for p in range(P):
+            m.d.comb += [regs.s_w_data[p].eq(state.bus_w_data[p]), regs.s_b_data[p].eq(state.bus_b_data[p])]
+            for name in ("s1", "s1b", "s2", "s2b"):
+                if hasattr(state, name):
+                    m.d.comb += getattr(upd, name)[p].eq(getattr(state, name)[p])
+                    wiring.connect(m, getattr(upd, f"{name}_wr")[p], getattr(state, f"{name}_wr")[p])
+        if cfg.optimizer == "adam":
+            m.d.comb += [upd.adam_lr.eq(regs.adam_lr), upd.pow_wr.eq(regs.pow_wr),
+                         regs.p1.eq(upd.p1), regs.p2.eq(upd.p2)]

@@ -1,24 +1,28 @@
 """The update engine: where the optimizer lives.
 
 Per lane, per update beat: a parameter, its gradient terms and its per-parameter state
-come in; the new parameter and state go out. Today's optimizer is SGD, optionally over
-mini-batch sums (the state: one exact sum per parameter, kept in the engine's own
-memories). Momentum or Adam add state memories and arithmetic here, not in the
-sequencer or the lanes.
+come in; the new parameter and state go out. The mini-batch sums (one exact sum per
+parameter) are the engine's own memories; the optimizer state (momentum's velocity,
+Adam's moments) lives in the state banks, which the bus reaches too. SGD and momentum
+have a core for the weight and one for its row's bias per lane; Adam's core is large, so
+a lane has one and a row's bias queues for a free cycle (docs/trainer.md).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.config import Config
+from golden.config import BETA_POW_FRAC_BITS, Config
 from golden.lfsr import lane_seed
 
-from ..arith import round_shift, saturating_sub
+from ..arith import saturating_sub
 from ..layout import Layout
 from ..lfsr import lfsr_next, rotl_signature
+from .adam_scalars import AdamScalars, power_write_layout
+from .optimizer_cores import build_core, core_depth, state_shapes
 
 __all__ = ["UpdateEngine", "ParamWrite", "update_beat_layout", "NO_RW", "READ_TO_STAGE_A"]
 
@@ -69,16 +73,31 @@ class UpdateEngine(wiring.Component):
         The read addresses of the batch sums, issued with the beat (READ_TO_STAGE_A
         registers before its stage A).
     sig_clear : In(1)
-        Start a new signature (the first beat of an update that applies).
+        Start a new signature (the first beat of an update that applies; Adam: this
+        update's scalars are latched, hdl/trainer/adam_scalars.py).
+    s1, s1b, s2, s2b : In.array(lanes)   (momentum: s1, s1b; Adam: all)
+        The optimizer state of the beat's weight and of its row's bias, as read from the
+        state banks (hdl/trainer/state.py) with ``state_addr``/``state_slot``.
     w_wr, b_wr : Out(ParamWrite).array(lanes)
-        The new parameters, ``UPDATE_LATENCY`` cycles after the beat's issue.
-    param_signature : Out(32)
-        The XOR of the lanes' signatures of the words written since ``sig_clear``.
+        The new parameters, ``update_latency(cfg)`` cycles after the beat's issue (Adam:
+        a bias later, when its core has a cycle free).
+    s1_wr, s1b_wr, s2_wr, s2b_wr : Out(ParamWrite).array(lanes)
+        The new state, beside the parameter.
+    adam_lr, pow_wr; p1, p2 : In; Out   (Adam)
+        The ADAM_LR code and the bus's writes of beta1^t, beta2^t; their values.
+    param_signature, state_signature : Out(32)
+        The XOR of the lanes' signatures of the parameters (the state) written since
+        ``sig_clear`` (golden/signature.py).
     s_valid, f_valid : Out(1)
-        An update beat in stage S (rounding); in stage F (a written word folding).
+        An update beat in stage S; a written word folding (stage F).
+    busy : Out(1)
+        An item in stage S or a core stage before U, or a bias waiting (the sequencer
+        registers it, which covers stage U).
 
-    Latency: stage A forms the exact step, stage S rounds it, stage U subtracts, saturates
-    and writes, stage F folds the written word into the signature.
+    Latency: stage A forms the exact step; stage S registers it with the parameter, its
+    state and its draw; the optimizer's core (hdl/trainer/optimizer_cores.py,
+    ``core_depth`` registers) rounds it; stage U subtracts, saturates and writes; stage F
+    folds the written words into the signatures.
     """
 
     def __init__(self, cfg: Config, lay: Layout, *, grad_shape, eps_shape):
@@ -99,9 +118,26 @@ class UpdateEngine(wiring.Component):
             "w_wr": Out(ParamWrite(wdepth, signed(WW))).array(P),
             "b_wr": Out(ParamWrite(ddepth, signed(WW))).array(P),
             "param_signature": Out(32),
+            "state_signature": Out(32),
             "s_valid": Out(1),
             "f_valid": Out(1),
+            "busy": Out(1),
+            **self._optimizer_ports(cfg, P, wdepth, ddepth),
         })
+        self._ctl_layout = data.StructLayout({"we": 1, "bias": 1, "addr": addr_shape, "slot": slot_shape, "beat": 1})
+
+    @staticmethod
+    def _optimizer_ports(cfg, P, wdepth, ddepth) -> dict:
+        ports = {}
+        for name, shape in zip(("s1", "s2"), state_shapes(cfg)):
+            if shape is not None:
+                ports.update({name: In(shape).array(P), f"{name}b": In(shape).array(P),
+                              f"{name}_wr": Out(ParamWrite(wdepth, shape)).array(P),
+                              f"{name}b_wr": Out(ParamWrite(ddepth, shape)).array(P)})
+        if cfg.optimizer == "adam":
+            ports.update({"adam_lr": In(32), "pow_wr": In(power_write_layout()),
+                          "p1": Out(BETA_POW_FRAC_BITS), "p2": Out(BETA_POW_FRAC_BITS)})
+        return ports
 
     def _batch_sums(self, m, total, btotal):
         """The mini-batch sums (B > 1): each beat adds its terms to the parameter's sum;
@@ -128,82 +164,162 @@ class UpdateEngine(wiring.Component):
     def elaborate(self, platform):
         cfg, beat = self._cfg, self.beat
         m = Module()
-        P, WW, af = cfg.lanes, cfg.weight.width, cfg.act.frac_bits
+        P, af = cfg.lanes, cfg.act.frac_bits
         train_B, stochastic = cfg.batch_size > 1, cfg.rounding == "stochastic"
-        GW = cfg.grad_acc_width()
+        adam = cfg.optimizer == "adam"
+        if adam:
+            m.submodules.scalars = scalars = AdamScalars(cfg)
+            m.d.comb += [scalars.start.eq(self.sig_clear), scalars.lr.eq(self.adam_lr),
+                         scalars.pow_wr.eq(self.pow_wr), self.p1.eq(scalars.p1), self.p2.eq(scalars.p2)]
+            sc = {"alpha": scalars.alpha, "r2": scalars.r2, "e2": scalars.e2}
+        else:
+            sc = None
 
-        # stage A: the exact step (the product, or the batch sum) and the LFSR draws
+        # stage A: the exact step (the product, or the batch sum), the state, the LFSR draws
         total = list(self.grad)
         btotal = [e << af for e in self.eps]  # eps * 1.0
         if train_B:
             self._batch_sums(m, total, btotal)
-        tot_shape = signed(GW if train_B else self._grad_shape.width)
-        btot_shape = signed(GW if train_B else self._eps_shape.width + af)
-
-        # stage S: the step with the parameter, its LFSR draws and write enables, registered
-        s_addr = Signal.like(beat.addr, name="s_addr")
-        s_slot = Signal.like(beat.slot, name="s_slot")
-        m.d.sync += [self.s_valid.eq(beat.valid), s_addr.eq(beat.addr), s_slot.eq(beat.slot)]
+        reads = {k: [_delayed(m, getattr(self, k)[p], READ_TO_STAGE_A, f"{k}{p}") for p in range(P)]
+                 for k in ("s1", "s1b", "s2", "s2b") if hasattr(self, k)}
+        none = [None] * P
+        s1, s1b, s2, s2b = (reads.get(k, none) for k in ("s1", "s1b", "s2", "s2b"))
         lfsr = [Signal(32, init=lane_seed(cfg.sr_seed, p), name=f"lfsr{p}") for p in range(P)]
-        # stage U: the rounded step subtracted from the parameter, saturated and written
-        u_addr = Signal.like(s_addr, name="u_addr")
-        u_slot = Signal.like(s_slot, name="u_slot")
-        u_valid = Signal()
-        m.d.sync += [u_addr.eq(s_addr), u_slot.eq(s_slot), u_valid.eq(self.s_valid), self.f_valid.eq(u_valid)]
-        sigs = []
+        m.d.sync += self.s_valid.eq(beat.valid)
+        depth = core_depth(cfg)
+        busy, folding, sigs, ssigs = [], [], [], []
         for p in range(P):
-            s_we, s_bwe = Signal(name=f"s_we{p}"), Signal(name=f"s_bwe{p}")
-            s_w, s_b = Signal(signed(WW), name=f"s_w{p}"), Signal(signed(WW), name=f"s_b{p}")
-            s_tot, s_btot = Signal(tot_shape, name=f"s_tot{p}"), Signal(btot_shape, name=f"s_btot{p}")
-            s_rand, s_rand2 = Signal(32, name=f"s_rand{p}"), Signal(32, name=f"s_rand2{p}")  # the bias's draw
-            m.d.sync += [s_w.eq(self.w[p]), s_b.eq(self.b[p]), s_we.eq(0), s_bwe.eq(0)]
-            with m.If(beat.valid):
-                draw = lfsr_next(lfsr[p])
-                draw2 = lfsr_next(draw)
-                m.d.sync += [s_tot.eq(total[p]), s_btot.eq(btotal[p])]
-                if stochastic:
-                    m.d.sync += [s_rand.eq(draw), s_rand2.eq(draw2)]
-                with m.If(beat.apply & beat.rv[p]):
-                    m.d.sync += [s_we.eq(1), s_bwe.eq(beat.last)]
-                    if stochastic:
-                        m.d.sync += lfsr[p].eq(Mux(beat.last, draw2, draw))
-
-            u_we, u_bwe = Signal(name=f"u_we{p}"), Signal(name=f"u_bwe{p}")
-            u_w, u_b = Signal(signed(WW), name=f"u_w{p}"), Signal(signed(WW), name=f"u_b{p}")
-            step = round_shift(s_tot, cfg.update_shift, cfg.rounding, s_rand)
-            bstep = round_shift(s_btot, cfg.update_shift, cfg.rounding, s_rand2)
-            u_step = Signal(step.shape(), name=f"u_step{p}")
-            u_bstep = Signal(bstep.shape(), name=f"u_bstep{p}")
-            m.d.sync += [u_we.eq(s_we), u_bwe.eq(s_bwe), u_w.eq(s_w), u_b.eq(s_b), u_step.eq(step), u_bstep.eq(bstep)]
-            w_new = Signal(signed(WW), name=f"w_new{p}")
-            b_new = Signal(signed(WW), name=f"b_new{p}")
-            m.d.comb += [w_new.eq(saturating_sub(u_w, u_step, cfg.weight)),
-                         b_new.eq(saturating_sub(u_b, u_bstep, cfg.weight))]
-            m.d.comb += [self.w_wr[p].addr.eq(u_addr), self.w_wr[p].data.eq(w_new), self.w_wr[p].en.eq(u_we),
-                         self.b_wr[p].addr.eq(u_slot), self.b_wr[p].data.eq(b_new), self.b_wr[p].en.eq(u_bwe)]
-            sigs.append(self._signature(m, p, u_we, u_bwe, w_new, b_new))
-
-        total_sig = sigs[0]
-        for s in sigs[1:]:
-            total_sig = total_sig ^ s
-        m.d.comb += self.param_signature.eq(total_sig)
+            draw = lfsr_next(lfsr[p])
+            draw2 = lfsr_next(draw)  # the bias's draw, after its row's last weight
+            take = beat.valid & beat.apply & beat.rv[p]
+            if stochastic:
+                with m.If(take):
+                    m.d.sync += lfsr[p].eq(Mux(beat.last, draw2, draw))
+            w_item = {"G": total[p], "w": self.w[p], "s1": s1[p], "s2": s2[p], "rand": draw if stochastic else 0,
+                      "ctl": self._ctl(take, 0, beat.valid)}
+            b_item = {"G": btotal[p], "w": self.b[p], "s1": s1b[p], "s2": s2b[p],
+                      "rand": draw2 if stochastic else 0, "ctl": self._ctl(take & beat.last, 1, 0)}
+            if adam:  # one core: a row's bias waits in a queue for a cycle without a weight
+                items = [self._bias_queue(m, p, take, beat.last, w_item, b_item, busy)]
+            else:
+                items = [w_item, b_item]
+            outs = []
+            for i, item in enumerate(items):
+                kind = "wb"[i] if len(items) == 2 else "x"
+                # stage S: the item registered; then the core; stage U: subtract, saturate, write
+                sv = {k: _register(m, v, f"s_{k}_{kind}{p}") for k, v in item.items() if v is not None}
+                step, w_in, s1n, s2n = build_core(m, cfg, f"core{kind}{p}", sv["G"], sv["w"], sv.get("s1"), sv.get("s2"),
+                                                  sv["rand"], sc)
+                ctl = [sv["ctl"]]
+                for d in range(depth):
+                    ctl.append(_register(m, ctl[-1], f"ctl_{kind}{p}_{d + 1}"))
+                busy += [c[0] for c in ctl[:-1]]
+                folding.append(_register(m, self._ctl_view(ctl[-1]).beat, f"f_beat_{kind}{p}"))
+                w_new = Signal(signed(cfg.weight.width), name=f"w_new_{kind}{p}")
+                m.d.comb += w_new.eq(saturating_sub(w_in, step, cfg.weight))
+                outs.append((ctl[-1], w_new, s1n, s2n))
+            self._writes(m, p, outs)
+            sig, ssig, f_we = self._signatures(m, p, outs)
+            sigs.append(sig)
+            ssigs.append(ssig)
+            folding.append(f_we)
+        m.d.comb += [self.param_signature.eq(_xor(sigs)), self.state_signature.eq(_xor(ssigs)),
+                     self.busy.eq(self.s_valid | _or(busy)), self.f_valid.eq(_or(folding))]
         return m
 
-    def _signature(self, m, p, u_we, u_bwe, w_new, b_new):
-        """Stage F: the words stage U wrote fold into lane p's signature a cycle later (the
-        bias after the row's last weight)."""
-        WW = self._cfg.weight.width
-        f_we, f_bwe = Signal(name=f"f_we{p}"), Signal(name=f"f_bwe{p}")
-        f_w, f_b = Signal(signed(WW), name=f"f_w{p}"), Signal(signed(WW), name=f"f_b{p}")
-        m.d.sync += [f_we.eq(u_we), f_bwe.eq(u_bwe), f_w.eq(w_new), f_b.eq(b_new)]
-        sig = Signal(32, name=f"sig{p}")
-        sig_w = rotl_signature(sig) ^ f_w.as_unsigned()
-        sig_wb = rotl_signature(sig_w) ^ f_b.as_unsigned()
-        with m.If(f_we):
-            m.d.sync += sig.eq(Mux(f_bwe, sig_wb, sig_w))
-        with m.Elif(self.sig_clear):
-            m.d.sync += sig.eq(0)
-        return sig
+    def _ctl(self, we, bias, beat_valid):
+        """An item's control: write enable, bias or weight, the weight word and bias slot,
+        and whether it carries an update beat (writing or only summing: f_valid follows it)."""
+        return Cat(we, Const(bias, 1), self.beat.addr, self.beat.slot, beat_valid)
+
+    def _ctl_view(self, bits):
+        return data.View(self._ctl_layout, bits)
+
+    def _bias_queue(self, m, p, take, last, w_item, b_item, busy):
+        """Adam's single core per lane takes a weight when one comes; a row's bias (pushed
+        beside its last weight, with its draw) goes in at the next cycle without one."""
+        fields = {k: v for k, v in b_item.items() if v is not None}
+        layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
+        fifo = SyncFIFOBuffered(width=layout.size, depth=max(self._lay.ddepth, 2))
+        m.submodules[f"bias_queue{p}"] = fifo
+        head = data.View(layout, fifo.r_data)
+        m.d.comb += [fifo.w_data.eq(Cat(*[Value.cast(fields[k]) for k, _ in layout])),
+                     fifo.w_en.eq(take & last), fifo.r_en.eq(~take)]
+        busy.append(fifo.r_rdy)
+        item = {}
+        for k, v in w_item.items():
+            if v is None:
+                item[k] = None
+                continue
+            item[k] = Mux(take, v, Cat(fifo.r_rdy, head.ctl[1:-1], v[-1]) if k == "ctl" else head[k])
+        return item
+
+    def _writes(self, m, p, outs):
+        """Stage U: the parameter and its state written (a weight at ``addr``, a bias at ``slot``)."""
+        for ctl_bits, w_new, s1n, s2n in outs:
+            ctl = self._ctl_view(ctl_bits)
+            we, is_bias, addr, slot = ctl.we, ctl.bias, ctl.addr, ctl.slot
+            for wr, bias, a in ((self.w_wr[p], 0, addr), (self.b_wr[p], 1, slot)):
+                with m.If(we & (is_bias == bias)):
+                    m.d.comb += [wr.addr.eq(a), wr.data.eq(w_new), wr.en.eq(1)]
+            for name, value in (("s1", s1n), ("s2", s2n)):
+                if value is None:
+                    continue
+                for wr, bias, a in ((getattr(self, f"{name}_wr")[p], 0, addr), (getattr(self, f"{name}b_wr")[p], 1, slot)):
+                    with m.If(we & (is_bias == bias)):
+                        m.d.comb += [wr.addr.eq(a), wr.data.eq(value), wr.en.eq(1)]
+
+    def _signatures(self, m, p, outs):
+        """Stage F: the words stage U wrote fold into lane p's signatures a cycle later
+        (weights and biases apart, golden/signature.py); the state alike."""
+        regs = {}
+        sig = {k: Signal(32, name=f"{k}{p}") for k in ("sig_w", "sig_b", "st_w", "st_b")}
+        f_any = []
+        for i, (ctl, w_new, s1n, s2n) in enumerate(outs):
+            f_we, f_bias = _register(m, ctl[0], f"f_we{p}_{i}"), _register(m, ctl[1], f"f_bias{p}_{i}")
+            f_w = _register(m, w_new, f"f_w{p}_{i}")
+            word = Signal(32, name=f"f_state{p}_{i}")
+            if s1n is not None:
+                v = Value.cast(s1n).as_signed()
+                if s2n is not None:
+                    v2 = Value.cast(s2n).as_signed()
+                    m.d.sync += word.eq(v ^ v2 ^ (v2 >> 32))
+                else:
+                    m.d.sync += word.eq(v)
+            f_any.append(f_we)
+            regs[i] = (f_we, f_bias, f_w, word)
+        for key, bias in (("w", 0), ("b", 1)):
+            new_p, new_s = sig[f"sig_{key}"], sig[f"st_{key}"]
+            for f_we, f_bias, f_w, word in regs.values():
+                hit = f_we & (f_bias == bias)
+                new_p = Mux(hit, rotl_signature(new_p) ^ f_w.as_unsigned(), new_p)
+                new_s = Mux(hit, rotl_signature(new_s) ^ word, new_s)
+            with m.If(self.sig_clear):
+                m.d.sync += [sig[f"sig_{key}"].eq(0), sig[f"st_{key}"].eq(0)]
+            with m.Else():
+                m.d.sync += [sig[f"sig_{key}"].eq(new_p), sig[f"st_{key}"].eq(new_s)]
+        return sig["sig_w"] ^ sig["sig_b"], sig["st_w"] ^ sig["st_b"], _or(f_any)
+
+
+def _register(m, value, name):
+    value = Value.cast(value)
+    reg = Signal(value.shape(), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
+
+
+def _xor(values):
+    out = values[0]
+    for v in values[1:]:
+        out = out ^ v
+    return out
+
+
+def _or(values):
+    out = Const(0, 1)
+    for v in values:
+        out = out | v
+    return out
 
 
 def _delayed(m, value, n, name):

@@ -17,7 +17,7 @@ import numpy as np
 from golden.config import Config
 from golden.datasets import Dataset, epoch_order
 from golden.float_model import loss_value
-from golden.signature import params_signature
+from golden.signature import params_signature, state_signature
 from golden.train import GoldenRun
 
 __all__ = ["EpochPlan", "TrainingPlan", "make_plan"]
@@ -44,6 +44,7 @@ class TrainingPlan:
     initial_params: list
     final_params: list
     epochs: list = field(default_factory=list)
+    final_state: dict | None = None  # the optimizer state at the end (OptimizerState.copy_state)
 
     def save(self, path) -> None:
         Path(path).write_bytes(pickle.dumps(self))
@@ -70,7 +71,8 @@ def make_plan(cfg: Config, ds: Dataset, epochs: int, max_samples: int | None = N
             outputs.append(trace.output)
             if trace.params_after is not None:
                 updates[pos] = (params_signature(cfg, trace.params_after),
-                                [p.copy() for p in trace.params_after] if keep_params else None)
+                                [p.copy() for p in trace.params_after] if keep_params else None,
+                                state_signature(cfg, trace.state_after), trace.state_after if keep_params else None)
             run._pending.append(i)  # the float model follows the same mini-batches
             if len(run._pending) == cfg.batch_size:
                 idx = np.array(run._pending)
@@ -89,4 +91,5 @@ def make_plan(cfg: Config, ds: Dataset, epochs: int, max_samples: int | None = N
             test_outputs, stats = None, {}
         plan.epochs.append(EpochPlan(order, outputs, updates, test_outputs, fixed_loss, float_loss, stats))
     plan.final_params = [p.copy() for p in run.fixed.params]
+    plan.final_state = run.fixed.opt.copy_state()
     return plan

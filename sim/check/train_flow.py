@@ -101,5 +101,5 @@ async def run_training(cfg: Config, plan: TrainingPlan, host, check_params: str 
         if on_epoch is not None:
             on_epoch(rec)
     await host.set_mode(infer=False)
-    await board.finish(plan.final_params)
+    await board.finish(plan.final_params, plan.final_state)
     return records, board

@@ -23,7 +23,7 @@ import numpy as np
 
 from golden.config import Config
 from golden.fixed_model import FixedMLP
-from golden.signature import params_signature
+from golden.signature import params_signature, state_signature
 from sim.host.driver import _signed
 from sim.host.transport import SampleQueue
 
@@ -83,34 +83,61 @@ class TrainingSession:
                 bad += len(diff)
         return bad
 
-    async def check_update(self, signature: int, params=None) -> None:
-        """After an update: all parameters (check_params='every', needs ``params``) or the signature.
+    async def compare_state(self, sample: int, expected: dict) -> int:
+        """The optimizer state (momentum, Adam) read back against golden's, entry by entry."""
+        if self.cfg.optimizer == "sgd":
+            return 0
+        actual = await self.host.read_state()
+        bad = 0
+        for name in ("s1", "s2"):
+            for l, (e, a) in enumerate(zip(expected[name], actual[name])):
+                diff = np.argwhere(np.asarray(e) != a)
+                if diff.size:
+                    j, k = (int(v) for v in diff[0])
+                    self.result.add(_mismatch(sample, f"state {name}", int(e[j, k]), int(a[j, k]), l, (j, k)),
+                                    len(diff))
+                    bad += len(diff)
+        for name in ("p1", "p2"):
+            if actual[name] != expected[name]:
+                self.result.add(_mismatch(sample, f"state {name}", expected[name], actual[name]))
+                bad += 1
+        return bad
 
-        The signature is read once the next sample has produced its outputs (its own update
+    async def check_update(self, signature: int, params=None, state_sig: int = 0, state=None) -> None:
+        """After an update: all parameters and optimizer state (check_params='every', needs
+        ``params`` and ``state``) or the two signatures.
+
+        The signatures are read once the next sample has produced its outputs (its own update
         has not started then, and this one has finished), so the host never waits for idle.
         """
         r = self.result
         r.updates += 1
         if self.check_params == "every" and params is not None:
             await self.compare_params(r.samples, params)
+            if state is not None:
+                await self.compare_state(r.samples, state)
         elif self.check_params in ("every", "signature"):
-            self._pending_signature = (r.samples, signature)
+            self._pending_signature = (r.samples, signature, state_sig)
 
     async def _check_pending_signature(self, wait_idle: bool = False) -> None:
         if self._pending_signature is None:
             return
         if wait_idle:
             await self.host.wait_idle()
-        self._resolve_pending_signature(await self.host.signature())
+        got_state = await self.host.state_signature() if self.cfg.optimizer != "sgd" else 0
+        self._resolve_pending_signature(await self.host.signature(), got_state)
 
-    def _resolve_pending_signature(self, got: int) -> None:
-        """Compare the pending update's signature with ``got`` (read once the next result arrived)."""
+    def _resolve_pending_signature(self, got: int, got_state: int | None) -> None:
+        """Compare the pending update's signatures with ``got``, ``got_state`` (read once the
+        next result arrived; ``got_state`` None: not read)."""
         if self._pending_signature is None:
             return
-        sample, want = self._pending_signature
+        sample, want, want_state = self._pending_signature
         self._pending_signature = None
         if got != want:
             self.result.add(_mismatch(sample, "signature", want, got))
+        if got_state is not None and got_state != want_state:
+            self.result.add(_mismatch(sample, "state signature", want_state, got_state))
 
     async def train(self, x, t, expected_output, update=None) -> np.ndarray:
         """One training sample; ``update`` = (signature, params or None) if it completes a batch."""
@@ -153,7 +180,9 @@ class TrainingSession:
         host, n_out, aw = self.host, self.cfg.layers[-1], self.cfg.act.width
         await host.t.send_samples(codes, n_out)
         res = await host.t.recv_samples(len(codes), n_out)
-        return [(np.array([_signed(v, aw) for v in out], dtype=np.int64), sig) for out, sig in res]
+        # (a transport that taps the state signature too gives it third)
+        return [(np.array([_signed(v, aw) for v in r[0]], dtype=np.int64), r[1], r[2] if len(r) > 2 else None)
+                for r in res]
 
     async def train_many(self, items) -> list:
         """``train`` for each (x, t, expected_output, update) of ``items``, queued together
@@ -165,8 +194,8 @@ class TrainingSession:
         codes = [host._codes(x, c.layers[0], "input", c.act) + host._codes(t, c.layers[-1], "target", c.act)
                  for x, t, _, _ in items]
         outs = []
-        for (_, _, expected_output, update), (out, sig) in zip(items, await self._exchange(codes)):
-            self._resolve_pending_signature(sig)  # the previous update, read as this result arrived
+        for (_, _, expected_output, update), (out, sig, ssig) in zip(items, await self._exchange(codes)):
+            self._resolve_pending_signature(sig, ssig)  # the previous update, read as this result arrived
             await self._record(out, expected_output, update)
             outs.append(out)
         return outs
@@ -179,8 +208,8 @@ class TrainingSession:
         c, host = self.cfg, self.host
         codes = [host._codes(x, c.layers[0], "input", c.act) for x, _ in items]
         outs = []
-        for (_, want), (out, sig) in zip(items, await self._exchange(codes)):
-            self._resolve_pending_signature(sig)
+        for (_, want), (out, sig, ssig) in zip(items, await self._exchange(codes)):
+            self._resolve_pending_signature(sig, ssig)
             self.check_output("infer output", out, want)
             outs.append(out)
         return outs
@@ -195,13 +224,17 @@ class TrainingSession:
         self.check_output("infer output", out, expected_output)
         return out
 
-    async def finish(self, final_params=None) -> SessionResult:
-        """Final full parameter readback, whatever the per-update check was;
-        ``final_params`` defaults to the golden model's."""
+    async def finish(self, final_params=None, final_state=None) -> SessionResult:
+        """Final full parameter (and optimizer state) readback, whatever the per-update check
+        was; ``final_params``/``final_state`` default to the golden model's."""
         if final_params is None:
             final_params = self._golden().params
+        if final_state is None and self.golden is not None:
+            final_state = self.golden.opt.copy_state()
         await self._check_pending_signature(wait_idle=True)
         await self.compare_params(self.result.samples, final_params)
+        if final_state is not None:
+            await self.compare_state(self.result.samples, final_state)
         status = await self.host.status()
         for flag in ("length_error", "bus_error"):
             if status[flag]:  # the run itself never sends bad samples or bad accesses
@@ -219,5 +252,6 @@ class TrainingSession:
         trace = self._golden().train_sample(x, t)
         update = None
         if trace.params_after is not None:
-            update = (params_signature(self.cfg, trace.params_after), trace.params_after)
+            update = (params_signature(self.cfg, trace.params_after), trace.params_after,
+                      state_signature(self.cfg, trace.state_after), trace.state_after)
         return await self.train(x, t, trace.output, update)

@@ -111,6 +111,61 @@ class TrainerHost:
             out.append(w)
         return out
 
+    # ---- optimizer state (momentum, Adam; docs/registers.md, regions 1-3) -------------
+    def _state_words(self):
+        """(region, s, bit offset, width) of every bus word of a state entry."""
+        from hdl.trainer.state import state_regions
+        return [(r, name, off, w) for r, (name, off, w) in sorted(state_regions(self.cfg).items())]
+
+    def _param_addresses(self, region: int) -> list:
+        cfg, out = self.cfg, []
+        for l in range(cfg.n_layers):
+            for j in range(cfg.layers[l + 1]):
+                for k in range(cfg.layers[l] + 1):
+                    out.append(param_address(*self.layout.param_location(l, j, k), region=region))
+        return out
+
+    async def read_state(self) -> dict:
+        """The optimizer state as golden's ``OptimizerState.copy_state()`` holds it: ``s1``,
+        ``s2`` (one array per layer, parameter-shaped; zeros where unused) and Adam's powers
+        ``p1``, ``p2`` (0 otherwise)."""
+        await self.wait_idle()
+        cfg = self.cfg
+        shapes = [(cfg.layers[l + 1], cfg.layers[l] + 1) for l in range(cfg.n_layers)]
+        state = {"s1": [np.zeros(s, np.int64) for s in shapes], "s2": [np.zeros(s, np.int64) for s in shapes],
+                 "p1": 0, "p2": 0}
+        fmts = {"s1": cfg.velocity if cfg.optimizer == "momentum" else cfg.adam_m, "s2": cfg.adam_v}
+        for region, name, off, width in self._state_words():
+            words = iter(await self.t.csr_read_many(self._param_addresses(region)))
+            for a in state[name]:
+                for j in range(a.shape[0]):
+                    for k in range(a.shape[1]):
+                        a[j, k] |= (next(words) & ((1 << width) - 1)) << off
+        for name, arrays in state.items():
+            if name in fmts and self._state_words():
+                w = fmts[name].width
+                for a in arrays:
+                    a[:] = np.where(a >> (w - 1) & 1, a - (1 << w), a)
+        if cfg.optimizer == "adam":
+            state["p1"], state["p2"] = await self.read("BETA1_POW"), await self.read("BETA2_POW")
+        return state
+
+    async def write_state(self, state: dict) -> None:
+        """Restore a state read by :meth:`read_state` (or golden's ``copy_state()``)."""
+        await self.wait_idle()
+        for region, name, off, width in self._state_words():
+            codes = np.concatenate([np.asarray(a, np.int64).reshape(-1) for a in state[name]])
+            for addr, v in zip(self._param_addresses(region), codes):
+                await self.t.csr_write(addr, (int(v) >> off) & ((1 << width) - 1) & 0xFFFFFFFF)
+        if self.cfg.optimizer == "adam":
+            await self.write("BETA1_POW", int(state["p1"]))
+            await self.write("BETA2_POW", int(state["p2"]))
+
+    async def state_signature(self) -> int:
+        """The STATE_SIGNATURE register; from the transport's wire when it has one."""
+        peek = getattr(self.t, "peek_state_signature", None)
+        return await peek() if peek is not None else await self.read("STATE_SIGNATURE")
+
     async def write_params(self, params) -> None:
         await self.wait_idle()
         for l, w in enumerate(params):

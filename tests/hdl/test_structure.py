@@ -52,8 +52,9 @@ def test_every_component_in_hdl_is_part_of_a_design():
     softmax = xor.with_(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy", lanes=2,
                         batch_size=2)
     every_kind = xor.with_(layers=(2, 5, 4, 3, 1), lanes=2, activations=("tanh", "relu", "leaky_relu", "linear"))
+    adam = xor.with_(optimizer="adam", learning_rate=0.05)
     used = set()
-    for design in (Trainer(softmax), Trainer(every_kind), UartTrainer(xor, clk_freq=12_000_000)):
+    for design in (Trainer(softmax), Trainer(every_kind), Trainer(adam), UartTrainer(xor, clk_freq=12_000_000)):
         used |= _used_classes(design)
     unused = sorted(name for name, cls in _component_classes().items() if cls not in used)
     assert not unused, f"components no design instantiates: {', '.join(unused)}"

@@ -93,8 +93,11 @@ def lane_product_shape(cfg: Config) -> Shape:
 def garbage(rng, shape) -> int:
     """A random value of ``shape`` (what an unused input may carry)."""
     shape = Shape.cast(shape)
-    lo = -(1 << (shape.width - 1)) if shape.signed else 0
-    return int(rng.integers(lo, lo + (1 << shape.width)))
+    bits = 0
+    for i in range(0, shape.width, 32):  # (wide structs: 32 bits at a time)
+        bits |= int(rng.integers(0, 1 << 32)) << i
+    bits &= (1 << shape.width) - 1
+    return bits - (1 << shape.width) if shape.signed and bits >> (shape.width - 1) else bits
 
 
 # ---------------------------------------------------------------------------------------

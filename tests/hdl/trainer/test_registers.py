@@ -66,7 +66,10 @@ def run_registers(name, script):
                 ctx.set(dut.b_data[p], int(t.words[p, lay.wdepth + bias_word]) if ok else
                         garbage(rng, dut.b_data[p].shape()))
             if wr.valid:
-                t.param_wr.append((wr.bias, wr.bank, wr.bias_word if wr.bias else wr.word, wr.data))
+                # the banks take the low weight.width bits (params.py), as a signed code
+                WW = cfg.weight.width
+                data = ((wr.data & ((1 << WW) - 1)) ^ (1 << (WW - 1))) - (1 << (WW - 1))
+                t.param_wr.append((wr.bias, wr.bank, wr.bias_word if wr.bias else wr.word, data))
 
     async def host(ctx):
         ctx.set(dut.idle, 1)
@@ -218,7 +221,7 @@ def test_parameter_banks(name):
                 bank, word = int(rng.integers(P)), int(rng.integers(depth[bus]))
                 value = int(codes(rng, cfg.weight, 1)[0])
                 cyc["bus_wr"] = wr_layout.const({
-                    "valid": 1, "bias": bus == "b", "bank": bank, "data": value,
+                    "valid": 1, "bias": bus == "b", "bank": bank, "data": value & 0xFFFFFFFF,
                     "word": word if bus == "w" else garbage(rng, BANK_SHIFT),
                     "bias_word": word if bus == "b" else garbage(rng, BANK_SHIFT)}).as_bits()
                 writes.append((bus, bank, word, value))
