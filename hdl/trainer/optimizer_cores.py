@@ -45,6 +45,9 @@ class _Pipe:
         self.stage += 1
         out = {}
         for k, v in values.items():
+            if v is None:  # (no draw with nearest-even rounding)
+                out[k] = None
+                continue
             r = Signal.like(v, name=f"{self.prefix}_{k}_{self.stage}") if isinstance(v, Signal) else \
                 Signal(v.shape(), name=f"{self.prefix}_{k}_{self.stage}")
             self.m.d.sync += r.eq(v)

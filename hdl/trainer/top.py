@@ -61,9 +61,9 @@ class Trainer(wiring.Component):
     busy : Out(1)
         High from the first beat of a sample until the trainer can take the next one
         (the STATUS busy bit as a wire, for an interrupt or a testbench to wait on).
-    param_signature : Out(32)
-        The SIGNATURE register as a wire (debug header, or a testbench checking every
-        update without a bus transaction).
+    param_signature, state_signature : Out(32)
+        The SIGNATURE and STATE_SIGNATURE registers as wires (debug header, or a testbench
+        checking every update without a bus transaction).
     """
 
     def __init__(self, cfg: Config, *, dsp: str | None = None):
@@ -80,6 +80,7 @@ class Trainer(wiring.Component):
             "csr": In(CsrSignature()),
             "busy": Out(1),
             "param_signature": Out(32),
+            "state_signature": Out(32),
         })
 
     @property
@@ -163,7 +164,7 @@ class Trainer(wiring.Component):
                      banks.bus_wr.eq(regs.param_wr), banks.bus_rd.eq(regs.param_rd)]
         m.d.comb += [regs.w_data[p].eq(banks.w_data[p]) for p in range(P)]
         m.d.comb += [regs.b_data[p].eq(banks.b_data[p]) for p in range(P)]
-        m.d.comb += regs.state_signature.eq(upd.state_signature)
+        m.d.comb += [regs.state_signature.eq(upd.state_signature), self.state_signature.eq(upd.state_signature)]
         if state_regions(cfg):
             self._optimizer_state(m, upd, regs, iss)
         return m

@@ -195,10 +195,10 @@ class UpdateEngine(wiring.Component):
             if stochastic:
                 with m.If(take):
                     m.d.sync += lfsr[p].eq(Mux(beat.last, draw2, draw))
-            w_item = {"G": total[p], "w": self.w[p], "s1": s1[p], "s2": s2[p], "rand": draw if stochastic else 0,
+            w_item = {"G": total[p], "w": self.w[p], "s1": s1[p], "s2": s2[p], "rand": draw if stochastic else None,
                       "ctl": self._ctl(take, 0, beat.valid)}
             b_item = {"G": btotal[p], "w": self.b[p], "s1": s1b[p], "s2": s2b[p],
-                      "rand": draw2 if stochastic else 0, "ctl": self._ctl(take & beat.last, 1, 0)}
+                      "rand": draw2 if stochastic else None, "ctl": self._ctl(take & beat.last, 1, 0)}
             if adam:  # one core: a row's bias waits in a queue for a cycle without a weight
                 items = [self._bias_queue(m, p, take, beat.last, w_item, b_item, busy)]
             else:
@@ -209,7 +209,7 @@ class UpdateEngine(wiring.Component):
                 # stage S: the item registered; then the core; stage U: subtract, saturate, write
                 sv = {k: _register(m, v, f"s_{k}_{kind}{p}") for k, v in item.items() if v is not None}
                 step, w_in, s1n, s2n = build_core(m, cfg, f"core{kind}{p}", sv["G"], sv["w"], sv.get("s1"), sv.get("s2"),
-                                                  sv["rand"], sc)
+                                                  sv.get("rand"), sc)
                 ctl = [sv["ctl"]]
                 for d in range(depth):
                     ctl.append(_register(m, ctl[-1], f"ctl_{kind}{p}_{d + 1}"))

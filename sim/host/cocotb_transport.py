@@ -107,6 +107,9 @@ class CocotbTransport(Transport):
     async def peek_signature(self) -> int:
         return int(self.dut.param_signature.value)
 
+    async def peek_state_signature(self) -> int:
+        return int(self.dut.state_signature.value)
+
     async def send_beats(self, codes) -> None:
         d = self.dut
         while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):
@@ -188,8 +191,8 @@ class CocotbTransport(Transport):
         d.s_data__burst_req.value = (int(d.s_data__burst_req.value) + 1) & 0xFFFFFFFF
 
     async def recv_samples(self, count: int, n: int) -> list:
-        """The next ``count`` results of ``n`` beats each, as (codes, signature) pairs: the
-        signature is ``param_signature`` in the first cycle the result's first beat was
+        """The next ``count`` results of ``n`` beats each, as (codes, signature, state
+        signature): the signatures are ``param_signature``, ``state_signature`` in the first cycle the result's first beat was
         valid. Each sample was held until the previous results were taken, so that beat is
         at the output FIFO's head as soon as it is written, before the sample's own update
         can fold a word into the signature, however long the host leaves it waiting (at
@@ -208,7 +211,7 @@ class CocotbTransport(Transport):
         d.m_data__cap_enable.value = 1
         if count_now < goal:  # reached only at a later edge: the goal is armed by then
             await RisingEdge(d.m_data__cap_done)
-        cap, tap = d.m_data__cap_mem, d.m_data__tap_param_signature
+        cap, tap, stap = d.m_data__cap_mem, d.m_data__tap_param_signature, d.m_data__tap_state_signature
         w, mask = self.w, self.mask
         out = []
         base = self._taken - self._cap_base
@@ -219,7 +222,7 @@ class CocotbTransport(Transport):
                 if (payload >> w) & 1 != (i == n - 1):
                     raise AssertionError(f"output beat {i} of {n} has last={(payload >> w) & 1}")
                 codes.append(payload & mask)
-            out.append((codes, _read(tap[base % BURST_DEPTH])))
+            out.append((codes, _read(tap[base % BURST_DEPTH]), _read(stap[base % BURST_DEPTH])))
             base += n
         self._taken = goal
         return out

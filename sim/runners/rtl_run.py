@@ -21,7 +21,7 @@ from .cocotb_run import _VERILATOR_MAKE_VARS, icarus_time0_fix, log_error, parse
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
-_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed-pulse timing O3-global-O2 public-marked v10"  # change when build flags change
+_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed-pulse timing O3-global-O2 public-marked state-tap v11"  # change when build flags change
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -365,7 +365,7 @@ def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", pla
     ``on_progress(record)`` is called from the calling thread with each progress record
     ({"samples": n} or {"epoch": {...}}) while the simulation runs.
     """
-    build = prepare_build(trainer_verilog(cfg, dsp), "trainer", simulator, build_root, taps=("param_signature",),
+    build = prepare_build(trainer_verilog(cfg, dsp), "trainer", simulator, build_root, taps=("param_signature", "state_signature"),
                           burst_vpi=False, pulse_clock=True)  # what sim/host/cocotb_transport.py needs
     job_dir = build.run_dir(testcase)
     progress = job_dir / "progress.jsonl"

@@ -25,3 +25,16 @@ def variants():
         ("softmax-ce", xor(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy",
                            lanes=2)),
     ]
+
+
+def optimizer_variants():
+    """(id, config): XOR with each optimizer, and a 3-layer net with batch 4 and stochastic
+    rounding with each (docs/arithmetic.md §10; issue: momentum and Adam on chip)."""
+    deep = dict(layers=(2, 5, 4, 1), activations=("sigmoid",) * 3, lanes=2, batch_size=4,
+                rounding="stochastic", sr_seed=5)
+    return [
+        ("xor-momentum", xor(optimizer="momentum", learning_rate=0.5, epochs=150)),
+        ("xor-adam", xor(optimizer="adam", learning_rate=0.1, epochs=150)),
+        ("3layer-b4-sr-momentum", xor(optimizer="momentum", learning_rate=0.5, **deep)),
+        ("3layer-b4-sr-adam", xor(optimizer="adam", learning_rate=0.05, **deep)),
+    ]

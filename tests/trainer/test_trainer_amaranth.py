@@ -8,7 +8,7 @@ from hdl.layout import HardwareLimitError, check_limits
 from hdl.trainer import Trainer
 from sim.runners.amaranth_run import run_amaranth_session
 
-from .configs import variants, xor
+from .configs import optimizer_variants, variants, xor
 
 
 def random_samples(cfg: Config, n: int, seed: int = 0):
@@ -41,6 +41,28 @@ def test_training_matches_golden_bit_for_bit(name, cfg):
     assert r.samples == 8 and r.updates == 8 // cfg.batch_size
     # not vacuous: training moved the parameters the hardware was compared against
     assert any(np.any(a != b) for a, b in zip(init["params"], _golden_final(cfg, X, T)))
+
+
+@pytest.mark.parametrize("name,cfg", optimizer_variants(), ids=[v[0] for v in optimizer_variants()])
+def test_optimizer_state_matches_golden_after_every_update(name, cfg):
+    """Momentum and Adam: after every update every parameter and every state word (and
+    Adam's beta powers) read back over the bus equal golden's; the state really moved."""
+    X, T = random_samples(cfg, 12, seed=3)
+    box = {}
+
+    async def script(session):
+        for x, t in zip(X, T):
+            await session.train_sample(x, t)
+        box["state"] = session.golden.opt.copy_state()
+        await session.finish()
+
+    r = run_amaranth_session(cfg, script, check_params="every")
+    assert r.mismatches == 0, str(r.first)
+    assert r.updates == 12 // cfg.batch_size
+    s = box["state"]
+    assert all(np.count_nonzero(a) > a.size // 2 for a in s["s1"]), "the first state word hardly moved"
+    if cfg.optimizer == "adam":
+        assert all(np.count_nonzero(a) > a.size // 2 for a in s["s2"]), "Adam's v hardly moved"
 
 
 @pytest.mark.parametrize("layers,acts,loss", [((3, 2), ("sigmoid",), "mse"),
@@ -261,3 +283,53 @@ async def _recv_within(t, cfg, max_cycles):
     ctx.set(s.ready, 0)
     w = cfg.act.width
     return np.array([c - (1 << w) if c >> (w - 1) else c for c in codes], dtype=np.int64)
+
+
+@pytest.mark.parametrize("opt", ["momentum", "adam"])
+def test_a_training_run_saved_and_restored_over_the_bus_continues_bit_exactly(opt):
+    """The host saves parameters and optimizer state after 4 updates, trains 4 more, restores
+    the save and trains the same 4 again: outputs, parameters and state equal golden's
+    continuation from the save both times. Random state words (every bit of Adam's 40-bit v,
+    both bus regions) written and read back first: the bus reaches every bit."""
+    from golden.fixed_model import FixedMLP
+    cfg = dict(optimizer_variants())[f"xor-{opt}"]
+    X, T = random_samples(cfg, 8, seed=11)
+    rng = np.random.default_rng(4)
+
+    async def script(session):
+        host, golden = session.host, session.golden
+        fmts = {"s1": cfg.velocity if opt == "momentum" else cfg.adam_m, "s2": cfg.adam_v}
+        noise = {name: [rng.integers(0 if name == "s2" else fmts[name].min_code, fmts[name].max_code + 1,
+                                     size=p.shape) for p in golden.params] for name in ("s1", "s2")}
+        noise.update(p1=int(rng.integers(1 << 31)), p2=int(rng.integers(1 << 31)))
+        if opt == "momentum":
+            noise["s2"] = [np.zeros_like(p) for p in golden.params]
+            noise.update(p1=0, p2=0)
+        await host.write_state(noise)
+        got = await host.read_state()
+        for name in ("s1", "s2"):
+            assert all(np.array_equal(a, b) for a, b in zip(got[name], noise[name])), f"{name} round trip"
+        assert (got["p1"], got["p2"]) == (noise["p1"], noise["p2"])
+        assert max(int(a.max()) for a in noise["s2"]) >= (1 << 32) or opt == "momentum"
+        await host.write_state(golden.opt.copy_state())  # back to the start
+        for x, t in zip(X[:4], T[:4]):
+            await session.train_sample(x, t)
+        saved = (await host.read_params(), await host.read_state())
+        for x, t in zip(X[4:], T[4:]):
+            await session.train_sample(x, t)
+        await host.write_params(saved[0])
+        await host.write_state(saved[1])
+        # golden restarts from the same save
+        again = FixedMLP(cfg, saved[0])
+        again.opt.s1, again.opt.s2 = [a.copy() for a in saved[1]["s1"]], [a.copy() for a in saved[1]["s2"]]
+        again.opt.p1, again.opt.p2 = saved[1]["p1"], saved[1]["p2"]
+        session.golden = again
+        for x, t in zip(X[4:], T[4:]):
+            await session.train_sample(x, t)
+        assert all(np.array_equal(a, b) for a, b in zip(again.params, golden.params)), \
+            "golden's continuation from the save differs from its first run"
+        await session.finish()
+
+    r = run_amaranth_session(cfg, script, check_params="every")
+    assert r.mismatches == 0, str(r.first)
+    assert r.updates == 12

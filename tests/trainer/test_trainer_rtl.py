@@ -54,8 +54,8 @@ def test_wrong_expectations_are_caught_with_their_sample(tmp_path):
     plan = make_plan(cfg, load_dataset(cfg), 1, 100, evaluate=False)
     ep = plan.epochs[0]
     k = 4096 // (cfg.layers[0] + cfg.layers[-1]) - 1  # sim/host/cocotb_transport.py: queue_capacity - 1
-    sig, params = ep.updates[k]
-    ep.updates[k] = (sig ^ 0x20, params)
+    sig, params, state_sig, state = ep.updates[k]
+    ep.updates[k] = (sig ^ 0x20, params, state_sig, state)
     ep.outputs[80][3] += 1
     r = run_trainer_job(cfg, "verilator", plan=plan, build_root=str(tmp_path.parent / "build"))
     assert r["mismatches"] == 2
