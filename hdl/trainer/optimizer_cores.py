@@ -18,7 +18,7 @@ from golden.tables import rsqrt_table
 from ..arith import fmt_shape, requantize, round_shift
 from ..layout import CORE_DEPTH
 
-__all__ = ["core_depth", "build_core", "state_shapes"]
+__all__ = ["core_depth", "build_core", "state_shapes", "step_shift"]
 
 
 def state_shapes(cfg: Config) -> tuple:
@@ -28,6 +28,11 @@ def state_shapes(cfg: Config) -> tuple:
     if cfg.optimizer == "adam":
         return fmt_shape(cfg.adam_m), fmt_shape(cfg.adam_v)
     return None, None
+
+
+def step_shift(cfg: Config) -> int:
+    """The final step's right shift: the LFSR bits a stochastic rounding uses."""
+    return {"sgd": cfg.update_shift, "momentum": cfg.velocity_step_shift, "adam": cfg.adam_step_shift}[cfg.optimizer]
 
 
 def core_depth(cfg: Config) -> int:
@@ -114,15 +119,16 @@ def _adam(pipe, m, cfg, prefix, G, w, mom, v2, rand, sc):
                 m.d.comb += mv.eq(vu << (16 - k) if k <= 16 else vu >> (k - 16))
     v = pipe.reg({"mv": mv, "n": n, "zero": n == 0, **keep(v, "m", "v", "w", "rand")})
     # 7: q = mv * R2 (v_hat's mantissa)
-    v = pipe.reg({"q": v["mv"] * sc["r2"], **keep(v, "n", "zero", "m", "v", "w", "rand")})
+    # (only the bits the index takes: q's leading one is bit rf + 14 or rf + 15)
+    v = pipe.reg({"q": (v["mv"] * sc["r2"])[rf + 14 - M:rf + 16], **keep(v, "n", "zero", "m", "v", "w", "rand")})
     # 8: the table address: v_hat's exponent (q = mv * R2 has bit length rf + 15 or rf + 16,
     # R2 in (2^(rf-1), 2^rf)) and the M bits below q's leading one
-    q = v["q"]
-    hi = q[rf + 15]
+    q = v["q"]  # bits rf + 14 - M .. rf + 15 of the product
+    hi = q[M + 1]
     e = Signal(signed(12), name=f"{prefix}_e")
     m.d.comb += e.eq(hi + v["n"] - 1 - fv.frac_bits + sc["e2"] - 1)
     idx = Signal(M, name=f"{prefix}_idx")
-    m.d.comb += idx.eq(Mux(hi, q[rf + 15 - M:rf + 15], q[rf + 14 - M:rf + 14]))
+    m.d.comb += idx.eq(Mux(hi, q[1:M + 1], q[0:M]))
     n_entries = (e_hi - e_lo + 1) << M
     addr = Signal(range(n_entries), name=f"{prefix}_raddr")
     m.d.comb += addr.eq(Mux(v["zero"] | (e < e_lo), 0,

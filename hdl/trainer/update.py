@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
 from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -22,7 +22,7 @@ from ..arith import saturating_sub
 from ..layout import Layout
 from ..lfsr import lfsr_next, rotl_signature
 from .adam_scalars import AdamScalars, power_write_layout
-from .optimizer_cores import build_core, core_depth, state_shapes
+from .optimizer_cores import build_core, core_depth, state_shapes, step_shift
 
 __all__ = ["UpdateEngine", "ParamWrite", "update_beat_layout", "NO_RW", "READ_TO_STAGE_A"]
 
@@ -189,16 +189,18 @@ class UpdateEngine(wiring.Component):
         depth = core_depth(cfg)
         busy, folding, sigs, ssigs = [], [], [], []
         for p in range(P):
-            draw = lfsr_next(lfsr[p])
-            draw2 = lfsr_next(draw)  # the bias's draw, after its row's last weight
-            take = beat.valid & beat.apply & beat.rv[p]
+            nxt = lfsr_next(lfsr[p])
+            nxt2 = lfsr_next(nxt)  # the bias's draw, after its row's last weight
+            draw, draw2 = nxt[:step_shift(cfg)], nxt2[:step_shift(cfg)]  # (the bits the rounding uses)
+            take = Signal(name=f"take{p}")  # the beat writes lane p's parameter
+            m.d.comb += take.eq(beat.valid & beat.apply & beat.rv[p])
             if stochastic:
                 with m.If(take):
-                    m.d.sync += lfsr[p].eq(Mux(beat.last, draw2, draw))
+                    m.d.sync += lfsr[p].eq(Mux(beat.last, nxt2, nxt))
             w_item = {"G": total[p], "w": self.w[p], "s1": s1[p], "s2": s2[p], "rand": draw if stochastic else None,
                       "ctl": self._ctl(take, 0, beat.valid)}
             b_item = {"G": btotal[p], "w": self.b[p], "s1": s1b[p], "s2": s2b[p],
-                      "rand": draw2 if stochastic else None, "ctl": self._ctl(take & beat.last, 1, 0)}
+                      "rand": draw2 if stochastic else None, "ctl": self._ctl(0 if adam else take & beat.last, 1, 0)}
             if adam:  # one core: a row's bias waits in a queue for a cycle without a weight
                 items = [self._bias_queue(m, p, take, beat.last, w_item, b_item, busy)]
             else:
@@ -230,6 +232,7 @@ class UpdateEngine(wiring.Component):
     def _ctl(self, we, bias, beat_valid):
         """An item's control: write enable, bias or weight, the weight word and bias slot,
         and whether it carries an update beat (writing or only summing: f_valid follows it)."""
+        we, beat_valid = (Const(v, 1) if isinstance(v, int) else v for v in (we, beat_valid))
         return Cat(we, Const(bias, 1), self.beat.addr, self.beat.slot, beat_valid)
 
     def _ctl_view(self, bits):
@@ -239,8 +242,9 @@ class UpdateEngine(wiring.Component):
         """Adam's single core per lane takes a weight when one comes; a row's bias (pushed
         beside its last weight, with its draw) goes in at the next cycle without one."""
         fields = {k: v for k, v in b_item.items() if v is not None}
+        fields["ctl"] = Value.cast(fields["ctl"])[1:-1]  # bias, addr, slot (we, beat: set on the way out)
         layout = data.StructLayout({k: Value.cast(v).shape() for k, v in fields.items()})
-        fifo = SyncFIFOBuffered(width=layout.size, depth=max(self._lay.ddepth, 2))
+        fifo = SyncFIFO(width=layout.size, depth=max(self._lay.ddepth, 2))
         m.submodules[f"bias_queue{p}"] = fifo
         head = data.View(layout, fifo.r_data)
         m.d.comb += [fifo.w_data.eq(Cat(*[Value.cast(fields[k]) for k, _ in layout])),
@@ -251,7 +255,7 @@ class UpdateEngine(wiring.Component):
             if v is None:
                 item[k] = None
                 continue
-            item[k] = Mux(take, v, Cat(fifo.r_rdy, head.ctl[1:-1], v[-1]) if k == "ctl" else head[k])
+            item[k] = Mux(take, v, Cat(fifo.r_rdy, head.ctl, v[-1]) if k == "ctl" else head[k])
         return item
 
     def _writes(self, m, p, outs):
