@@ -123,11 +123,14 @@ def write_report(out_dir, report: dict, cfg=None) -> Path:
 
 # ---- loss plot -----------------------------------------------------------------------
 
-def plot_losses(path, series: dict, title: str = "", ylabel: str = "training loss", xlabel: str = "epoch") -> Path:
+def plot_losses(path, series: dict, title: str = "", ylabel: str = "training loss", xlabel: str = "epoch",
+                styles: dict | None = None) -> Path:
     """Write one PNG with a curve per named series, e.g. ``{"float": [...], "fixed": [...]}``.
 
     Point i of a series is plotted at x = i (epoch 0, 1, ...). ``None``/NaN points are gaps.
-    The y axis is logarithmic when every plotted value is positive. Uses the Agg canvas
+    The y axis is logarithmic when every plotted value is positive. ``styles`` may give a
+    series matplotlib line keywords (``{"adam fixed": {"color": "C2", "linestyle": "--"}}``);
+    the others cycle through solid, dashed, dotted and dash-dot. Uses the Agg canvas
     directly, so no display and no global pyplot state are involved.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -140,7 +143,8 @@ def plot_losses(path, series: dict, title: str = "", ylabel: str = "training los
     for (name, ys), style in zip(series.items(), ("-", "--", ":", "-.") * 4):
         ys = [math.nan if v is None else float(v) for v in ys]
         values += [v for v in ys if math.isfinite(v)]
-        ax.plot(range(len(ys)), ys, style, label=name, marker="o" if len(ys) == 1 else None)
+        kw = (styles or {}).get(name) or {"linestyle": style}
+        ax.plot(range(len(ys)), ys, label=name, marker="o" if len(ys) == 1 else None, **kw)
     if values and min(values) > 0:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

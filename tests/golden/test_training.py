@@ -79,3 +79,22 @@ def test_iris_with_stochastic_rounding_and_batches():
     cfg = load_config("examples/iris.toml").with_(rounding="stochastic", batch_size=4, learning_rate=0.2)
     last = train_golden(cfg, load_dataset(cfg)).history[-1]
     assert abs(last.fixed_test_accuracy - last.float_test_accuracy) <= 0.05
+
+
+def test_iris_momentum_fixed_matches_float():
+    """examples/iris-momentum.toml: momentum 0.9, batch 4; 45 test samples, so within one
+    percentage point means the same count."""
+    run = run_example("iris-momentum")
+    assert run.cfg.optimizer == "momentum" and run.cfg.batch_size == 4
+    last = run.history[-1]
+    assert abs(last.fixed_test_accuracy - last.float_test_accuracy) <= 0.01
+    assert last.float_test_accuracy >= 0.95
+
+
+@pytest.mark.slow
+def test_digits_adam_fixed_tracks_float_and_float_learns():
+    run = run_example("digits-adam")
+    assert run.cfg.optimizer == "adam" and run.cfg.batch_size == 16 and len(run.history) <= 15
+    last = run.history[-1]
+    assert last.float_test_accuracy >= 0.95
+    assert abs(last.fixed_test_accuracy - last.float_test_accuracy) <= 0.01

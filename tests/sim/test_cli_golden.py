@@ -166,3 +166,106 @@ def test_ci_runs_exactly_the_readme_test_command():
     test_line = blocks[1].strip()
     assert "\n" not in test_line and test_line.endswith("pytest -n 2")
     assert test_line in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+# ---- the optimizer in the output and the report; --compare-optimizers ----------------------
+
+def xor_with(tmp_path, name, **training):
+    """examples/xor.toml with [training] keys changed, written to tmp_path/name.toml."""
+    text = Path(XOR).read_text()
+    for key, value in training.items():
+        text = text.replace("[training]\n", f"[training]\n{key} = {value!r}\n".replace("'", '"'), 1)
+        text = "\n".join(line for line in text.splitlines()
+                         if not (line.startswith(f"{key} = ") and line != f"{key} = {value!r}".replace("'", '"')))
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text + "\n")
+    return path
+
+
+@pytest.mark.parametrize("training, line, info", [
+    ({}, "optimizer: sgd", {"name": "sgd", "learning_rate": 2.0}),
+    ({"optimizer": "momentum", "momentum": 0.75, "learning_rate": 0.5},
+     "optimizer: momentum, momentum 0.75 (fixed point: mu = 786432/2^20)",
+     {"name": "momentum", "learning_rate": 0.5, "momentum": 0.75,
+      "fixed_point": {"momentum_code": 786432, "momentum": 0.75}}),
+    ({"optimizer": "adam", "learning_rate": 0.05, "beta2": 0.99, "epsilon": 0.002},
+     "optimizer: adam, beta1 0.9, beta2 0.99, epsilon 0.002 (fixed point: beta1 = 1 - 104858/2^20, "
+     "beta2 = 1 - 10486/2^20)",
+     {"name": "adam", "learning_rate": 0.05, "beta1": 0.9, "beta2": 0.99, "epsilon": 0.002,
+      "fixed_point": {"c1": 104858, "c2": 10486, "beta1": 1 - 104858 / 2 ** 20, "beta2": 1 - 10486 / 2 ** 20,
+                      "adam_lr_code": round(0.05 * 2 ** 17), "alpha_frac_bits": 17}}),
+])
+def test_optimizer_is_printed_and_reported(tmp_path, training, line, info):
+    cfg_path = xor_with(tmp_path, "cfg", **training)
+    r = golden("--config", cfg_path, "--epochs", 3, "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert line in r.output.splitlines()
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["optimizer"] == info
+    for key, value in training.items():
+        assert report["config"]["training"][key] == value
+    cfg = load_config(cfg_path)
+    last = train_golden(cfg, load_dataset(cfg), epochs=3).history[-1]
+    assert report["fixed_loss"] == last.fixed_loss and report["float_loss"] == last.float_loss
+
+
+def test_compare_optimizers_matches_three_direct_runs(tmp_path):
+    epochs = 4
+    r = golden("--config", XOR, "--epochs", epochs, "--out", tmp_path, "--compare-optimizers",
+               "--lr", "adam=0.03")
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["mode"] == "compare_optimizers" and report["epochs"] == epochs
+    assert (tmp_path / "optimizers.png").read_bytes()[:8] == PNG_MAGIC
+    assert report["plot"] == str(tmp_path / "optimizers.png") and not (tmp_path / "loss.png").exists()
+    cfg = load_config(XOR).with_(epochs=epochs)
+    assert report["config"] == config_to_dict(cfg)
+    # xor is SGD with lr 2.0: momentum 0.9 gets 2.0 x (1 - 0.9) = 0.2; adam the --lr value
+    want = {"sgd": 2.0, "momentum": 0.2, "adam": 0.03}
+    assert [e["optimizer"]["name"] for e in report["runs"]] == ["sgd", "momentum", "adam"]
+    for entry in report["runs"]:
+        name = entry["optimizer"]["name"]
+        assert entry["optimizer"]["learning_rate"] == want[name]
+        c = cfg.with_(optimizer=name, learning_rate=want[name])
+        run = train_golden(c, load_dataset(c), epochs=epochs)
+        assert entry["history"] == [h.__dict__ for h in run.history], name
+        assert entry["fixed_loss"] == run.history[-1].fixed_loss
+    assert "comparing optimizers: sgd lr 2.0, momentum lr 0.2, adam lr 0.03" in r.output
+    assert len(table_epochs(r.output)) == 3 * epochs
+    assert "optimizer: adam, beta1 0.9" in r.output
+
+
+def test_plot_option_names_the_png(tmp_path):
+    r = golden("--config", XOR, "--epochs", 2, "--out", tmp_path / "o", "--plot", tmp_path / "pics" / "xor.png")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "pics" / "xor.png").read_bytes()[:8] == PNG_MAGIC
+    assert not (tmp_path / "o" / "loss.png").exists()
+
+
+def test_compare_learning_rate_defaults(tmp_path):
+    from sim.commands.golden import compare_learning_rates, parse_lr_option
+    mom = load_config(XOR).with_(optimizer="momentum", learning_rate=0.5, momentum=0.75)
+    assert compare_learning_rates(mom, {}) == {"sgd": 2.0, "momentum": 0.5, "adam": 0.01}
+    adam = load_config(XOR).with_(optimizer="adam", learning_rate=0.05)
+    rates = parse_lr_option("sgd=1.5, momentum=0.15")
+    assert compare_learning_rates(adam, rates) == {"sgd": 1.5, "momentum": 0.15, "adam": 0.05}
+    assert compare_learning_rates(load_config(XOR), {"sgd": 1.0}) == {"sgd": 1.0, "momentum": 0.2, "adam": 0.01}
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--lr", "adam=0.01"], "--lr needs --compare-optimizers"),
+    (["--compare-optimizers", "--lr", "adamw=0.01"], "NAME one of sgd, momentum, adam"),
+    (["--compare-optimizers", "--lr", "adam"], "expected NAME=RATE pairs"),
+    (["--compare-optimizers", "--lr", "adam=fast"], "'fast' is not a number (the learning rate of adam)"),
+    (["--compare-optimizers", "--lr", "momentum=0.00001"],
+     "--compare-optimizers: momentum with learning rate 1e-05: config field 'training.learning_rate'"),
+    (["--config", "{adam}", "--compare-optimizers"], "no learning rate for sgd and momentum (the config's "
+                                                     "optimizer is adam"),
+])
+def test_compare_optimizers_bad_input_exits_2_with_one_line(tmp_path, args, needle):
+    adam = xor_with(tmp_path, "adam", optimizer="adam", learning_rate=0.05)
+    args = [a.format(adam=adam) for a in args]
+    if "--config" not in args:
+        args = ["--config", XOR, *args]
+    r = golden(*args, "--epochs", 1, "--out", tmp_path / "o")
+    assert_one_line_error(r, needle)
