@@ -121,8 +121,10 @@ class Config:
 
     @property
     def adam_alpha_frac_bits(self) -> int:
-        """Fraction bits of the step size alpha_t = lr / (1 - beta1**t) <= lr / (1 - beta1)."""
-        return ADAM_ALPHA_WIDTH - 2 - math.floor(math.log2(self.learning_rate / (1.0 - self.beta1)))
+        """Fraction bits of the step size alpha_t = lr / (1 - beta1**t) <= lr / (1 - beta1): as
+        many as fit its 17 bits, but no more than keep the step's shift within the LFSR's 32."""
+        fit = ADAM_ALPHA_WIDTH - 2 - math.floor(math.log2(self.learning_rate / (1.0 - self.beta1)))
+        return min(fit, 32 + self.weight.frac_bits - self.adam_m.frac_bits - self.adam_r_format.frac_bits)
 
     @property
     def adam_lr_code(self) -> int:
@@ -133,8 +135,8 @@ class Config:
     def adam_exponents(self) -> tuple:
         """(lowest, highest) exponent E of v_hat = 2**E * mantissa the 1/(sqrt+eps) table covers:
         below, the entry is within 2**-12 relative of 1/eps (or v_hat is under the v format's
-        resolution); above, v_hat exceeds the largest v times the largest correction 1/(1-beta2)."""
-        lo = max(-self.adam_v.frac_bits, 2 * math.floor(math.log2(self.epsilon)) - 24)
+        resolution, so v = 0 reads the first entry); above, v_hat exceeds the largest v times the largest correction 1/(1-beta2)."""
+        lo = 2 * math.floor(math.log2(self.epsilon)) - 24
         hi = self.adam_v.int_bits - 1 + math.ceil(math.log2(1.0 / (1.0 - self.beta2))) + 1
         return lo, hi
 
@@ -302,6 +304,10 @@ def _validate_optimizer(c: Config):
            f"epsilon) table, must fit its {ADAM_R_WIDTH}-bit codes with at least 4 fraction bits")
     _check(c.learning_rate / (1 - c.beta1) < 2 ** 14, "training.learning_rate", c.learning_rate,
            "learning_rate / (1 - beta1) must be below 2**14 (the step size's format)")
+    _check(c.adam_lr_code >= 16, "training.learning_rate", c.learning_rate,
+           f"must be at least 16 * 2**-{c.adam_alpha_frac_bits} = {16 * 2.0 ** -c.adam_alpha_frac_bits:.3g} "
+           f"(the ADAM_LR code keeps 4 significant bits; the step's 32-bit rounding shift limits its fraction "
+           f"bits); or give formats.adam_m fewer frac_bits")
     m, v = c.adam_m, c.adam_v
     _check(isinstance(m, QFormat) and 2 <= m.width <= 18, "formats.adam_m", str(m),
            "a format 2..18 bits wide (an 18 x 18 multiplier squares it)")
