@@ -22,8 +22,12 @@ __all__ = ["bench"]
               help="Synthesize for this device in the same run and project the throughput at its Fmax.")
 @click.option("--cpu-samples", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Samples timed for the host CPU's float training speed (NumPy, batch 1).")
+@click.option("--compare-optimizers", is_flag=True,
+              help="Also run the same network and batch with sgd, momentum and adam on Verilator, side by side: "
+                   "cycles per sample and the ratio to SGD's.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench", show_default=True)
-def bench(config_path, samples, icarus_samples, random_data, fmax_report, target, cpu_samples, out_dir):
+def bench(config_path, samples, icarus_samples, random_data, fmax_report, target, cpu_samples, compare_optimizers,
+          out_dir):
     """Cycles per training sample, MAC utilization, simulation speed, and training throughput:
     projected on the FPGA (Fmax / cycles per sample; Fmax from --fmax-report or --target) next
     to the host CPU's own float training speed (golden/float_model.py, batch 1)."""
@@ -59,6 +63,8 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
     except (ConfigError, DatasetError, HardwareLimitError) as e:
         rep.fail(str(e))
     r["config_file"] = config_path
+    if compare_optimizers:
+        r["optimizers"] = _compare_optimizers(con, cfg, samples, random_data)
     # throughput ---------------------------------------------------------------------
     if target:
         from sim.flows.synth import DoesNotFit, SynthesisError, synthesize
@@ -97,7 +103,10 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
     con.print(f"multipliers              {r['multipliers']}")
     con.print(f"ideal cycles per sample  {rep.fmt(r['ideal_cycles_per_sample'], 1)}")
     con.print(f"cycles per sample        {rep.fmt(r['cycles_per_sample'], 1)}  (hardware cycle counter)")
-    con.print(f"MAC utilization          {rep.fmt(r['mac_utilization'], 3)}")
+    con.print(f"MAC utilization          {rep.fmt(r['mac_utilization'], 3)}  (the {cfg.lanes} lane multipliers)")
+    oc = r["optimizer"]
+    con.print(f"optimizer                {oc['name']}: {oc['multipliers']} multipliers of its own"
+              + "".join(f", {k} table {v}" for k, v in oc["tables"].items()))
     for sim, v in r["sim_cycles_per_second"].items():
         con.print(f"simulation speed         {rep.fmt(v, 0)} cycles/s on {sim}")
     con.print(f"CPU float training       {rep.fmt(r['cpu_float_samples_per_second'], 0)} samples/s  "
@@ -120,3 +129,22 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
             con.print(f"warning: the Fmax report was made for {r['fmax_config']}, not layers "
                       f"{list(cfg.layers)} with {cfg.lanes} lanes")
     con.print(f"wrote {path}")
+
+
+def _compare_optimizers(con, cfg, samples, random_data) -> dict:
+    """Cycles per sample of the config with each optimizer, on Verilator, in this run."""
+    from sim.flows.bench import optimizer_variants, run_bench
+    rows = {}
+    for name, c, note in optimizer_variants(cfg):
+        con.print(f"optimizers: {name}{f' ({note})' if note else ''}, {samples} samples on verilator...")
+        r = run_bench(c, samples={"verilator": samples}, simulators=("verilator",), random_data=random_data)
+        rows[name] = {"cycles_per_sample": r["cycles_per_sample"], "mac_utilization": r["mac_utilization"],
+                      "optimizer": r["optimizer"], "note": note}
+    sgd = rows["sgd"]["cycles_per_sample"]
+    con.print(f"optimizers at batch {cfg.batch_size}, {cfg.lanes} lanes (same data, same run):")
+    con.print(f"  {'optimizer':<10} {'cycles/sample':>14} {'x SGD':>7} {'MAC util':>9} {'own mults':>10}")
+    for name, row in rows.items():
+        row["ratio_to_sgd"] = row["cycles_per_sample"] / sgd
+        con.print(f"  {name:<10} {rep.fmt(row['cycles_per_sample'], 1):>14} {rep.fmt(row['ratio_to_sgd'], 3):>7} "
+                  f"{rep.fmt(row['mac_utilization'], 3):>9} {row['optimizer']['multipliers']:>10}")
+    return rows

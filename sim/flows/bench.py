@@ -44,7 +44,8 @@ def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator",
     lay = check_limits(cfg)
     samples = samples or {"verilator": 200, "icarus": 10}
     out = {"useful_macs_per_sample": lay.useful_macs(), "multipliers": cfg.lanes,
-           "ideal_cycles_per_sample": lay.useful_macs() / cfg.lanes, "sim_cycles_per_second": {}}
+           "ideal_cycles_per_sample": lay.useful_macs() / cfg.lanes, "sim_cycles_per_second": {},
+           "optimizer": optimizer_cost(cfg)}
     with tempfile.TemporaryDirectory() as tmp:
         dataset = None
         if random_data or cfg.dataset not in ("xor", "iris", "digits") and not cfg.dataset.endswith(".npz"):
@@ -63,6 +64,44 @@ def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator",
                 out["cycles_per_sample"] = r["cycles_per_sample"]
                 out["mac_utilization"] = r["mac_utilization"]
                 out["samples"] = r["samples"]
+    return out
+
+
+def optimizer_cost(cfg: Config) -> dict:
+    """The optimizer's own multipliers and tables (beside the lanes' multipliers, which MAC
+    utilization counts): hdl/trainer/optimizer_cores.py and adam_scalars.py."""
+    from golden.tables import rsqrt_table
+    P = cfg.lanes
+    if cfg.optimizer == "sgd":
+        return {"name": "sgd", "multipliers": 0, "tables": {}}
+    if cfg.optimizer == "momentum":  # mu * v, in a weight core and a bias core per lane
+        return {"name": "momentum", "multipliers": 2 * P, "tables": {}}
+    n = len(rsqrt_table(cfg))
+    # per lane: c1 (g - m), g g, c2 (sq - v), mantissa x R2, m r, (m r) alpha; once: lr x R1
+    return {"name": "adam", "multipliers": 6 * P + 1,
+            "tables": {"rsqrt": f"{P} x {n} x {cfg.adam_r_format.width} bits",
+                       "recip": f"1 x {1 << cfg.recip_entries_log2} x 16 bits"}}
+
+
+def optimizer_variants(cfg: Config) -> list:
+    """The config with each optimizer (same network, batch, data) for a side-by-side cycle
+    count: (name, config, note). The learning rate does not change the cycles; where Adam's
+    lane multiplier 2**lr_frac_bits / B would not fit 16 bits, fewer lr_frac_bits."""
+    from golden.config import ConfigError, OPTIMIZERS
+    out = []
+    for opt in OPTIMIZERS:
+        c, note = None, ""
+        for lrf in range(cfg.lr_frac_bits, -1, -1):
+            try:
+                c = cfg.with_(optimizer=opt, lr_frac_bits=lrf)
+                break
+            except ConfigError:
+                continue
+        if c is None:
+            raise ValueError(f"no lr_frac_bits makes a valid {opt} variant of this config")
+        if c.lr_frac_bits != cfg.lr_frac_bits:
+            note = f"lr_frac_bits {c.lr_frac_bits}"
+        out.append((opt, c, note))
     return out
 
 

@@ -59,6 +59,18 @@ def test_digits_slice_trains_bit_exactly(simulator, tmp_path):
     assert r["samples"] == n and r["updates"] == n
 
 
+def test_digits_adam_one_epoch_bit_exactly_on_verilator(tmp_path):
+    """examples/digits-adam.toml, one whole epoch: every output and, after every update, the
+    parameter and state signatures equal golden's; a full readback of parameters and state
+    at the end."""
+    require_simulator("verilator")
+    cfg = load_config("examples/digits-adam.toml")
+    r = run_train(cfg, "verilator", epochs=1, check_params="signature", build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    n = len(load_dataset(cfg).X_train)
+    assert r["samples"] == n and r["updates"] == n // cfg.batch_size
+
+
 def test_wrong_expectations_are_caught_with_their_sample(tmp_path):
     """The testbench queues many samples per wake-up: a wrong expected signature (that of
     the last sample of the first queue, checked when the next queue's first result
