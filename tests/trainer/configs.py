@@ -33,8 +33,8 @@ def optimizer_variants():
     deep = dict(layers=(2, 5, 4, 1), activations=("sigmoid",) * 3, lanes=2, batch_size=4,
                 rounding="stochastic", sr_seed=5)
     return [
-        ("xor-momentum", xor(optimizer="momentum", learning_rate=0.5, epochs=150)),
-        ("xor-adam", xor(optimizer="adam", learning_rate=0.1, epochs=150)),
+        ("xor-momentum", xor(optimizer="momentum", learning_rate=0.5, epochs=100)),
+        ("xor-adam", xor(optimizer="adam", learning_rate=0.1, epochs=100)),
         ("3layer-b4-sr-momentum", xor(optimizer="momentum", learning_rate=0.5, **deep)),
         ("3layer-b4-sr-adam", xor(optimizer="adam", learning_rate=0.05, **deep)),
     ]

@@ -76,3 +76,21 @@ def test_bench_bad_fmax_report_is_a_user_error(tmp_path):
     r = CliRunner().invoke(main, ["bench", "--config", "examples/xor.toml", "--target", "ecp5-85k",
                                   "--fmax-report", str(_fmax_file(tmp_path))])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+@pytest.mark.slow  # three Verilator builds (about 100 s): with the long suite
+def test_bench_compares_the_optimizers_side_by_side(tmp_path, require_tool):
+    """--compare-optimizers: the same network, batch and data with sgd, momentum and adam in
+    one run; cycles from the hardware counter; Adam's bias queue costs cycles at batch 1
+    (the next sample waits for it), and each optimizer's own multipliers are reported."""
+    require_tool("verilator")
+    out = tmp_path / "b"
+    r = CliRunner().invoke(main, ["bench", "--config", "examples/xor.toml", "--samples", "8", "--icarus-samples", "0",
+                                  "--cpu-samples", "50", "--compare-optimizers", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((out / "report.json").read_text())["optimizers"]
+    assert list(rows) == ["sgd", "momentum", "adam"]
+    assert rows["sgd"]["ratio_to_sgd"] == 1.0 and rows["sgd"]["optimizer"]["multipliers"] == 0
+    assert rows["momentum"]["ratio_to_sgd"] >= 1.0 and rows["momentum"]["optimizer"]["multipliers"] == 2 * 4
+    assert rows["adam"]["ratio_to_sgd"] > 1.0 and rows["adam"]["optimizer"]["multipliers"] == 6 * 4 + 1
+    assert "x SGD" in r.output and "adam" in r.output
