@@ -138,8 +138,11 @@ def test_signature_check_over_the_bus_catches_a_wrong_update():
     assert r.first.what in ("signature", "output")
 
 
-@pytest.mark.parametrize("name,cfg", [v for v in variants() if v[1].activations[-1] != "softmax"],
-                         ids=[v[0] for v in variants() if v[1].activations[-1] != "softmax"])
+_FORMULA = [v for v in variants() + optimizer_variants()
+            if v[1].activations[-1] != "softmax" and v[1].optimizer != "adam"]
+
+
+@pytest.mark.parametrize("name,cfg", _FORMULA, ids=[v[0] for v in _FORMULA])
 def test_cycle_counter_matches_the_schedule_formula(name, cfg):
     """The hardware's own cycle counter equals the schedule in docs/trainer.md, sample by sample."""
     from hdl.layout import expected_train_cycles
