@@ -98,3 +98,22 @@ def test_digits_adam_fixed_tracks_float_and_float_learns():
     last = run.history[-1]
     assert last.float_test_accuracy >= 0.95
     assert abs(last.fixed_test_accuracy - last.float_test_accuracy) <= 0.01
+
+
+def test_iris_adam_fixed_matches_float():
+    """examples/iris-adam.toml: Adam at 0.005, batch 4; 45 test samples, so within one
+    percentage point means the same count."""
+    run = run_example("iris-adam")
+    assert run.cfg.optimizer == "adam" and run.cfg.batch_size == 4
+    last = run.history[-1]
+    assert abs(last.fixed_test_accuracy - last.float_test_accuracy) <= 0.01
+    assert last.float_test_accuracy >= 0.95
+
+
+@pytest.mark.slow
+def test_digits_momentum_fixed_tracks_float_and_float_learns():
+    run = run_example("digits-momentum")
+    assert run.cfg.optimizer == "momentum" and run.cfg.batch_size == 16 and len(run.history) <= 15
+    last = run.history[-1]
+    assert last.float_test_accuracy >= 0.95
+    assert abs(last.fixed_test_accuracy - last.float_test_accuracy) <= 0.01
