@@ -39,12 +39,13 @@ def test_optimizers_train_bit_exactly(simulator, name, cfg, tmp_path):
     """Momentum and Adam: every output, and after every update every parameter, every state
     word and Adam's powers (read back over the bus) equal golden's; XOR reaches 4/4."""
     require_simulator(simulator)
-    xor_net = name.startswith("xor")
-    r = run_train(cfg, simulator, epochs=None if xor_net else 12, check_params="every",
-                  build_root=str(tmp_path.parent / "build"))
+    # XOR to 4/4 on Verilator; Icarus (several times slower) checks the first 30 epochs
+    to_the_end = name.startswith("xor") and simulator == "verilator"
+    r = run_train(cfg, simulator, epochs=None if to_the_end else 30 if name.startswith("xor") else 12,
+                  check_params="every", build_root=str(tmp_path.parent / "build"))
     assert r["mismatches"] == 0, r["first_mismatch"]
     assert r["updates"] == r["samples"] // cfg.batch_size > 0
-    if xor_net:
+    if to_the_end:
         assert r["rtl_test_accuracy"] == 1.0
 
 
