@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, signed
 
-__all__ = ["DSP_KINDS", "dsp_for_platform", "registered_product"]
+__all__ = ["DSP_KINDS", "dsp_for_platform", "registered_product", "pipelined_product"]
 
 DSP_KINDS = ("generic", "ecp5")
 _W = 18  # MULT18X18D operand width (both signed here)
@@ -88,3 +88,56 @@ def registered_product(m: Module, a, b, out: Signal, *, dsp: str = "generic", na
         **ports,
     )
     m.d.comb += out.eq(p.as_signed())
+
+
+def _chunks(v):
+    """``v`` as (piece, shift) parts that each fit a MULT18X18D operand: 17-bit unsigned
+    pieces from the bottom, the top piece with ``v``'s signedness."""
+    if _fits(v):
+        return [(v, 0)]
+    top_w = _W if v.shape().signed else _W - 1
+    parts, lo = [], 0
+    while len(v) - lo > top_w:
+        parts.append((v[lo:lo + _W - 1], lo))
+        lo += _W - 1
+    top = v[lo:]
+    parts.append((top.as_signed() if v.shape().signed else top, lo))
+    return parts
+
+
+def pipelined_product(m: Module, a, b, *, dsp: str = "generic", name: str = "mul"):
+    """``a * b`` of any widths as MULT18X18D-sized partial products, each a
+    :func:`registered_product`, summed pairwise in a tree with a register after every
+    level, so no cycle holds more than one multiplier or one add. Returns ``(product,
+    latency)``: the exact product, ``latency`` cycles after ``a`` and ``b``."""
+    exact = len(a) + len(b) + (a.shape().signed != b.shape().signed)
+    shape = signed(exact) if (a.shape().signed or b.shape().signed) else signed(exact + 1)
+    terms = []
+    for i, (pa, sa) in enumerate(_chunks(a)):
+        for j, (pb, sb) in enumerate(_chunks(b)):
+            pw = len(pa) + len(pb) + 1
+            t = Signal(signed(pw), name=f"{name}_pp{i}{j}")
+            registered_product(m, pa, pb, t, dsp=dsp, name=f"{name}_pp{i}{j}")
+            terms.append((t, sa + sb))
+    latency = 2
+    level = 0
+    while len(terms) > 1:
+        nxt = []
+        for k in range(0, len(terms), 2):
+            if k + 1 == len(terms):
+                (t, sh), = terms[k:k + 1]
+                r = Signal(shape, name=f"{name}_s{level}_{k}")
+                m.d.sync += r.eq(t << sh)
+                nxt.append((r, 0))
+                continue
+            (t1, s1), (t2, s2) = terms[k], terms[k + 1]
+            r = Signal(shape, name=f"{name}_s{level}_{k}")
+            m.d.sync += r.eq((t1 << s1) + (t2 << s2))
+            nxt.append((r, 0))
+        terms, latency, level = nxt, latency + 1, level + 1
+    t, sh = terms[0]
+    if sh:
+        out = Signal(shape, name=f"{name}_out")
+        m.d.comb += out.eq(t << sh)
+        t = out
+    return t, latency

@@ -16,24 +16,23 @@ from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
            "PIPELINE_TAIL", "bwd_delta_lag", "EPS_LAG", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG",
-           "CORE_DEPTH", "update_latency", "pipeline_tail"]
+           "update_latency", "pipeline_tail"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, read data registered (stage R), registered multiplier operands, registered partial
 # products (stage M), their sum registered (stage A).
 PIPE_LATENCY = 5
-# Registers of each optimizer's core in the update engine (hdl/trainer/optimizer_cores.py),
-# from stage S to the rounded step.
-CORE_DEPTH = {"sgd": 1, "momentum": 3, "adam": 12}
 # Cycles from an update beat's issue to its parameter write (SGD): stage A forms the exact
-# step (the product, or the batch sum), stage S registers it, the core rounds it, stage U
-# subtracts it, saturates and writes.
-UPDATE_LATENCY = PIPE_LATENCY + 1 + CORE_DEPTH["sgd"]
+# step (the product, or the batch sum), stage S registers it, the core rounds it (one
+# register), stage U subtracts it, saturates and writes.
+UPDATE_LATENCY = PIPE_LATENCY + 1 + 1
 
 
 def update_latency(cfg: Config) -> int:
-    """UPDATE_LATENCY for the config's optimizer (Adam: a weight; its row's bias may wait)."""
-    return PIPE_LATENCY + 1 + CORE_DEPTH[cfg.optimizer]
+    """UPDATE_LATENCY for the config's optimizer, whose core (hdl/trainer/optimizer_cores.py)
+    has ``core_depth(cfg)`` registers (Adam: a weight; its row's bias may wait)."""
+    from .trainer.optimizer_cores import core_depth  # (the trainer package imports this module)
+    return PIPE_LATENCY + 1 + core_depth(cfg)
 
 
 def pipeline_tail(cfg: Config) -> int:

@@ -3,8 +3,9 @@
 docs/arithmetic.md §10.2 "Bias correction". Two registers hold beta1^t and beta2^t for
 the next update t (32 fraction bits). A short pipeline turns them, with the ADAM_LR
 code, into that update's ``alpha``, ``r2``, ``e2``; ``start`` (the update's first beat)
-latches them for the whole update and moves both powers on by one update. The pipeline
-settles 5 cycles after a power or ``lr`` changes; the next ``start`` is a whole sample
+latches them for the whole update and moves both powers on by one update (to their next
+values, which a pipeline beside them keeps ready). Everything settles within
+``SETTLE_CYCLES`` after a power or ``lr`` changes; the next ``start`` is a whole sample
 later.
 """
 from __future__ import annotations
@@ -19,10 +20,12 @@ from golden.optimizers import ALPHA_MAX, initial_beta_power
 from golden.tables import recip_table
 
 from ..arith import round_shift
+from ..dsp import pipelined_product
 
-__all__ = ["AdamScalars", "power_write_layout", "R2_WIDTH", "E2_SHAPE"]
+__all__ = ["AdamScalars", "power_write_layout", "R2_WIDTH", "E2_SHAPE", "SETTLE_CYCLES"]
 
 R2_WIDTH = 16
+SETTLE_CYCLES = 8
 E2_SHAPE = range(BETA_POW_FRAC_BITS + 2)
 
 
@@ -50,7 +53,7 @@ class AdamScalars(wiring.Component):
         self._cfg = cfg
         super().__init__({
             "start": In(1),
-            "lr": In(32),
+            "lr": In(unsigned(ADAM_ALPHA_WIDTH - 1)),
             "pow_wr": In(power_write_layout()),
             "p1": Out(BETA_POW_FRAC_BITS, init=initial_beta_power(cfg, cfg.adam_c1)),
             "p2": Out(BETA_POW_FRAC_BITS, init=initial_beta_power(cfg, cfg.adam_c2)),
@@ -82,26 +85,52 @@ class AdamScalars(wiring.Component):
             m.d.comb += rd.addr.eq(idx)
             m.d.sync += n2.eq(n)
             nxt[name] = (rd.data, n2)
-        # 3: lr * R1; 4: alpha = lr R1 / 2^(rf - e1), e1 = 33 - n1, rounded, clamped
-        prod, n1 = Signal(32 + R2_WIDTH), Signal.like(nxt["1"][1])
-        r2, e2 = Signal(R2_WIDTH), Signal(E2_SHAPE)
-        m.d.sync += [prod.eq(self.lr * nxt["1"][0]), n1.eq(nxt["1"][1]),
-                     r2.eq(nxt["2"][0]), e2.eq(BETA_POW_FRAC_BITS + 1 - nxt["2"][1])]
-        alpha, r2_n, e2_n = Signal.like(self.alpha), Signal.like(r2), Signal.like(e2)
+        # 3, 4: lr * R1 (a registered multiply); 5: its quotient by 2^(rf - e1), e1 = 33 - n1,
+        # and the rounding flags; 6: alpha, rounded (nearest-even) and clamped
+        prod, lat = pipelined_product(m, self.lr, nxt["1"][0], name="lr_r1")
+        e2_now = Signal(E2_SHAPE, name="e2_now")
+        m.d.comb += e2_now.eq(BETA_POW_FRAC_BITS + 1 - nxt["2"][1])
+        n1, r2, e2 = _delayed(m, nxt["1"][1], lat, "n1"), _delayed(m, nxt["2"][0], lat, "r2"), \
+            _delayed(m, e2_now, lat, "e2")
+        q, gt, eq = Signal(len(prod) + BETA_POW_FRAC_BITS), Signal(), Signal()
         with m.Switch(n1):
             for n in range(1, BETA_POW_FRAC_BITS + 2):
                 with m.Case(n):
-                    a = round_shift(prod, rf + n - BETA_POW_FRAC_BITS - 1)
-                    m.d.sync += alpha.eq(Mux(a > ALPHA_MAX, ALPHA_MAX, a))
-        m.d.sync += [r2_n.eq(r2), e2_n.eq(e2)]
+                    sh = rf + n - BETA_POW_FRAC_BITS - 1
+                    if sh <= 0:
+                        m.d.sync += [q.eq(prod << -sh), gt.eq(0), eq.eq(0)]
+                    else:
+                        half = 1 << (sh - 1)
+                        m.d.sync += [q.eq(prod >> sh), gt.eq(prod[:sh] > half if sh > 1 else 0),
+                                     eq.eq(prod[:sh] == half)]
+        r2_q, e2_q = _delayed(m, r2, 1, "r2_q"), _delayed(m, e2, 1, "e2_q")
+        alpha, r2_n, e2_n = Signal.like(self.alpha), Signal.like(r2_q), Signal.like(e2_q)
+        a = q + (gt | (eq & q[0]))
+        m.d.sync += [alpha.eq(Mux(a > ALPHA_MAX, ALPHA_MAX, a)), r2_n.eq(r2_q), e2_n.eq(e2_q)]
+        # the next powers, kept ready: round_ne(p * (2^20 - c) / 2^20)
+        nxt_p = []
+        for p, c in ((self.p1, cfg.adam_c1), (self.p2, cfg.adam_c2)):
+            beta = Const((1 << OPT_FRAC_BITS) - c, OPT_FRAC_BITS)
+            pp, _ = pipelined_product(m, p, beta, name=f"pow{len(nxt_p) + 1}")
+            pn = Signal(BETA_POW_FRAC_BITS, name=f"p{len(nxt_p) + 1}_next")
+            m.d.sync += pn.eq(round_shift(pp, OPT_FRAC_BITS))
+            nxt_p.append(pn)
         # the update's values; the powers move on: p <- round_ne(p * (2^20 - c) / 2^20)
         with m.If(self.start):
             m.d.sync += [self.alpha.eq(alpha), self.r2.eq(r2_n), self.e2.eq(e2_n)]
-            for p, c in ((self.p1, cfg.adam_c1), (self.p2, cfg.adam_c2)):
-                m.d.sync += p.eq(round_shift(p * Const((1 << OPT_FRAC_BITS) - c, OPT_FRAC_BITS), OPT_FRAC_BITS))
+            m.d.sync += [self.p1.eq(nxt_p[0]), self.p2.eq(nxt_p[1])]
         with m.Elif(self.pow_wr.valid):
             with m.If(self.pow_wr.which):
                 m.d.sync += self.p2.eq(self.pow_wr.data)
             with m.Else():
                 m.d.sync += self.p1.eq(self.pow_wr.data)
         return m
+
+
+def _delayed(m, value, n, name):
+    for i in range(n):
+        reg = Signal.like(value, name=f"{name}_d{i}") if isinstance(value, Signal) else \
+            Signal(value.shape(), name=f"{name}_d{i}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value

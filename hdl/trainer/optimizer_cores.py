@@ -5,18 +5,23 @@ its LFSR draw, all registered (the update engine's stage S), and after ``depth(c
 registers gives the rounded step, the parameter as it came in, and the new state. The
 engine subtracts and saturates (``saturating_sub``) and writes. Cores hold no state of
 their own: every value moves one stage per cycle, so the engine delays its control bits
-by the same depth. Each multiplier has a register after it.
+by the same depth. Every multiply is MULT18X18D-sized partial products with registers
+around them (hdl/dsp.py: pipelined_product), and no stage holds more than one wide add or
+one rounding, so the cores keep the trainer's clock.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
+import functools
+
+from amaranth.hdl import Cat, Const, Fragment, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
-from golden.config import OPT_FRAC_BITS, Config
+from golden.config import ADAM_ALPHA_WIDTH, OPT_FRAC_BITS, Config
 from golden.tables import rsqrt_table
 
 from ..arith import fmt_shape, requantize, round_shift
-from ..layout import CORE_DEPTH
+from ..dsp import pipelined_product
+from .adam_scalars import E2_SHAPE, R2_WIDTH
 
 __all__ = ["core_depth", "build_core", "state_shapes", "step_shift"]
 
@@ -35,16 +40,27 @@ def step_shift(cfg: Config) -> int:
     return {"sgd": cfg.update_shift, "momentum": cfg.velocity_step_shift, "adam": cfg.adam_step_shift}[cfg.optimizer]
 
 
+@functools.lru_cache(maxsize=None)
 def core_depth(cfg: Config) -> int:
-    """Registers from stage S to the rounded step (hdl/layout.py: CORE_DEPTH)."""
-    return CORE_DEPTH[cfg.optimizer]
+    """Registers from stage S to the rounded step: the core built once to count them (its
+    multipliers' latencies depend on the widths, hdl/dsp.py: pipelined_product)."""
+    from amaranth.hdl import Module
+    m, W = Module(), cfg.weight.width
+    s1, s2 = state_shapes(cfg)
+    sc = {"alpha": Signal(unsigned(ADAM_ALPHA_WIDTH - 1)), "r2": Signal(R2_WIDTH), "e2": Signal(E2_SHAPE)}
+    depth = build_core(m, cfg, "probe", Signal(signed(64)), Signal(signed(W)), Signal(s1) if s1 else None,
+                       Signal(s2) if s2 else None, Signal(32), sc, count_only=True)
+    Fragment.get(m, None)  # (a probe: elaborated here, so nothing warns that it was never used)
+    return depth
 
 
 class _Pipe:
-    """Named values moving one register per stage (``carry`` keeps them in step)."""
+    """Named values moving one register per stage (``reg``), and multiplies that run beside
+    them (``mul``: its product joins the values in the stage it is ready)."""
 
-    def __init__(self, m, prefix):
-        self.m, self.prefix, self.stage = m, prefix, 0
+    def __init__(self, m, prefix, dsp):
+        self.m, self.prefix, self.dsp, self.stage = m, prefix, dsp, 0
+        self._pending = []  # (stage ready, name, product)
 
     def reg(self, values: dict) -> dict:
         self.stage += 1
@@ -57,29 +73,51 @@ class _Pipe:
                 Signal(v.shape(), name=f"{self.prefix}_{k}_{self.stage}")
             self.m.d.sync += r.eq(v)
             out[k] = r
+        for ready, k, prod in self._pending:
+            if ready == self.stage:
+                out[k] = prod
+        self._pending = [x for x in self._pending if x[0] > self.stage]
         return out
 
+    def mul(self, name, a, b):
+        """Start ``a * b`` (values of this stage); ``name`` joins the values when ready."""
+        prod, latency = pipelined_product(self.m, a, b, dsp=self.dsp, name=f"{self.prefix}_{name}")
+        self._pending.append((self.stage + latency, name, prod))
 
-def build_core(m, cfg: Config, prefix: str, G, w, s1, s2, rand, adam=None):
+    def wait(self, values: dict, name) -> dict:
+        """Carry ``values`` until the product ``name`` is ready."""
+        while name not in values:
+            values = self.reg(values)
+        return values
+
+
+def build_core(m, cfg: Config, prefix: str, G, w, s1, s2, rand, adam=None, *, dsp="generic", count_only=False):
     """The core for ``cfg.optimizer``; returns ``(step, w, s1_new, s2_new)`` after
     core_depth(cfg) registers. ``adam``: the update's scalars (``alpha``, ``r2``, ``e2``)."""
-    pipe = _Pipe(m, prefix)
+    pipe = _Pipe(m, prefix, dsp)
     if cfg.optimizer == "sgd":
         v = pipe.reg({"step": round_shift(G, cfg.update_shift, cfg.rounding, rand), "w": w})
-        return v["step"], v["w"], None, None
-    if cfg.optimizer == "momentum":
-        return _momentum(pipe, cfg, G, w, s1, rand)
-    return _adam(pipe, m, cfg, prefix, G, w, s1, s2, rand, adam)
+        out = v["step"], v["w"], None, None
+    elif cfg.optimizer == "momentum":
+        out = _momentum(pipe, cfg, G, w, s1, rand)
+    else:
+        out = _adam(pipe, m, cfg, prefix, G, w, s1, s2, rand, adam)
+    return pipe.stage if count_only else out
+
+
+def _keep(d, *names):
+    return {k: d[k] for k in names}
 
 
 def _momentum(pipe, cfg, G, w, u, rand):
     fu, U, fb = cfg.velocity, cfg.update_frac_bits, OPT_FRAC_BITS
     x = max(fb + fu.frac_bits, U)
-    v = pipe.reg({"prod": u * Const(cfg.momentum_code, unsigned(fb)), "G": G, "w": w, "rand": rand})
-    s = (v["prod"] << (x - fb - fu.frac_bits)) + (v["G"] << (x - U))
-    v = pipe.reg({"u": requantize(s, x, fu), "w": v["w"], "rand": v["rand"]})
+    pipe.mul("prod", u, Const(cfg.momentum_code, unsigned(fb)))
+    v = pipe.wait({"G": G, "w": w, "rand": rand}, "prod")
+    v = pipe.reg({"sum": (v["prod"] << (x - fb - fu.frac_bits)) + (v["G"] << (x - U)), **_keep(v, "w", "rand")})
+    v = pipe.reg({"u": requantize(v["sum"], x, fu), **_keep(v, "w", "rand")})
     v = pipe.reg({"step": round_shift(v["u"], cfg.velocity_step_shift, cfg.rounding, v["rand"]),
-                  "u": v["u"], "w": v["w"]})
+                  **_keep(v, "u", "w")})
     return v["step"], v["w"], v["u"], None
 
 
@@ -93,37 +131,45 @@ def _bit_length(m, x, width, name):
 
 
 def _adam(pipe, m, cfg, prefix, G, w, mom, v2, rand, sc):
+    """docs/arithmetic.md §10.2, one operation (a multiply, an add, a rounding) per stage."""
     fm, fv, fb, M = cfg.adam_m, cfg.adam_v, OPT_FRAC_BITS, cfg.rsqrt_entries_log2
     rf = cfg.recip_frac_bits
     e_lo, e_hi = cfg.adam_exponents
-    keep = lambda d, *names: {k: d[k] for k in names}  # noqa: E731
     c1, c2 = Const(cfg.adam_c1, unsigned(fb)), Const(cfg.adam_c2, unsigned(fb))
-    # 1: g = requantize(G, U, adam_m)
+    c1, c2 = c1[:max(1, cfg.adam_c1.bit_length())], c2[:max(1, cfg.adam_c2.bit_length())]
+    rest = ("v", "w", "rand")
+    # g = requantize(G, U, adam_m); g^2 starts
     v = pipe.reg({"g": requantize(G, cfg.update_frac_bits, fm), "m": mom, "v": v2, "w": w, "rand": rand})
-    # 2: the first moment's product and the square
-    v = pipe.reg({"mprod": (v["g"] - v["m"]) * c1, "gsq": v["g"] * v["g"], **keep(v, "m", "v", "w", "rand")})
-    # 3: m' and g^2 in the v format
-    v = pipe.reg({"m": requantize((v["m"] << fb) + v["mprod"], fm.frac_bits + fb, fm),
-                  "sq": requantize(v["gsq"], 2 * fm.frac_bits, fv), **keep(v, "v", "w", "rand")})
-    # 4, 5: v'
-    v = pipe.reg({"vprod": (v["sq"] - v["v"]) * c2, **keep(v, "m", "v", "w", "rand")})
-    v = pipe.reg({"v": requantize((v["v"] << fb) + v["vprod"], fv.frac_bits + fb, fv), **keep(v, "m", "w", "rand")})
-    # 6: v's 16-bit mantissa from its leading one, and its bit length
+    pipe.mul("gsq", v["g"], v["g"])
+    # m' = requantize(m 2^20 + c1 (g - m))
+    v = pipe.reg({"dm": v["g"] - v["m"], **_keep(v, "m", *rest)})
+    pipe.mul("mprod", v["dm"], c1)
+    v = pipe.wait(_keep(v, "m", *rest), "mprod")
+    v = pipe.wait(v, "gsq")
+    v = pipe.reg({"msum": (v["m"] << fb) + v["mprod"], "sq": requantize(v["gsq"], 2 * fm.frac_bits, fv),
+                  **_keep(v, *rest)})
+    # v' = requantize(v 2^20 + c2 (sq - v))
+    v = pipe.reg({"m": requantize(v["msum"], fm.frac_bits + fb, fm), "dv": v["sq"] - v["v"], **_keep(v, *rest)})
+    pipe.mul("vprod", v["dv"], c2)
+    v = pipe.wait(_keep(v, "m", *rest), "vprod")
+    v = pipe.reg({"vsum": (v["v"] << fb) + v["vprod"], **_keep(v, "m", "w", "rand")})
+    v = pipe.reg({"v": requantize(v["vsum"], fv.frac_bits + fb, fv), **_keep(v, "m", "w", "rand")})
+    # v's bit length, then its 16-bit mantissa from the leading one
     W = fv.width - 1  # v >= 0: the sign bit is 0
+    n = _bit_length(m, v["v"][:W], W, f"{prefix}_vlen")
+    v = pipe.reg({"n": n, **_keep(v, "v", "m", "w", "rand")})
     vu = v["v"][:W]
-    n = _bit_length(m, vu, W, f"{prefix}_vlen")
     mv = Signal(16, name=f"{prefix}_mv")
-    with m.Switch(n):
+    with m.Switch(v["n"]):
         for k in range(1, W + 1):
             with m.Case(k):
                 m.d.comb += mv.eq(vu << (16 - k) if k <= 16 else vu >> (k - 16))
-    v = pipe.reg({"mv": mv, "n": n, "zero": n == 0, **keep(v, "m", "v", "w", "rand")})
-    # 7: q = mv * R2 (v_hat's mantissa)
-    # (only the bits the index takes: q's leading one is bit rf + 14 or rf + 15)
-    v = pipe.reg({"q": (v["mv"] * sc["r2"])[rf + 14 - M:rf + 16], **keep(v, "n", "zero", "m", "v", "w", "rand")})
-    # 8: the table address: v_hat's exponent (q = mv * R2 has bit length rf + 15 or rf + 16,
-    # R2 in (2^(rf-1), 2^rf)) and the M bits below q's leading one
-    q = v["q"]  # bits rf + 14 - M .. rf + 15 of the product
+    v = pipe.reg({"mv": mv, "zero": v["n"] == 0, **_keep(v, "n", "v", "m", "w", "rand")})
+    # q = mv * R2, v_hat's mantissa (only the bits the index takes: its leading one is bit
+    # rf + 14 or rf + 15, R2 in (2^(rf-1), 2^rf))
+    pipe.mul("q", v["mv"], sc["r2"])
+    v = pipe.wait(_keep(v, "n", "zero", "v", "m", "w", "rand"), "q")
+    q = v["q"][rf + 14 - M:rf + 16]
     hi = q[M + 1]
     e = Signal(signed(12), name=f"{prefix}_e")
     m.d.comb += e.eq(hi + v["n"] - 1 - fv.frac_bits + sc["e2"] - 1)
@@ -133,16 +179,18 @@ def _adam(pipe, m, cfg, prefix, G, w, mom, v2, rand, sc):
     addr = Signal(range(n_entries), name=f"{prefix}_raddr")
     m.d.comb += addr.eq(Mux(v["zero"] | (e < e_lo), 0,
                             Mux(e > e_hi, n_entries - 1, Cat(idx, (e - e_lo)[:max(1, (e_hi - e_lo).bit_length())]))))
-    v = pipe.reg({"addr": addr, **keep(v, "m", "v", "w", "rand")})
-    # 9: the table read (a block RAM: the data comes a cycle later)
+    v = pipe.reg({"addr": addr, **_keep(v, "m", "v", "w", "rand")})
+    # the 1/(sqrt(v_hat) + eps) table (a block RAM: its data a cycle later)
     rom = Memory(shape=fmt_shape(cfg.adam_r_format), depth=n_entries, init=[int(x) for x in rsqrt_table(cfg)])
     m.submodules[f"{prefix}_rsqrt"] = rom
     rd = rom.read_port()
     m.d.comb += rd.addr.eq(v["addr"])
-    v = pipe.reg(keep(v, "m", "v", "w", "rand"))
-    # 10, 11: m' * r * alpha (exact), 12: rounded once
-    v = pipe.reg({"mr": v["m"] * rd.data, **keep(v, "m", "v", "w", "rand")})
-    v = pipe.reg({"mra": v["mr"] * sc["alpha"], **keep(v, "m", "v", "w", "rand")})
+    v = pipe.reg(_keep(v, "m", "v", "w", "rand"))
+    # m' * r * alpha, exact, rounded once
+    pipe.mul("mr", v["m"], rd.data)
+    v = pipe.wait(_keep(v, "m", "v", "w", "rand"), "mr")
+    pipe.mul("mra", v["mr"], sc["alpha"])
+    v = pipe.wait(_keep(v, "m", "v", "w", "rand"), "mra")
     v = pipe.reg({"step": round_shift(v["mra"], cfg.adam_step_shift, cfg.rounding, v["rand"]),
-                  **keep(v, "m", "v", "w")})
+                  **_keep(v, "m", "v", "w")})
     return v["step"], v["w"], v["m"], v["v"]

@@ -6,11 +6,12 @@ while the trainer is idle.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.config import Config
+from golden.config import ADAM_ALPHA_WIDTH, Config
+from golden.optimizers import ALPHA_MAX
 
 from ..csr import BANK_SHIFT, ID_VALUE, REG, REGION_SHIFT, CsrSignature
 from ..layout import Layout
@@ -95,7 +96,8 @@ class ControlRegisters(wiring.Component):
         if state_regions(cfg):
             ports.update({"s_w_data": In(32).array(cfg.lanes), "s_b_data": In(32).array(cfg.lanes)})
         if cfg.optimizer == "adam":
-            ports.update({"adam_lr": Out(32, init=cfg.adam_lr_code), "pow_wr": Out(power_write_layout()),
+            ports.update({"adam_lr": Out(unsigned(ADAM_ALPHA_WIDTH - 1), init=cfg.adam_lr_code),
+                          "pow_wr": Out(power_write_layout()),
                           "p1": In(32), "p2": In(32)})
         return ports
 
@@ -214,7 +216,10 @@ class ControlRegisters(wiring.Component):
                     m.d.sync += err_bus.eq(1)
             if cfg.optimizer == "adam":
                 with m.Case(REG["ADAM_LR"]):
-                    m.d.sync += self.adam_lr.eq(csr.wdata)
+                    with m.If(csr.wdata <= ALPHA_MAX):
+                        m.d.sync += self.adam_lr.eq(csr.wdata)
+                    with m.Else():
+                        m.d.sync += err_bus.eq(1)
                 for which, name in enumerate(("BETA1_POW", "BETA2_POW")):
                     with m.Case(REG[name]):
                         with m.If(idle_r):

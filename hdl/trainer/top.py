@@ -105,7 +105,8 @@ class Trainer(wiring.Component):
         m.submodules.sequencer = seq = Sequencer(cfg, lay)
         m.submodules.lanes = lanes = LaneArray(cfg, lay, dsp=dsp)
         m.submodules.backward = bwd = BackwardReduction(cfg, lay, prod_shape=product_shape(cfg))
-        m.submodules.update = upd = UpdateEngine(cfg, lay, grad_shape=product_shape(cfg), eps_shape=signed(eps_width(cfg)))
+        m.submodules.update = upd = UpdateEngine(cfg, lay, grad_shape=product_shape(cfg), eps_shape=signed(eps_width(cfg)),
+                                              dsp=dsp)
         m.submodules.output = out = OutputStage(cfg, lay)
         m.submodules.registers = regs = ControlRegisters(cfg, lay)
 

@@ -9,13 +9,13 @@ a lane has one and a row's bias queues for a free cycle (docs/trainer.md).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.config import BETA_POW_FRAC_BITS, Config
+from golden.config import ADAM_ALPHA_WIDTH, BETA_POW_FRAC_BITS, Config
 from golden.lfsr import lane_seed
 
 from ..arith import saturating_sub
@@ -100,8 +100,8 @@ class UpdateEngine(wiring.Component):
     folds the written words into the signatures.
     """
 
-    def __init__(self, cfg: Config, lay: Layout, *, grad_shape, eps_shape):
-        self._cfg, self._lay = cfg, lay
+    def __init__(self, cfg: Config, lay: Layout, *, grad_shape, eps_shape, dsp: str = "generic"):
+        self._cfg, self._lay, self._dsp = cfg, lay, dsp
         P, WW = cfg.lanes, cfg.weight.width
         wdepth, ddepth = max(lay.wdepth, 1), max(lay.ddepth, 1)
         addr_shape, slot_shape = range(max(wdepth, 2)), range(ddepth)
@@ -135,7 +135,7 @@ class UpdateEngine(wiring.Component):
                               f"{name}_wr": Out(ParamWrite(wdepth, shape)).array(P),
                               f"{name}b_wr": Out(ParamWrite(ddepth, shape)).array(P)})
         if cfg.optimizer == "adam":
-            ports.update({"adam_lr": In(32), "pow_wr": In(power_write_layout()),
+            ports.update({"adam_lr": In(unsigned(ADAM_ALPHA_WIDTH - 1)), "pow_wr": In(power_write_layout()),
                           "p1": Out(BETA_POW_FRAC_BITS), "p2": Out(BETA_POW_FRAC_BITS)})
         return ports
 
@@ -211,7 +211,7 @@ class UpdateEngine(wiring.Component):
                 # stage S: the item registered; then the core; stage U: subtract, saturate, write
                 sv = {k: _register(m, v, f"s_{k}_{kind}{p}") for k, v in item.items() if v is not None}
                 step, w_in, s1n, s2n = build_core(m, cfg, f"core{kind}{p}", sv["G"], sv["w"], sv.get("s1"), sv.get("s2"),
-                                                  sv.get("rand"), sc)
+                                                  sv.get("rand"), sc, dsp=self._dsp)
                 ctl = [sv["ctl"]]
                 for d in range(depth):
                     ctl.append(_register(m, ctl[-1], f"ctl_{kind}{p}_{d + 1}"))

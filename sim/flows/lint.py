@@ -20,6 +20,9 @@ from pathlib import Path
 __all__ = ["lint", "LINT_WAIVERS", "LintWarning"]
 
 LINT_WAIVERS = (
+    ("UNUSEDSIGNAL", r"Bits of signal are not used: '\w*_q_pp00'", None,
+     "Adam's v_hat mantissa product (hdl/trainer/optimizer_cores.py): the table index takes "
+     "M + 2 of its bits (docs/arithmetic.md §10.2); the bits below only carry into them"),
     ("WIDTHEXPAND", r".*", None,
      "Amaranth relies on Verilog's implicit zero/sign extension of narrower operands "
      "(e.g. `acc + $signed({1'h0, lfsr[11:0]})`, signed operands widened to the result)"),
