@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, signed
 
-__all__ = ["DSP_KINDS", "dsp_for_platform", "registered_product", "pipelined_product"]
+__all__ = ["DSP_KINDS", "dsp_for_platform", "registered_product", "pipelined_product", "partial_products"]
 
 DSP_KINDS = ("generic", "ecp5")
 _W = 18  # MULT18X18D operand width (both signed here)
@@ -103,6 +103,11 @@ def _chunks(v):
     top = v[lo:]
     parts.append((top.as_signed() if v.shape().signed else top, lo))
     return parts
+
+
+def partial_products(a_shape, b_shape) -> int:
+    """MULT18X18D blocks :func:`pipelined_product` uses for operands of these shapes."""
+    return len(_chunks(Signal(a_shape))) * len(_chunks(Signal(b_shape)))
 
 
 def pipelined_product(m: Module, a, b, *, dsp: str = "generic", name: str = "mul"):

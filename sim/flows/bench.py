@@ -68,19 +68,31 @@ def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator",
 
 
 def optimizer_cost(cfg: Config) -> dict:
-    """The optimizer's own multipliers and tables (beside the lanes' multipliers, which MAC
-    utilization counts): hdl/trainer/optimizer_cores.py and adam_scalars.py."""
+    """The optimizer's own multipliers, as MULT18X18D blocks, and tables (beside the lanes'
+    multipliers, which MAC utilization counts): hdl/trainer/optimizer_cores.py and
+    adam_scalars.py, each multiply as pipelined_product splits it."""
+    from amaranth.hdl import signed, unsigned
+
+    from golden.config import ADAM_ALPHA_WIDTH, OPT_FRAC_BITS
     from golden.tables import rsqrt_table
+    from hdl.dsp import partial_products as pp
     P = cfg.lanes
     if cfg.optimizer == "sgd":
         return {"name": "sgd", "multipliers": 0, "tables": {}}
     if cfg.optimizer == "momentum":  # mu * v, in a weight core and a bias core per lane
-        return {"name": "momentum", "multipliers": 2 * P, "tables": {}}
+        per_core = pp(signed(cfg.velocity.width), unsigned(OPT_FRAC_BITS))
+        return {"name": "momentum", "multipliers": 2 * P * per_core, "tables": {}}
+    fm, fv, r = cfg.adam_m, cfg.adam_v, cfg.adam_r_format
+    per_lane = (pp(signed(fm.width), signed(fm.width))                                  # g g
+                + pp(signed(fm.width + 1), unsigned(cfg.adam_c1.bit_length()))          # c1 (g - m)
+                + pp(signed(fv.width + 1), unsigned(cfg.adam_c2.bit_length()))          # c2 (sq - v)
+                + pp(unsigned(16), unsigned(16))                                        # mantissa x R2
+                + pp(signed(fm.width), signed(r.width))                                 # m r
+                + pp(signed(fm.width + r.width), unsigned(ADAM_ALPHA_WIDTH - 1)))      # (m r) alpha
+    once = pp(unsigned(ADAM_ALPHA_WIDTH - 1), unsigned(16)) + 2 * pp(unsigned(32), unsigned(OPT_FRAC_BITS))
     n = len(rsqrt_table(cfg))
-    # per lane: c1 (g - m), g g, c2 (sq - v), mantissa x R2, m r, (m r) alpha; once: lr x R1
-    return {"name": "adam", "multipliers": 6 * P + 1,
-            "tables": {"rsqrt": f"{P} x {n} x {cfg.adam_r_format.width} bits",
-                       "recip": f"1 x {1 << cfg.recip_entries_log2} x 16 bits"}}
+    return {"name": "adam", "multipliers": P * per_lane + once,
+            "tables": {"rsqrt": f"{P} x {n} x {r.width} bits", "recip": f"1 x {1 << cfg.recip_entries_log2} x 16 bits"}}
 
 
 def optimizer_variants(cfg: Config) -> list:
