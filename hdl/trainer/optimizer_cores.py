@@ -19,7 +19,7 @@ from amaranth.lib.memory import Memory
 from golden.config import ADAM_ALPHA_WIDTH, OPT_FRAC_BITS, Config
 from golden.tables import rsqrt_table
 
-from ..arith import fmt_shape, requantize, round_shift
+from ..arith import fmt_shape, requantize, round_shift, saturate
 from ..dsp import pipelined_product
 from .adam_scalars import E2_SHAPE, R2_WIDTH
 
@@ -115,7 +115,8 @@ def _momentum(pipe, cfg, G, w, u, rand):
     pipe.mul("prod", u, Const(cfg.momentum_code, unsigned(fb)))
     v = pipe.wait({"G": G, "w": w, "rand": rand}, "prod")
     v = pipe.reg({"sum": (v["prod"] << (x - fb - fu.frac_bits)) + (v["G"] << (x - U)), **_keep(v, "w", "rand")})
-    v = pipe.reg({"u": requantize(v["sum"], x, fu), **_keep(v, "w", "rand")})
+    v = pipe.reg({"u": round_shift(v["sum"], x - fu.frac_bits), **_keep(v, "w", "rand")})
+    v = pipe.reg({"u": saturate(v["u"], fu), **_keep(v, "w", "rand")})  # (rounding and clamp apart: wide)
     v = pipe.reg({"step": round_shift(v["u"], cfg.velocity_step_shift, cfg.rounding, v["rand"]),
                   **_keep(v, "u", "w")})
     return v["step"], v["w"], v["u"], None
@@ -139,7 +140,8 @@ def _adam(pipe, m, cfg, prefix, G, w, mom, v2, rand, sc):
     c1, c2 = c1[:max(1, cfg.adam_c1.bit_length())], c2[:max(1, cfg.adam_c2.bit_length())]
     rest = ("v", "w", "rand")
     # g = requantize(G, U, adam_m); g^2 starts
-    v = pipe.reg({"g": requantize(G, cfg.update_frac_bits, fm), "m": mom, "v": v2, "w": w, "rand": rand})
+    v = pipe.reg({"g": round_shift(G, cfg.update_frac_bits - fm.frac_bits), "m": mom, "v": v2, "w": w, "rand": rand})
+    v = pipe.reg({"g": saturate(v["g"], fm), **_keep(v, "m", *rest)})  # (each wide rounding, then its clamp)
     pipe.mul("gsq", v["g"], v["g"])
     # m' = requantize(m 2^20 + c1 (g - m))
     v = pipe.reg({"dm": v["g"] - v["m"], **_keep(v, "m", *rest)})
@@ -149,11 +151,13 @@ def _adam(pipe, m, cfg, prefix, G, w, mom, v2, rand, sc):
     v = pipe.reg({"msum": (v["m"] << fb) + v["mprod"], "sq": requantize(v["gsq"], 2 * fm.frac_bits, fv),
                   **_keep(v, *rest)})
     # v' = requantize(v 2^20 + c2 (sq - v))
-    v = pipe.reg({"m": requantize(v["msum"], fm.frac_bits + fb, fm), "dv": v["sq"] - v["v"], **_keep(v, *rest)})
+    v = pipe.reg({"m": round_shift(v["msum"], fb), **_keep(v, "sq", *rest)})
+    v = pipe.reg({"m": saturate(v["m"], fm), "dv": v["sq"] - v["v"], **_keep(v, *rest)})
     pipe.mul("vprod", v["dv"], c2)
     v = pipe.wait(_keep(v, "m", *rest), "vprod")
     v = pipe.reg({"vsum": (v["v"] << fb) + v["vprod"], **_keep(v, "m", "w", "rand")})
-    v = pipe.reg({"v": requantize(v["vsum"], fv.frac_bits + fb, fv), **_keep(v, "m", "w", "rand")})
+    v = pipe.reg({"v": round_shift(v["vsum"], fb), **_keep(v, "m", "w", "rand")})
+    v = pipe.reg({"v": saturate(v["v"], fv), **_keep(v, "m", "w", "rand")})
     # v's bit length, then its 16-bit mantissa from the leading one
     W = fv.width - 1  # v >= 0: the sign bit is 0
     n = _bit_length(m, v["v"][:W], W, f"{prefix}_vlen")
