@@ -39,6 +39,7 @@ def test_every_waiver_is_needed(require_tool):
     xor = load_config("examples/xor.toml")
     designs = [_design(xor, u) for u in unit_names()]
     designs += [_design(cfg, "trainer") for name, cfg in variants() if name == "1lane-deep-backward"]
+    designs += [_design(cfg, "trainer") for name, cfg in optimizer_variants() if name == "xor-adam"]
     # a requantization with a 1-bit shift (the backward sum rounded from weight Q8.1)
     designs.append(_design(xor.with_(weight=QFormat(8, 1), lr_frac_bits=4), "adder-tree"))
     for d in designs:
