@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # a test dependency (pyproject.toml, dev): a missing torch fails, it never skips
 
-torch = pytest.importorskip("torch")
-
-from golden.config import Config, load_config  # noqa: E402
-from golden.datasets import epoch_order, load_dataset  # noqa: E402
-from golden.fixed_model import init_params  # noqa: E402
-from golden.float_model import FloatMLP  # noqa: E402
-from golden.train import quantize_dataset  # noqa: E402
+from golden.config import Config, load_config
+from golden.datasets import epoch_order, load_dataset
+from golden.fixed_model import init_params
+from golden.float_model import FloatMLP
+from golden.train import quantize_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 UPDATES = 50
