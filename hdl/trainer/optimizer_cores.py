@@ -168,17 +168,24 @@ def _adam(pipe, m, cfg, prefix, G, w, mom, v2, rand, sc):
         for k in range(1, W + 1):
             with m.Case(k):
                 m.d.comb += mv.eq(vu << (16 - k) if k <= 16 else vu >> (k - 16))
-    v = pipe.reg({"mv": mv, "zero": v["n"] == 0, **_keep(v, "n", "v", "m", "w", "rand")})
+    # (v_hat's exponent less the mantissa product's top bit, ready before the product is)
+    en = Signal(signed(12), name=f"{prefix}_en")
+    m.d.comb += en.eq(v["n"] - 2 - fv.frac_bits + sc["e2"])
+    v = pipe.reg({"mv": mv, "zero": v["n"] == 0, "en": en, **_keep(v, "v", "m", "w", "rand")})
     # q = mv * R2, v_hat's mantissa (only the bits the index takes: its leading one is bit
     # rf + 14 or rf + 15, R2 in (2^(rf-1), 2^rf))
     pipe.mul("q", v["mv"], sc["r2"])
-    v = pipe.wait(_keep(v, "n", "zero", "v", "m", "w", "rand"), "q")
-    q = v["q"][rf + 14 - M:rf + 16]
-    hi = q[M + 1]
+    v = pipe.wait(_keep(v, "en", "zero", "v", "m", "w", "rand"), "q")
+    # the product's bits registered first: a DSP's output is slow to leave it
+    v = pipe.reg({"q": v["q"][rf + 14 - M:rf + 16], **_keep(v, "en", "zero", "v", "m", "w", "rand")})
+    q, hi = v["q"], v["q"][M + 1]
     e = Signal(signed(12), name=f"{prefix}_e")
-    m.d.comb += e.eq(hi + v["n"] - 1 - fv.frac_bits + sc["e2"] - 1)
+    m.d.comb += e.eq(v["en"] + hi)
     idx = Signal(M, name=f"{prefix}_idx")
     m.d.comb += idx.eq(Mux(hi, q[1:M + 1], q[0:M]))
+    v = pipe.reg({"e": e, "idx": idx, **_keep(v, "zero", "v", "m", "w", "rand")})
+    # then the clamp to the table's exponent range
+    e, idx = v["e"], v["idx"]
     n_entries = (e_hi - e_lo + 1) << M
     addr = Signal(range(n_entries), name=f"{prefix}_raddr")
     m.d.comb += addr.eq(Mux(v["zero"] | (e < e_lo), 0,

