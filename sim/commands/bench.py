@@ -21,7 +21,7 @@ __all__ = ["bench"]
 @click.option("--target", type=click.Choice(("ecp5-85k", "ice40-up5k")), default=None,
               help="Synthesize for this device in the same run and project the throughput at its Fmax.")
 @click.option("--cpu-samples", type=click.IntRange(min=1), default=2000, show_default=True,
-              help="Samples timed for the host CPU's float training speed (NumPy, batch 1).")
+              help="Samples timed for the host CPU's float training speed (NumPy, one core, the config's batch size).")
 @click.option("--compare-optimizers", is_flag=True,
               help="Also run the same network and batch with sgd, momentum and adam on Verilator, side by side: "
                    "cycles per sample and the ratio to SGD's.")
@@ -30,7 +30,8 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
           out_dir):
     """Cycles per training sample, MAC utilization, simulation speed, and training throughput:
     projected on the FPGA (Fmax / cycles per sample; Fmax from --fmax-report or --target) next
-    to the host CPU's own float training speed (golden/float_model.py, batch 1)."""
+    to the host CPU's own float training speed (golden/float_model.py, one core, the config's
+    batch size)."""
     from golden.config import ConfigError, load_config
     from golden.datasets import DatasetError
     from hdl.layout import HardwareLimitError
@@ -110,7 +111,8 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
     for sim, v in r["sim_cycles_per_second"].items():
         con.print(f"simulation speed         {rep.fmt(v, 0)} cycles/s on {sim}")
     con.print(f"CPU float training       {rep.fmt(r['cpu_float_samples_per_second'], 0)} samples/s  "
-              f"(NumPy float64, batch 1, best of 3 x {r['cpu_float_samples']} samples on this host)")
+              f"(NumPy float64, one core, batch {r['cpu_float_batch_size']}, best of 3 x {r['cpu_float_samples']} "
+              f"samples on this host)")
     if r["fmax_mhz"] is None:
         why = fmax.get("fmax_error") if fmax else None
         con.print("projected FPGA training  - (needs an Fmax: --fmax-report report.json or --target "

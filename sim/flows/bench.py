@@ -119,17 +119,26 @@ def optimizer_variants(cfg: Config) -> list:
 
 # ---- throughput: hardware projection and the host CPU's float training ------------------
 
-def cpu_float_throughput(cfg: Config, samples: int = 2000, seed: int = 0, repeats: int = 3) -> dict:
+def cpu_float_throughput(cfg: Config, samples: int = 2000, seed: int = 0, repeats: int = 3,
+                         batch_size: int | None = None) -> dict:
     """Training samples per second of the float64 NumPy reference (golden/float_model.py) on
-    this host: the same network, batch 1 (one forward, backward and SGD step per sample),
-    ``samples`` random samples timed (wall clock, ``perf_counter``) after a short warm-up,
-    ``repeats`` times; the headline is the best run (the machine may be shared), every run is
-    listed in ``cpu_float_runs_samples_per_second``."""
+    one core of this host: the same network and optimizer, ``batch_size`` samples per update
+    (default ``cfg.batch_size``: a like-for-like comparison, since NumPy gains most from a
+    batch), ``samples`` random samples (rounded up to whole batches) timed (wall clock,
+    ``perf_counter``) after a short warm-up, ``repeats`` times. BLAS is held to one thread
+    (threadpoolctl), so the figure is one core's. The headline is the best run (the machine
+    may be shared); every run is listed in ``cpu_float_runs_samples_per_second``."""
+    from threadpoolctl import threadpool_limits
+
     from golden.fixed_model import init_params_float
     from golden.float_model import FloatMLP
 
-    if samples < 1 or repeats < 1:
-        raise ValueError(f"samples and repeats must be >= 1, got samples={samples!r}, repeats={repeats!r}")
+    B = cfg.batch_size if batch_size is None else batch_size
+    if samples < 1 or repeats < 1 or B < 1:
+        raise ValueError(f"samples, repeats and batch_size must be >= 1, got samples={samples!r}, "
+                         f"repeats={repeats!r}, batch_size={B!r}")
+    n_batches = -(-samples // B)
+    samples = n_batches * B
     rng = np.random.default_rng(seed)
     n_in, n_out = cfg.layers[0], cfg.layers[-1]
     X = rng.random((samples, n_in))
@@ -138,19 +147,20 @@ def cpu_float_throughput(cfg: Config, samples: int = 2000, seed: int = 0, repeat
     else:
         T = np.eye(n_out)[rng.integers(0, n_out, size=samples)]
     model = FloatMLP(cfg, init_params_float(cfg))
-    for i in range(min(20, samples)):  # warm-up: first calls allocate and fault pages in
-        model.step(X[i:i + 1], T[i:i + 1])
     runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for i in range(samples):
-            model.step(X[i:i + 1], T[i:i + 1])
-        runs.append(time.perf_counter() - t0)
+    with threadpool_limits(limits=1):
+        for i in range(min(20, n_batches)):  # warm-up: first calls allocate and fault pages in
+            model.step(X[i * B:(i + 1) * B], T[i * B:(i + 1) * B])
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for i in range(n_batches):
+                model.step(X[i * B:(i + 1) * B], T[i * B:(i + 1) * B])
+            runs.append(time.perf_counter() - t0)
     dt = min(runs)
-    return {"cpu_float_samples_per_second": samples / dt, "cpu_float_samples": samples,
+    return {"cpu_float_samples_per_second": samples / dt, "cpu_float_samples": samples, "cpu_float_batch_size": B,
             "cpu_float_seconds": dt, "cpu_float_runs_samples_per_second": [samples / t for t in runs],
             "cpu": {"machine": platform.machine(), "processor": platform.processor(),
-                    "python": platform.python_version(), "numpy": np.__version__}}
+                    "python": platform.python_version(), "numpy": np.__version__, "threads": 1}}
 
 
 def fmax_from_report(path) -> dict:

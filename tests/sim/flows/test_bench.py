@@ -1,5 +1,6 @@
 """``backprop-fpga bench``: projected training throughput (Fmax / cycles per sample) next to
 the host CPU's float training speed."""
+import dataclasses
 import json
 
 import pytest
@@ -26,6 +27,30 @@ def test_cpu_float_throughput_is_measured():
     assert max(r["cpu_float_runs_samples_per_second"]) == pytest.approx(r["cpu_float_samples_per_second"])
     with pytest.raises(ValueError):
         cpu_float_throughput(load_config("examples/xor.toml"), samples=0)
+
+
+def test_cpu_float_throughput_steps_at_the_configs_batch_size(monkeypatch):
+    """Like for like: the CPU trains with the config's batch size (whole batches), one
+    BLAS thread."""
+    from threadpoolctl import threadpool_info
+
+    from golden.float_model import FloatMLP
+    cfg = load_config("examples/digits.toml")
+    cfg = dataclasses.replace(cfg, batch_size=8)
+    seen, threads = [], []
+    step = FloatMLP.step
+
+    def spy(self, X, T):
+        seen.append(len(X))
+        threads.append(max(i["num_threads"] for i in threadpool_info()) if threadpool_info() else 1)
+        return step(self, X, T)
+
+    monkeypatch.setattr(FloatMLP, "step", spy)
+    r = cpu_float_throughput(cfg, samples=60, repeats=1)
+    assert r["cpu_float_batch_size"] == 8 and r["cpu_float_samples"] == 64  # 60 rounded up to 8 batches
+    assert set(seen) == {8} and len(seen) == 8 + 8  # 8 warm-up batches, then the timed 8
+    assert set(threads) == {1}
+    assert cpu_float_throughput(cfg, samples=5, repeats=1, batch_size=1)["cpu_float_batch_size"] == 1
 
 
 def test_fmax_from_report_and_projection(tmp_path):
