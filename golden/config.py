@@ -20,6 +20,8 @@ ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "linear", "softmax")
 LOSSES = ("mse", "cross_entropy")
 ROUNDING_MODES = ("nearest_even", "stochastic")
 OPTIMIZERS = ("sgd", "momentum", "adam")
+# the hardware schedules (docs/trainer.md): lane p takes row p of a block, or sample p of a group
+PARALLELISMS = ("rows", "samples")
 # Fraction bits of the optimizer coefficients: momentum, 1 - beta1, 1 - beta2 (docs/arithmetic.md §10).
 OPT_FRAC_BITS = 20
 # Fraction bits of Adam's running powers beta1**t, beta2**t.
@@ -82,6 +84,7 @@ class Config:
     split_seed: int = 0
     # hardware
     lanes: int = 8
+    parallelism: str = "rows"
 
     def __post_init__(self):
         _validate(self)
@@ -91,6 +94,13 @@ class Config:
     def n_layers(self) -> int:
         """Number of weight layers."""
         return len(self.layers) - 1
+
+    @property
+    def update_lanes(self) -> int:
+        """Parameters updated per cycle, each drawing from an LFSR of its own and folding into
+        a signature of its own (docs/arithmetic.md §7): the lanes in the rows schedule (lane p
+        updates rows p, p + P, ...), one in the samples schedule (one parameter per cycle)."""
+        return self.lanes if self.parallelism == "rows" else 1
 
     @property
     def lr_code(self) -> int:
@@ -266,7 +276,15 @@ def _validate(c: Config):
     _check(_is_num(c.test_fraction) and 0 <= c.test_fraction < 1, "data.test_fraction",
            c.test_fraction, "a number in [0, 1)")
     _check(_is_int(c.split_seed) and c.split_seed >= 0, "data.split_seed", c.split_seed, "an integer >= 0")
-    _check(_is_int(c.lanes) and 1 <= c.lanes <= 64, "hardware.lanes", c.lanes, "an integer in [1, 64]")
+    _check(c.parallelism in PARALLELISMS, "hardware.parallelism", c.parallelism,
+           f"allowed: {', '.join(repr(x) for x in PARALLELISMS)}")
+    max_lanes = 64 if c.parallelism == "rows" else 128
+    _check(_is_int(c.lanes) and 1 <= c.lanes <= max_lanes, "hardware.lanes", c.lanes,
+           f"an integer in [1, {max_lanes}] (with parallelism = {c.parallelism!r})")
+    if c.parallelism == "samples":
+        _check(c.batch_size % c.lanes == 0, "training.batch_size", c.batch_size,
+               f"a multiple of hardware.lanes = {c.lanes} with parallelism = 'samples' (the lanes take the "
+               f"samples of a mini-batch, {c.lanes} at a time)")
     _check(c.forward_acc_width() <= 62 and c.backward_acc_width() <= 62 and c.grad_acc_width() <= 62,
            "formats", (str(c.act), str(c.weight), str(c.error)),
            "accumulators would exceed 62 bits; use narrower formats or smaller layers")
@@ -340,7 +358,7 @@ _SECTIONS = {
             "recip_entries_log2": "recip_entries_log2", "recip_frac_bits": "recip_frac_bits",
             "rsqrt_entries_log2": "rsqrt_entries_log2"},
     "data": {"dataset": "dataset", "test_fraction": "test_fraction", "split_seed": "split_seed"},
-    "hardware": {"lanes": "lanes"},
+    "hardware": {"lanes": "lanes", "parallelism": "parallelism"},
 }
 
 

@@ -78,7 +78,7 @@ class FixedMLP:
         self.grad = [np.zeros_like(p) for p in self.params]
         self.opt = OptimizerState.zeros(cfg, [p.shape for p in self.params])
         self.batch_count = 0
-        self.lfsrs = [Lfsr(lane_seed(cfg.sr_seed, p)) for p in range(cfg.lanes)]
+        self.lfsrs = [Lfsr(lane_seed(cfg.sr_seed, p)) for p in range(cfg.update_lanes)]
 
     # ---- forward -------------------------------------------------------------------
     def forward(self, x) -> SampleTrace:
@@ -135,7 +135,7 @@ class FixedMLP:
         each lane walks layers last to first, its rows (j = lane, lane + P, ...) ascending,
         columns 0..n_in (bias last)."""
         c = self.cfg
-        P = c.lanes
+        P = c.update_lanes
         rand = [np.zeros_like(g) for g in self.grad]
         for l in range(c.n_layers - 1, -1, -1):
             n_out, n_cols = self.grad[l].shape

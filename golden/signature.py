@@ -37,7 +37,7 @@ def _fold(seq) -> int:
 
 def _lane_folds(cfg: Config, words_of) -> int:
     """XOR over lanes of the weight fold and the bias fold of per-layer word arrays."""
-    P, total = cfg.lanes, 0
+    P, total = cfg.update_lanes, 0
     for p in range(P):
         rows = [np.asarray(words_of(l), dtype=np.int64)[p::P] for l in range(cfg.n_layers - 1, -1, -1)]
         total ^= _fold(np.concatenate([r[:, :-1].reshape(-1) for r in rows]))
@@ -67,7 +67,7 @@ def state_signature(cfg: Config, state: dict) -> int:
 
 def params_signature_reference(cfg: Config, params) -> int:
     """Word-by-word fold, the definition the vectorised version must equal."""
-    P = cfg.lanes
+    P = cfg.update_lanes
     wmask = (1 << cfg.weight.width) - 1
     total = 0
     for p in range(P):

@@ -7,13 +7,13 @@ from __future__ import annotations
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CsrSignature", "REG", "ID_VALUE", "PARAM_WINDOW", "param_address", "CTRL_INFER", "STATUS_BITS"]
+__all__ = ["CsrSignature", "REG", "ID_VALUE", "PARAM_WINDOW", "param_address", "CTRL_INFER", "CTRL_FLUSH", "STATUS_BITS"]
 
 ID_VALUE = 0xBF0A_0001
 
 REG = {
     "ID": 0x00,          # RO  identification, ID_VALUE
-    "CTRL": 0x01,        # RW  bit0: mode (0 train, 1 infer)
+    "CTRL": 0x01,        # RW  bit0: mode (0 train, 1 infer); bit1 (write): FLUSH, the samples schedule starts a partial group
     "STATUS": 0x02,      # RO  bit0 busy, bit1 length error (sticky), bit2 bus error (sticky); write 1s to clear
     "LR": 0x03,          # RW  learning-rate code (lr / B * 2**lr_frac_bits)
     "BATCH": 0x04,       # RW  mini-batch size, 1 .. config batch_size
@@ -29,6 +29,7 @@ REG = {
     "BETA2_POW": 0x0E,   # RW  (adam) beta2**t
 }
 CTRL_INFER = 1 << 0
+CTRL_FLUSH = 1 << 1
 STATUS_BITS = {"busy": 1 << 0, "length_error": 1 << 1, "bus_error": 1 << 2}
 
 # Parameter window: address = PARAM_WINDOW | region << 26 | bank << 20 | word address in the

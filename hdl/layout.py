@@ -10,6 +10,8 @@ weight. On the bus a bank's biases follow its weights (words ``wdepth ..``).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 from golden.config import Config
@@ -71,6 +73,7 @@ PIPELINE_TAIL = UPDATE_LATENCY + 1
 MAX_BANK_WORDS = 1 << 20  # parameter words per bank: the CSR window has 20 address bits per bank
 MAX_LAYER_WIDTH = 4096
 MAX_LANES = 64
+MAX_SAMPLE_LANES = 128  # the samples schedule (one parameter broadcast to every lane)
 
 
 class HardwareLimitError(ValueError):
@@ -208,11 +211,24 @@ def expected_train_cycles(cfg: Config) -> int:
     return total + pipeline_tail(cfg)  # the last parameters are written
 
 
+def param_layout(cfg: Config) -> Layout:
+    """Where the parameters live (and the host finds them on the bus): in the rows schedule
+    row j in bank j mod P; in the samples schedule one bank, as a one-lane trainer keeps
+    them (row after row; the biases in a memory of their own), since one parameter is read
+    or written per cycle."""
+    if cfg.parallelism == "rows":
+        return Layout(cfg)
+    return Layout(dataclasses.replace(cfg, lanes=1))
+
+
 def check_limits(cfg: Config) -> Layout:
-    """Refuse configs the generator cannot hold, naming the limit and the value."""
-    lay = Layout(cfg)
-    if cfg.lanes > MAX_LANES:
-        raise HardwareLimitError(f"hardware.lanes = {cfg.lanes} exceeds the limit of {MAX_LANES} lanes")
+    """Refuse configs the generator cannot hold, naming the limit and the value; returns
+    the parameter layout (``param_layout``)."""
+    lay = param_layout(cfg)
+    max_lanes = MAX_LANES if cfg.parallelism == "rows" else MAX_SAMPLE_LANES
+    if cfg.lanes > max_lanes:
+        raise HardwareLimitError(f"hardware.lanes = {cfg.lanes} exceeds the limit of {max_lanes} lanes "
+                                 f"with parallelism = {cfg.parallelism!r}")
     for i, n in enumerate(cfg.layers):
         if n > MAX_LAYER_WIDTH:
             raise HardwareLimitError(f"network.layers[{i}] = {n} exceeds the limit of {MAX_LAYER_WIDTH} units")

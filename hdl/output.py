@@ -20,7 +20,7 @@ from golden.tables import lut_eval, recip_table, table_contents, table_spec
 from .activation import LutReader
 from .arith import requantize, round_shift, saturate
 
-__all__ = ["mse_delta", "ce_delta", "SoftmaxUnit"]
+__all__ = ["mse_delta", "ce_delta", "SoftmaxArith", "SoftmaxUnit"]
 
 
 def mse_delta(a, t, d, cfg: Config):
@@ -51,6 +51,70 @@ def ce_delta(p, t, cfg: Config):
     Value of shape ``signed(cfg.error.width)``.
     """
     return requantize(p - t, cfg.act.frac_bits, cfg.error)
+
+
+class SoftmaxArith:
+    """The softmax's fixed-point steps as expressions, for the units that build it (the
+    rows schedule's SoftmaxUnit, the samples schedule's per-lane softmax): the range of
+    the sum's leading one, the reciprocal table, and ``p = requantize(e R, rf + k, act)``.
+
+    Raises ValueError if exp(0) from the table is the zero code (every sum would be zero).
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        spec = self.exp_spec = table_spec("exp", cfg)
+        exp_tab = table_contents(spec)
+        e0 = int(lut_eval(spec, exp_tab, 0))
+        if e0 <= 0:
+            raise ValueError(f"softmax: the exp table gives {e0!r} at 0 in {cfg.act}; every sum would be zero "
+                             f"(lut.exp_entries_log2 = {cfg.exp_entries_log2}, "
+                             f"lut.exp_range_log2 = {cfg.exp_range_log2})")
+        # range of the exact sum S over vectors of 1..n elements: S >= e(0) (the maximum
+        # itself), S <= n * max(table); so k = bitlength(S) - 1 lies in [k_lo, k_hi]
+        self.k_lo = e0.bit_length() - 1
+        self.s_max = cfg.layers[-1] * int(np.max(exp_tab))
+        self.k_hi = self.s_max.bit_length() - 1
+        self.rtab = [int(v) for v in recip_table(cfg)]
+        self.r_width = max(self.rtab).bit_length()
+
+    def leading_one(self, m, total, k, idx):
+        """``k`` = the position of ``total``'s leading one, ``idx`` = the reciprocal table's
+        index (the recip_entries_log2 bits below it), as comb statements in ``m``."""
+        nb, SW = self.cfg.recip_entries_log2, len(Value.cast(total))
+        with m.Switch(total):
+            for kk in range(self.k_hi, self.k_lo - 1, -1):
+                with m.Case("0" * (SW - 1 - kk) + "1" + "-" * kk):
+                    i = (total >> (kk - nb)) if kk >= nb else (total << (nb - kk))
+                    m.d.comb += [idx.eq(i[:nb]), k.eq(kk)]
+
+    def probability(self, prod, k):
+        """``p = requantize(prod, recip_frac_bits + k, act)`` for the k this config's sums
+        can have (an expression)."""
+        return self.saturate_probability(self.rounded_product(prod, k))
+
+    def rounded_product(self, prod, k):
+        """The rounding half of :meth:`probability`: ``prod / 2**(recip_frac_bits + k -
+        act.frac_bits)`` rounded to nearest-even, not yet saturated. One variable left
+        shift by ``k_hi - k`` (exact, :meth:`aligned_product`) then one constant rounding
+        shift (:meth:`round_aligned`): the same value as rounding at ``k`` directly."""
+        return self.round_aligned(self.aligned_product(prod, k))
+
+    def aligned_product(self, prod, k):
+        """``prod << (k_hi - k)``: every product at the scale of the largest sum."""
+        if self.k_hi > self.k_lo:
+            return Array(Value.cast(prod) << (self.k_hi - kk) for kk in range(self.k_lo, self.k_hi + 1))[k - self.k_lo]
+        return Value.cast(prod)
+
+    def round_aligned(self, aligned):
+        """An aligned product rounded to act's fraction bits (not yet saturated)."""
+        c = self.cfg
+        # (prod >= 0: a zero sign bit makes it signed for the rounding and the saturation)
+        return round_shift(Cat(aligned, 0).as_signed(), c.recip_frac_bits + self.k_hi - c.act.frac_bits)
+
+    def saturate_probability(self, rounded):
+        """The saturating half of :meth:`probability`."""
+        return saturate(rounded, self.cfg.act)
 
 
 class SoftmaxUnit(wiring.Component):
@@ -103,20 +167,9 @@ class SoftmaxUnit(wiring.Component):
     def __init__(self, cfg: Config, raw_product: bool = False):
         self._cfg = cfg
         self._raw = raw_product
-        spec = table_spec("exp", cfg)
-        exp_tab = table_contents(spec)
-        e0 = int(lut_eval(spec, exp_tab, 0))
-        if e0 <= 0:
-            raise ValueError(f"softmax: the exp table gives {e0!r} at 0 in {cfg.act}; every sum would be zero "
-                             f"(lut.exp_entries_log2 = {cfg.exp_entries_log2}, "
-                             f"lut.exp_range_log2 = {cfg.exp_range_log2})")
-        # range of the exact sum S over vectors of 1..n elements: S >= e(0) (the maximum
-        # itself), S <= n * max(table); so k = bitlength(S) - 1 lies in [k_lo, k_hi]
-        self._k_lo = e0.bit_length() - 1
-        self._s_max = cfg.layers[-1] * int(np.max(exp_tab))
-        self._k_hi = self._s_max.bit_length() - 1
+        self.arith = arith = SoftmaxArith(cfg)
+        self._k_lo, self._k_hi, self._s_max, self._r_width = arith.k_lo, arith.k_hi, arith.s_max, arith.r_width
         aw = signed(cfg.act.width)
-        self._r_width = max(int(v) for v in recip_table(cfg)).bit_length()
         if raw_product:
             out = {"prod": unsigned(cfg.act.width - 1 + self._r_width), "k": unsigned(self._k_hi.bit_length()),
                    "last": 1}
@@ -128,32 +181,20 @@ class SoftmaxUnit(wiring.Component):
         })
 
     def probability(self, prod, k):
-        """``p = requantize(prod, recip_frac_bits + k, act)`` for the k this config's sums
-        can have (an expression)."""
-        return self.saturate_probability(self.rounded_product(prod, k))
+        """``p = requantize(prod, recip_frac_bits + k, act)`` (SoftmaxArith.probability)."""
+        return self.arith.probability(prod, k)
 
     def rounded_product(self, prod, k):
-        """The rounding half of :meth:`probability`: ``prod / 2**(recip_frac_bits + k -
-        act.frac_bits)`` rounded to nearest-even, not yet saturated. One variable left
-        shift by ``k_hi - k`` (exact, :meth:`aligned_product`) then one constant rounding
-        shift (:meth:`round_aligned`): the same value as rounding at ``k`` directly."""
-        return self.round_aligned(self.aligned_product(prod, k))
+        return self.arith.rounded_product(prod, k)
 
     def aligned_product(self, prod, k):
-        """``prod << (k_hi - k)``: every product at the scale of the largest sum."""
-        if self._k_hi > self._k_lo:
-            return Array(Value.cast(prod) << (self._k_hi - kk) for kk in range(self._k_lo, self._k_hi + 1))[k - self._k_lo]
-        return Value.cast(prod)
+        return self.arith.aligned_product(prod, k)
 
     def round_aligned(self, aligned):
-        """An aligned product rounded to act's fraction bits (not yet saturated)."""
-        c = self._cfg
-        # (prod >= 0: a zero sign bit makes it signed for the rounding and the saturation)
-        return round_shift(Cat(aligned, 0).as_signed(), c.recip_frac_bits + self._k_hi - c.act.frac_bits)
+        return self.arith.round_aligned(aligned)
 
     def saturate_probability(self, rounded):
-        """The saturating half of :meth:`probability`."""
-        return saturate(rounded, self._cfg.act)
+        return self.arith.saturate_probability(rounded)
 
     @staticmethod
     def cycles_per_vector(n: int) -> int:
@@ -165,8 +206,8 @@ class SoftmaxUnit(wiring.Component):
         m = Module()
         n = c.layers[-1]
         AW = c.act.width
-        nb, fr = c.recip_entries_log2, c.recip_frac_bits
-        k_lo, k_hi = self._k_lo, self._k_hi
+        nb = c.recip_entries_log2
+        k_hi = self._k_hi
         SW = self._s_max.bit_length()
         rtab = [int(v) for v in recip_table(c)]
 
@@ -193,6 +234,8 @@ class SoftmaxUnit(wiring.Component):
         rd_done = Signal()  # EXP: every element's max - z has been formed
         e_cur = Signal(signed(AW))  # EMIT: the buffer element cnt, fetched a cycle ahead
 
+        lead_k, lead_idx = Signal.like(k), Signal(nb)
+        self.arith.leading_one(m, total, lead_k, lead_idx)
         m.submodules.exp = exp = LutReader(exp_spec, AW + 1, indexed=True)
         m.submodules.rrom = rrom = Memory(shape=r.shape(), depth=len(rtab), init=rtab)
         r_rd = rrom.read_port(domain="comb")
@@ -235,13 +278,8 @@ class SoftmaxUnit(wiring.Component):
                         m.next = "RECIP"
             with m.State("RECIP"):
                 # k = position of the leading one; the nb bits below it index the ROM
-                with m.Switch(total):
-                    for kk in range(k_hi, k_lo - 1, -1):
-                        with m.Case("0" * (SW - 1 - kk) + "1" + "-" * kk):
-                            idx = (total >> (kk - nb)) if kk >= nb else (total << (nb - kk))
-                            m.d.comb += r_rd.addr.eq(idx[:nb])
-                            m.d.sync += k.eq(kk)
-                m.d.sync += r_rom.eq(r_rd.data)
+                m.d.comb += r_rd.addr.eq(lead_idx)
+                m.d.sync += [k.eq(lead_k), r_rom.eq(r_rd.data)]
                 m.next = "RECIP2"
             with m.State("RECIP2"):
                 # R once more through a register: synthesis makes the first one the ROM's

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import Config
 
 from .csr import PARAM_WINDOW, REG, STATUS_BITS, CsrSignature
-from .trainer import Trainer, beat_layout
+from .trainer import beat_layout, build_trainer
 from .uart import UartRx, UartTx, uart_divisor
 from .uart_protocol import (CMD_READ, CMD_SEND, CMD_WRITE, OUT_BEAT, OUT_BEAT_LAST, RSP_ERROR, RSP_READ, RSP_SENT,
                             RSP_WRITE, RX_FIFO_DEPTH, SEND_LAST, STATUS_BUS_ERROR, code_bytes)
@@ -254,7 +254,7 @@ class UartTrainer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.trainer = trainer = Trainer(self._cfg)
+        m.submodules.trainer = trainer = build_trainer(self._cfg)
         m.submodules.bridge = bridge = CommandBridge(self._cfg)
         m.submodules.uart_rx = urx = UartRx(self._divisor)
         m.submodules.uart_tx = utx = UartTx(self._divisor)

@@ -23,12 +23,12 @@ SIM_CHOICES = ("verilator", "icarus", "amaranth")
 def _run_amaranth(cfg, plan, check_params, on_progress):
     from amaranth.sim import Simulator
 
-    from hdl.trainer import Trainer
+    from hdl.trainer import build_trainer
     from sim.check.train_flow import run_training
     from sim.host.amaranth_transport import AmaranthTransport
     from sim.host.driver import TrainerHost
 
-    dut = Trainer(cfg)
+    dut = build_trainer(cfg)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     box = {}

@@ -49,9 +49,14 @@ class ControlRegisters(wiring.Component):
         CTRL's mode of the next sample; the learning-rate code; the mini-batch size.
     batch_restart : Out(1)
         A BATCH write: the mini-batch count starts again.
-    len_error, dropped, retired, updated : In(1)
-        Pulses: a sample had a wrong length (sticky STATUS bit); one was dropped; a sample
-        completed; an update was applied (the DROPPED, SAMPLES, UPDATES counters).
+    flush : Out(1)   (the samples schedule)
+        A CTRL write with bit 1 set: the partial group starts.
+    len_error, dropped, updated : In(1)
+        Pulses: a sample had a wrong length (sticky STATUS bit); one was dropped; an update
+        was applied (the DROPPED, UPDATES counters).
+    retired : In(range(retire_max + 1))
+        Samples completed this cycle (SAMPLES): 1 at most in the rows schedule, a group's
+        count in the samples schedule.
     param_signature, state_signature : In(32)
         The SIGNATURE and STATE_SIGNATURE registers' values.
     s_w_data, s_b_data : In(32).array(lanes)   (momentum, Adam)
@@ -66,7 +71,7 @@ class ControlRegisters(wiring.Component):
     bank's word registered, selected within a group of four banks, then among groups).
     """
 
-    def __init__(self, cfg: Config, lay: Layout):
+    def __init__(self, cfg: Config, lay: Layout, *, retire_max: int = 1):
         self._cfg, self._lay = cfg, lay
         P, WW = cfg.lanes, cfg.weight.width
         super().__init__({
@@ -76,9 +81,10 @@ class ControlRegisters(wiring.Component):
             "lr": Out(16, init=cfg.lr_code),
             "batch": Out(16, init=cfg.batch_size),
             "batch_restart": Out(1),
+            **({"flush": Out(1)} if cfg.parallelism == "samples" else {}),
             "len_error": In(1),
             "dropped": In(1),
-            "retired": In(1),
+            "retired": In(range(retire_max + 1)),
             "updated": In(1),
             "param_signature": In(32),
             "state_signature": In(32),
@@ -114,8 +120,7 @@ class ControlRegisters(wiring.Component):
             m.d.sync += err_len.eq(1)
         with m.If(self.dropped):
             m.d.sync += dropped.eq(dropped + 1)
-        with m.If(self.retired):
-            m.d.sync += samples.eq(samples + 1)
+        m.d.sync += samples.eq(samples + self.retired)
         with m.If(self.updated):
             m.d.sync += updates.eq(updates + 1)
         # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
@@ -204,6 +209,8 @@ class ControlRegisters(wiring.Component):
         with m.Switch(csr.addr):
             with m.Case(REG["CTRL"]):
                 m.d.sync += self.mode_infer.eq(csr.wdata[0])
+                if hasattr(self, "flush"):
+                    m.d.comb += self.flush.eq(csr.wdata[1])
             with m.Case(REG["STATUS"]):  # write 1 to clear the sticky error flags
                 with m.If(csr.wdata[1]):
                     m.d.sync += err_len.eq(0)

@@ -70,6 +70,7 @@ async def run_training(cfg: Config, plan: TrainingPlan, host, check_params: str 
             if on_sample is not None:
                 for _ in ep.order[start:start + batch]:
                     on_sample()
+        await board.flush()  # (the samples schedule: the epoch's partial group)
         await host.wait_idle()  # the epoch's last update belongs to its cycles
         train_cycles += await host.cycles() - cycles_before
         rtl_out = np.array(board.result.outputs[first:])

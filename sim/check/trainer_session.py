@@ -64,6 +64,10 @@ class TrainingSession:
         self.check_params = check_params
         self.result = SessionResult()
         self._pending_signature = None  # (sample, expected) read once the next sample is under way
+        # the samples schedule (hardware.parallelism = "samples") trains P samples at once:
+        # a group's samples are sent before its outputs are read
+        self._group_size = cfg.lanes if cfg.parallelism == "samples" else 1
+        self._group = []  # (expected_output, update) of the samples sent, outputs not read yet
 
     def check_output(self, what: str, out, expected) -> None:
         r = self.result
@@ -139,13 +143,39 @@ class TrainingSession:
         if got_state is not None and got_state != want_state:
             self.result.add(_mismatch(sample, "state signature", want_state, got_state))
 
-    async def train(self, x, t, expected_output, update=None) -> np.ndarray:
-        """One training sample; ``update`` = (signature, params or None) if it completes a batch."""
+    async def train(self, x, t, expected_output, update=None) -> np.ndarray | None:
+        """One training sample; ``update`` = (signature, params or None) if it completes a
+        batch. The samples schedule: the sample joins the group being sent, whose outputs
+        are read and checked when it is complete (P samples, or the batch's last; then
+        the last sample's output is returned, else None)."""
         await self.host.send_train(x, t)
+        if self._group_size > 1:
+            self._group.append((expected_output, update))
+            if len(self._group) < self._group_size and update is None:
+                return None
+            return await self._read_group()
         out = await self.host.recv_output()
         await self._check_pending_signature()
         await self._record(out, expected_output, update)
         return out
+
+    async def _read_group(self) -> np.ndarray | None:
+        """The outputs of the group sent (the samples schedule), checked in order."""
+        group, self._group = self._group, []
+        out = None
+        for i, (expected_output, update) in enumerate(group):
+            out = await self.host.recv_output()
+            if i == 0:
+                await self._check_pending_signature()
+            await self._record(out, expected_output, update)
+        return out
+
+    async def flush(self) -> None:
+        """Train the partial group being sent now (the samples schedule; the end of an
+        epoch): the trainer's FLUSH, then its outputs. Nothing to do otherwise."""
+        if self._group:
+            await self.host.flush_group(infer=False)
+            await self._read_group()
 
     async def _record(self, out, expected_output, update) -> None:
         """Keep and check one trained sample's output, then its update (if it made one)."""
@@ -162,13 +192,15 @@ class TrainingSession:
         training, updates are checked by signature: a full readback after every update
         needs the trainer idle)."""
         t = self.host.t
-        if not isinstance(t, SampleQueue) or (not infer and self.check_params == "every"):
+        if not isinstance(t, SampleQueue) or (not infer and self.check_params == "every") or self._group_size > 1:
             return None
         return t
 
     def batch_capacity(self, infer: bool = False) -> int:
         """Samples per ``train_many``/``infer_many`` call: 1 unless the transport queues
         several (``sim.host.transport.SampleQueue``)."""
+        if self._group_size > 1:
+            return self._group_size  # (the samples schedule: a group per call)
         t = self._queue(infer)
         if t is None:
             return 1
@@ -201,8 +233,25 @@ class TrainingSession:
         return outs
 
     async def infer_many(self, items) -> list:
-        """``infer`` for each (x, expected_output) of ``items``, queued together when possible."""
+        """``infer`` for each (x, expected_output) of ``items``, queued together when possible
+        (the samples schedule: in groups of P, the last one flushed)."""
         items = list(items)
+        if self._group_size > 1:
+            await self.flush()
+            outs = []
+            for start in range(0, len(items), self._group_size):
+                group = items[start:start + self._group_size]
+                for x, _ in group:
+                    await self.host.send_infer(x)
+                if len(group) < self._group_size:
+                    await self.host.flush_group(infer=True)
+                for i, (x, want) in enumerate(group):
+                    out = await self.host.recv_output()
+                    if i == 0:
+                        await self._check_pending_signature()
+                    self.check_output("infer output", out, self._golden().forward(x).output if want is None else want)
+                    outs.append(out)
+            return outs
         if len(items) == 1 or self._queue(infer=True) is None:
             return [await self.infer(x, want) for x, want in items]
         c, host = self.cfg, self.host
@@ -215,7 +264,10 @@ class TrainingSession:
         return outs
 
     async def infer(self, x, expected_output=None) -> np.ndarray:
-        """One inference; ``expected_output`` defaults to the golden model's forward pass."""
+        """One inference; ``expected_output`` defaults to the golden model's forward pass
+        (the samples schedule: a group of one, flushed)."""
+        if self._group_size > 1:
+            return (await self.infer_many([(x, expected_output)]))[0]
         if expected_output is None:
             expected_output = self._golden().forward(x).output
         await self.host.send_infer(x)
@@ -231,6 +283,7 @@ class TrainingSession:
             final_params = self._golden().params
         if final_state is None and self.golden is not None:
             final_state = self.golden.opt.copy_state()
+        await self.flush()
         await self._check_pending_signature(wait_idle=True)
         await self.compare_params(self.result.samples, final_params)
         if final_state is not None:

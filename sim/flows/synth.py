@@ -190,8 +190,8 @@ def _design(cfg: Config, unit: str, *, registered: bool = False, dsp: str = "gen
     multipliers (hdl/dsp.py)."""
     _check_unit(unit)
     if unit == "trainer":
-        from hdl.trainer import Trainer
-        return Trainer(cfg, dsp=dsp)
+        from hdl.trainer import build_trainer
+        return build_trainer(cfg, dsp=dsp)
     if unit == "softmax":
         from hdl.output import SoftmaxUnit
         return SoftmaxUnit(cfg)

@@ -82,9 +82,9 @@ def param_map(cfg: Config, *, table: bool | None = None) -> dict:
     ``W_l[j, k]`` (``k = n_in`` is the bias).
     """
     from hdl.csr import ADDR_WIDTH, BANK_SHIFT, PARAM_WINDOW, param_address
-    from hdl.layout import Layout
+    from hdl.layout import param_layout
 
-    lay = Layout(cfg)
+    lay = param_layout(cfg)  # (the samples schedule keeps the parameters in one bank)
     n_params = sum((cfg.layers[l] + 1) * cfg.layers[l + 1] for l in range(cfg.n_layers))
     if table is None:
         table = n_params <= MAX_TABLE_PARAMS
@@ -95,9 +95,9 @@ def param_map(cfg: Config, *, table: bool | None = None) -> dict:
             "layer": l, "n_in": n_in, "n_out": n_out, "bias_column": n_in,
             "blocks": lay.blocks(l), "row_words": lay.row_words(l), "wbase": lay.wbase(l),
             "bias_base": lay.wdepth + lay.dbase(l),
-            "formula": (f"W[j, k] (k = {n_in} is the bias): bank = j % {cfg.lanes}, "
-                        f"word = {lay.wbase(l)} + (j // {cfg.lanes}) * {lay.row_words(l)} + k for k < {n_in}, "
-                        f"bias word = {lay.wdepth + lay.dbase(l)} + j // {cfg.lanes}, "
+            "formula": (f"W[j, k] (k = {n_in} is the bias): bank = j % {lay.lanes}, "
+                        f"word = {lay.wbase(l)} + (j // {lay.lanes}) * {lay.row_words(l)} + k for k < {n_in}, "
+                        f"bias word = {lay.wdepth + lay.dbase(l)} + j // {lay.lanes}, "
                         f"address = 0x{PARAM_WINDOW:08X} | bank << {BANK_SHIFT} | word"),
         }
         if table:
@@ -111,7 +111,7 @@ def param_map(cfg: Config, *, table: bool | None = None) -> dict:
         layers.append(entry)
     return {
         "param_window": PARAM_WINDOW, "bank_shift": BANK_SHIFT, "addr_width": ADDR_WIDTH,
-        "banks": cfg.lanes, "words_per_bank": lay.bank_words, "weight_words_per_bank": lay.wdepth,
+        "banks": lay.lanes, "words_per_bank": lay.bank_words, "weight_words_per_bank": lay.wdepth,
         "parameters": n_params,
         "address": "PARAM_WINDOW | bank << bank_shift | word",
         "value": f"weight-format code: sign-extended to 32 bits on read, low {cfg.weight.width} bits on write",
@@ -173,13 +173,13 @@ def run_lint(cfg: Config) -> dict:
     """``sim.flows.lint.lint`` (verilator --lint-only -Wall with the documented waivers) on the
     trainer in its generic form; ``{"tool", "clean", "warnings", "waivers"}`` or
     ``{"clean": None, "error"}``."""
-    from hdl.trainer import Trainer
+    from hdl.trainer import build_trainer
     from .lint import LINT_WAIVERS, lint
 
     base = {"tool": "verilator --lint-only -Wall (sim.flows.lint.lint)",
             "waivers": [{"code": c, "message": rx, "line": lrx, "reason": why} for c, rx, lrx, why in LINT_WAIVERS]}
     try:
-        found = lint(lambda: Trainer(cfg), toplevel=TOP)
+        found = lint(lambda: build_trainer(cfg), toplevel=TOP)
     except (RuntimeError, OSError, TypeError) as e:
         return {**base, "clean": None, "error": str(e)}
     return {**base, "clean": not found, "warnings": [str(w) for w in found]}
@@ -242,13 +242,13 @@ def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None, d
     Raises ``hdl.layout.HardwareLimitError`` for configs the generator refuses, and
     ``ValueError`` for an unknown ``dsp``.
     """
-    from hdl.trainer import Trainer
+    from hdl.trainer import build_trainer
     from hdl.verilog import to_verilog
 
     say = on_status or (lambda msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    design = Trainer(cfg, dsp=dsp)
+    design = build_trainer(cfg, dsp=dsp)
     say(f"verilog: converting the trainer ({'x'.join(map(str, cfg.layers))}, {cfg.lanes} lanes)...")
     text = to_verilog(design, TOP)
     (out / "trainer.v").write_text(text)

@@ -50,6 +50,7 @@ class CocotbTransport(Transport):
         self._taken = 0  # output beats taken from the wrapper's capture ring
         self._cap_base = 0  # the wrapper's m_data__cap_base: capture ring index = beat - base
         self._files = {}  # name -> file descriptor of the files the wrapper reads ($readmemh)
+        self._bursts = int(dut.s_data__burst_req.value) if _has(dut, "s_data__burst_req") else 0  # bursts requested
 
     def edge(self):
         """A trigger firing at the design's next rising clock edge."""
@@ -112,8 +113,10 @@ class CocotbTransport(Transport):
 
     async def send_beats(self, codes) -> None:
         d = self.dut
-        while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):
-            await self.edge()  # the previous burst is still streaming
+        # the previous burst still streaming? (counted here: a value written in this time
+        # step is not read back before the next, and two sends may follow each other)
+        while self._bursts != int(d.s_data__burst_ack.value):
+            await self.edge()
         n = len(codes)
         if n == 0:
             return
@@ -126,7 +129,8 @@ class CocotbTransport(Transport):
         d.s_data__load_req.value = (int(d.s_data__load_req.value) + 1) & 0xFFFFFFFF
         d.s_data__burst_len.value = n
         d.s_data__gap.value = self._gap
-        d.s_data__burst_req.value = (int(d.s_data__burst_req.value) + 1) & 0xFFFFFFFF
+        self._bursts = (self._bursts + 1) & 0xFFFFFFFF
+        d.s_data__burst_req.value = self._bursts
 
     async def recv_beats(self, n: int) -> list:
         """The next ``n`` captured beats. The wrapper's capture count only grows: this side
@@ -171,8 +175,10 @@ class CocotbTransport(Transport):
         beats are captured, as if the host sent it after receiving them. Expects every
         result of what was sent before to have been received (``recv_samples``)."""
         d = self.dut
-        while int(d.s_data__burst_req.value) != int(d.s_data__burst_ack.value):
-            await self.edge()  # the previous burst is still streaming
+        # the previous burst still streaming? (counted here: a value written in this time
+        # step is not read back before the next, and two sends may follow each other)
+        while self._bursts != int(d.s_data__burst_ack.value):
+            await self.edge()
         lens = [len(codes) for codes in samples]
         n = sum(lens)
         if n > BURST_DEPTH:
@@ -188,7 +194,8 @@ class CocotbTransport(Transport):
         d.s_data__load_req.value = (int(d.s_data__load_req.value) + 1) & 0xFFFFFFFF
         d.s_data__burst_len.value = n
         d.s_data__gap.value = self._gap
-        d.s_data__burst_req.value = (int(d.s_data__burst_req.value) + 1) & 0xFFFFFFFF
+        self._bursts = (self._bursts + 1) & 0xFFFFFFFF
+        d.s_data__burst_req.value = self._bursts
 
     async def recv_samples(self, count: int, n: int) -> list:
         """The next ``count`` results of ``n`` beats each, as (codes, signature, state

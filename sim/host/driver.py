@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from golden.config import Config
-from hdl.csr import CTRL_INFER, ID_VALUE, REG, STATUS_BITS, param_address
-from hdl.layout import Layout
+from hdl.csr import CTRL_FLUSH, CTRL_INFER, ID_VALUE, REG, STATUS_BITS, param_address
+from hdl.layout import param_layout
 
 from .transport import TrainerError, Transport
 
@@ -26,7 +26,7 @@ def _signed(v: int, width: int) -> int:
 class TrainerHost:
     def __init__(self, cfg: Config, transport: Transport):
         self.cfg = cfg
-        self.layout = Layout(cfg)
+        self.layout = param_layout(cfg)  # (the samples schedule keeps its parameters in one bank)
         self.t = transport
 
     # ---- registers -------------------------------------------------------------------
@@ -47,6 +47,14 @@ class TrainerHost:
         got = await self.read("CTRL")
         if got != want:
             raise TrainerError(f"CTRL reads {got:#x} after writing {want:#x}: the mode did not change")
+
+    async def flush_group(self, infer: bool) -> None:
+        """The samples schedule: start the partly filled group now (CTRL's FLUSH bit, the
+        mode written again as it is), once every beat sent has reached the trainer (a
+        FLUSH before them would find no group); nothing happens when no group is being
+        filled."""
+        await self.flush()
+        await self.write("CTRL", (CTRL_INFER if infer else 0) | CTRL_FLUSH)
 
     async def status(self) -> dict:
         v = await self.read("STATUS")

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from golden.config import Config
 from golden.fixed_model import FixedMLP
 
-from hdl.trainer import Trainer
+from hdl.trainer import build_trainer
 from sim.check.trainer_session import SessionResult, TrainingSession
 from sim.host.amaranth_transport import AmaranthTransport
 from sim.host.driver import TrainerHost
@@ -24,7 +24,7 @@ def run_amaranth_session(cfg: Config, script, check_params: str = "every", vcd: 
     ``script`` is an async function taking a :class:`TrainingSession`; the session's
     golden model starts from the same initial parameters the hardware memories hold.
     """
-    dut = Trainer(cfg)
+    dut = build_trainer(cfg)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     box = {}

@@ -346,11 +346,11 @@ def run_cocotb_test(build: Build, test_module: str, testcase: str | None, run_di
 def trainer_verilog(cfg: Config, dsp: str = "generic") -> str:
     """The trainer's Verilog; with ``dsp="ecp5"`` its multipliers are MULT18X18D primitives
     (hdl/dsp.py), and the behavioural models from sim/runners/primitives follow the design."""
-    from hdl.trainer import Trainer
+    from hdl.trainer import build_trainer
     from hdl.verilog import to_verilog
 
     from .primitives import primitive_models
-    return to_verilog(Trainer(cfg, dsp=dsp), "trainer") + primitive_models(dsp)
+    return to_verilog(build_trainer(cfg, dsp=dsp), "trainer") + primitive_models(dsp)
 
 
 def run_trainer_job(cfg: Config, simulator: str, *, testcase: str = "train", plan=None,

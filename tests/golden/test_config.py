@@ -121,6 +121,11 @@ BAD = [
     ("lanes-zero", {"hardware.lanes": 0}, "hardware.lanes", "0"),
     ("lanes-65", {"hardware.lanes": 65}, "hardware.lanes", "65"),
     ("lanes-float", {"hardware.lanes": 4.0}, "hardware.lanes", "4.0"),
+    ("parallelism-unknown", {"hardware.parallelism": "columns"}, "hardware.parallelism", "'columns'"),
+    ("samples-batch-not-multiple", {"hardware.parallelism": "samples", "hardware.lanes": 4, "training.batch_size": 6},
+     "training.batch_size", "6"),
+    ("samples-lanes-129", {"hardware.parallelism": "samples", "hardware.lanes": 129, "training.batch_size": 129},
+     "hardware.lanes", "129"),
     ("accumulator-over-62-bits", {"network.layers": [100000, 1], "network.activations": ["sigmoid"],
                                   "formats.act": Q(12, 12), "formats.weight": Q(12, 12), "formats.error": Q(12, 12)},
      "formats", "'Q12.12'"),
@@ -137,6 +142,14 @@ def test_invalid_field_raises_config_error_naming_field_and_value(changes, field
     assert f"'{field}'" in msg, msg
     assert value_text in msg, msg
     assert e.allowed and e.allowed in msg
+
+
+def test_samples_parallelism_allows_128_lanes_and_names_both_keys():
+    c = config_from_dict(with_({"hardware.parallelism": "samples", "hardware.lanes": 128, "training.batch_size": 256}))
+    assert c.update_lanes == 1 and c.lanes == 128
+    assert config_from_dict(base()).update_lanes == config_from_dict(base()).lanes
+    with pytest.raises(ConfigError, match="multiple of hardware.lanes = 4"):
+        config_from_dict(with_({"hardware.parallelism": "samples", "hardware.lanes": 4, "training.batch_size": 6}))
 
 
 def test_every_bad_case_is_good_without_its_change():

@@ -257,6 +257,27 @@ def test_lanes_matter_only_for_stochastic_rounding():
     assert any(np.any(a != b) for a, b in zip(sr[0].params, sr_seed2.params))
 
 
+def test_samples_schedule_rounds_as_one_lane():
+    """docs/arithmetic.md §9: the samples schedule draws from one LFSR in the one-lane
+    order whatever its lane count, so it trains the bits of the rows schedule with one
+    lane, and not those of the rows schedule with its own lane count."""
+    base = load_config("examples/xor.toml").with_(layers=(2, 5, 3, 1), activations=("sigmoid",) * 3,
+                                                  rounding="stochastic", batch_size=4)
+    X, T = sample_stream(base, 20, 3)
+
+    def run(**kw):
+        m = FixedMLP(base.with_(**kw))
+        for x, t in zip(X, T):
+            m.train_sample(x, t)
+        return m
+
+    samples4, rows1, rows4 = run(lanes=4, parallelism="samples"), run(lanes=1), run(lanes=4)
+    assert len(samples4.lfsrs) == 1
+    for a, b in zip(samples4.params, rows1.params):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.any(a != b) for a, b in zip(samples4.params, rows4.params))
+
+
 # ---- stochastic rounding keeps small updates alive -------------------------------------------
 
 def test_stochastic_rounding_keeps_tiny_updates_alive():

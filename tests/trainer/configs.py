@@ -38,3 +38,24 @@ def optimizer_variants():
         ("3layer-b4-sr-momentum", xor(optimizer="momentum", learning_rate=0.5, **deep)),
         ("3layer-b4-sr-adam", xor(optimizer="adam", learning_rate=0.05, **deep)),
     ]
+
+
+def sample_variants():
+    """(id, config): the samples schedule (lane p trains sample p of a group): lanes =
+    batch, several groups per batch, a 3-layer net with batch 8 on 4 lanes and stochastic
+    rounding, every hidden activation, each optimizer."""
+    s = dict(parallelism="samples")
+    deep = dict(layers=(2, 5, 4, 1), activations=("sigmoid",) * 3, lanes=4, batch_size=8,
+                rounding="stochastic", sr_seed=5, **s)
+    return [
+        ("xor-lanes4-batch4", xor(lanes=4, batch_size=4, **s)),
+        ("xor-lanes2-batch4", xor(lanes=2, batch_size=4, **s)),
+        ("1lane", xor(lanes=1, batch_size=1, **s)),
+        ("3layer-b8-4lanes-sr", xor(learning_rate=1.0, **deep)),
+        ("tanh-relu-leaky-linear", xor(layers=(2, 5, 4, 3, 1), lanes=3, batch_size=3,
+                                       activations=("tanh", "relu", "leaky_relu", "linear"), **s)),
+        ("softmax-ce", xor(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy", lanes=2,
+                           batch_size=4, **s)),
+        ("3layer-b8-sr-momentum", xor(optimizer="momentum", learning_rate=0.5, **deep)),
+        ("3layer-b8-sr-adam", xor(optimizer="adam", learning_rate=0.05, **deep)),
+    ]

@@ -152,3 +152,20 @@ def test_digits_full_epoch_on_verilator(changes, tmp_path):
     assert r["mismatches"] == 0, r["first_mismatch"]
     assert r["samples"] == 1348
     assert r["rtl_test_accuracy"] == r["fixed_test_accuracy"]
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("name", ["xor-lanes4-batch4", "3layer-b8-4lanes-sr"])
+def test_samples_schedule_trains_bit_exactly(simulator, name, tmp_path):
+    """hardware.parallelism = "samples": every output, and after every update every
+    parameter (read back over the bus), equal golden's; XOR reaches 4/4 on Verilator."""
+    from .configs import sample_variants
+    require_simulator(simulator)
+    cfg = dict(sample_variants())[name]
+    to_the_end = name.startswith("xor") and simulator == "verilator"
+    r = run_train(cfg, simulator, epochs=None if to_the_end else 30 if name.startswith("xor") else 8,
+                  check_params="every", build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    assert r["updates"] == r["samples"] // cfg.batch_size > 0
+    if to_the_end:
+        assert r["rtl_test_accuracy"] == 1.0

@@ -1,0 +1,152 @@
+"""The sample-parallel schedule's memory map, beat and latencies (docs/trainer.md).
+
+Lane p works on sample p of a group of P samples (P = ``hardware.lanes``; a mini-batch is
+whole groups). Each cycle one parameter word is read and broadcast to every lane; the
+lanes' per-sample values (activations, deltas, inputs, targets) sit side by side in wide
+memories, one P-lane word per address, so one address serves every lane. The parameters,
+their batch sums and the optimizer's state are laid out as a one-lane trainer's
+(``param_layout``): the update engine writes one parameter per cycle.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from amaranth.lib import data
+
+from golden.config import Config
+
+from ...layout import PIPE_LATENCY, param_layout, tree_stages
+from ..optimizer_cores import core_depth
+
+__all__ = ["SampleLayout", "param_layout", "sample_issue_layout", "DRAIN_LAG", "BWD_LAG", "OUT_LAG",
+           "expected_group_cycles", "steady_group_cycles",
+           "reduce_latency", "update_lag"]
+
+# Cycles from a beat's issue to the write of what its stage A completes (a memory read
+# issued in that cycle sees it): forward, the sum rounded, saturated, activated and
+# written; backward, rounded, saturated, times sigma', rounded, saturated and written;
+# output (MSE), the product rounded, then saturated and written.
+DRAIN_LAG = PIPE_LATENCY + 3
+BWD_LAG = PIPE_LATENCY + 5
+OUT_LAG = PIPE_LATENCY + 3
+
+
+def reduce_latency(cfg: Config) -> int:
+    """Cycles from an update beat's stage A (the lanes' products) to the update engine's
+    stage A: the adder tree over the lanes, then lr times the sum (hdl/trainer/samples/
+    reduction.py)."""
+    from .reduction import lr_product_latency
+    return tree_stages(cfg.lanes) + 1 + lr_product_latency(cfg)
+
+
+def update_lag(cfg: Config) -> int:
+    """Cycles from an update beat's issue to its parameter's write."""
+    return PIPE_LATENCY + reduce_latency(cfg) + 1 + core_depth(cfg)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleLayout:
+    """The wide memories: each word holds one value per lane.
+
+    ``amem``: a_1 .. a_L (the computed activations), ``abase(i)`` + unit; ``imem``: the
+    inputs a_0 of two groups (the loader fills one while the other trains), ``ibase(b)`` +
+    k; ``tmem``: the targets alike; ``dmem``: the deltas delta_0 .. delta_{L-1} of each
+    layer's rows, ``dbase(l)`` + row."""
+    cfg: Config
+
+    @property
+    def lanes(self) -> int:
+        return self.cfg.lanes
+
+    def abase(self, i) -> int:
+        return sum(self.cfg.layers[1:i])
+
+    @property
+    def adepth(self) -> int:
+        return sum(self.cfg.layers[1:])
+
+    def ibase(self, buf) -> int:
+        return buf * self.cfg.layers[0]
+
+    @property
+    def idepth(self) -> int:
+        return 2 * self.cfg.layers[0]
+
+    def tbase(self, buf) -> int:
+        return buf * self.cfg.layers[-1]
+
+    @property
+    def tdepth(self) -> int:
+        return 2 * self.cfg.layers[-1]
+
+    def dbase(self, l) -> int:
+        return sum(self.cfg.layers[1:l + 1])
+
+    @property
+    def ddepth(self) -> int:
+        return sum(self.cfg.layers[1:])
+
+
+def sample_issue_layout(cfg: Config) -> data.StructLayout:
+    """A beat as the sequencer issues it: its phase (``fwd``, ``out``, ``bwd``, ``upd``;
+    a softmax output's ``exp`` and ``prob`` passes),
+    ``layer``, ``first``/``last`` of a sum, the read addresses (``waddr`` a weight word,
+    ``slot`` its row's bias, ``aaddr`` the activations, ``iaddr`` the inputs, ``daddr`` the
+    deltas, ``taddr`` the targets), ``in0`` (the activation operand is an input), ``dst``
+    (where the sum's result is written: an activation row, a delta row), ``apply`` (the
+    group completes a mini-batch) and ``lanes`` (the lanes holding a sample)."""
+    pl, sl, L = param_layout(cfg), SampleLayout(cfg), cfg.n_layers
+    return data.StructLayout({
+        "valid": 1, "fwd": 1, "out": 1, "bwd": 1, "upd": 1, "exp": 1, "prob": 1, "first": 1, "last": 1, "in0": 1,
+        "apply": 1,
+        "layer": range(L + 1), "waddr": range(max(pl.wdepth, 2)), "slot": range(max(pl.ddepth, 2)),
+        "aaddr": range(max(sl.adepth, 2)), "iaddr": range(max(sl.idepth, 2)), "daddr": range(max(sl.ddepth, 2)),
+        "taddr": range(max(sl.tdepth, 2)), "dst": range(max(sl.adepth, sl.ddepth, 2)), "lanes": cfg.lanes,
+    })
+
+
+def expected_group_cycles(cfg: Config, count: int | None = None, flush_after: int = 0) -> int:
+    """Cycles the trainer's counter records for one training group of ``count`` samples
+    (default P) sent to an idle trainer, one beat per cycle (docs/trainer.md, "The
+    samples schedule"): the beats (the first one's cycle is not counted), the sequencer's
+    start, the phases and their waits, and the update's tail. A partial group waits
+    ``flush_after`` cycles after its last beat for the host's FLUSH (the CTRL write's
+    decode cycle)."""
+    P, L, layers = cfg.lanes, cfg.n_layers, cfg.layers
+    count = P if count is None else count
+    W = [layers[l] * layers[l + 1] for l in range(L)]  # one beat per weight in every phase
+    total = count * (layers[0] + layers[-1]) - 1  # LOAD
+    if count < P:
+        total += flush_after
+    total += 1  # the sequencer sees the full buffer
+    for l in range(L):
+        total += W[l]  # FWD l
+        if l + 1 < L and layers[l + 1] <= DRAIN_LAG:
+            total += DRAIN_LAG  # the next layer would read a row before its write
+    total += DRAIN_LAG  # OUT (or EXP) waits for the last activations
+    if cfg.activations[-1] == "softmax":  # (hdl/trainer/samples/softmax.py)
+        total += layers[-1] + PIPE_LATENCY + 1  # EXP, then its pipeline empties (the sums complete)
+        total += layers[-1] + PIPE_LATENCY + 4  # PROB, then p aligned, rounded, saturated, written
+    else:
+        total += layers[-1]  # OUT, one output unit per cycle
+        total += PIPE_LATENCY + 2  # the output deltas written (stage A, the rounding, the write)
+    for l in range(L - 1, -1, -1):
+        if l >= 1:
+            total += W[l]  # BWD l
+        total += W[l]  # UPD l
+        if l >= 1 and W[l] + 1 <= BWD_LAG:
+            # the next pass would read a delta before its write: wait for the update
+            # beats' stage A and the backward pass's last write
+            total += max(PIPE_LATENCY + 1, BWD_LAG - W[l])
+    return total + update_lag(cfg) + 1  # END, the last parameters written and folded
+
+
+def steady_group_cycles(cfg: Config) -> int:
+    """Cycles between the starts of two training groups of P samples back to back (the
+    next group loaded while this one trains): what sets the throughput."""
+    P, layers = cfg.lanes, cfg.layers
+    load = P * (layers[0] + layers[-1])
+    phases = expected_group_cycles(cfg) - (load - 1) - 1 - (update_lag(cfg) + 1)  # first .. last issue
+    # END and IDLE; a layer 0 whose update is shorter than the update's latency waits for it
+    wait = update_lag(cfg) if layers[0] * layers[1] <= update_lag(cfg) else 0
+    return max(phases + 2 + wait, load)  # (never faster than the loader takes beats)

@@ -1,0 +1,123 @@
+"""Each lane's softmax (a softmax output layer in the samples schedule).
+
+The last layer's logits z_p[j] are written like activations (rounded and saturated, no
+activation function), and each lane keeps their running maximum as they are written.
+Then two passes over the outputs j, the lanes side by side (docs/arithmetic.md §7):
+
+    exp    e_p[j] = exp table(max_p - z_p[j]) replaces z_p[j]; S_p += e_p[j] (exact)
+    prob   p_p[j] = requantize(e_p[j] R_p, recip_frac_bits + k_p, act) with the lane's
+           multiplier; delta_p[j] = requantize(p - t, act.frac_bits, error); p to the
+           results
+
+Between them (two cycles, once the sums are complete) k_p, the leading one of S_p, and
+R_p, the reciprocal table at the bits below it: hdl/output.py's SoftmaxArith, the rows
+schedule's softmax arithmetic.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Mux, Signal, Value, signed, unsigned
+from amaranth.lib.memory import Memory
+
+from golden.config import Config
+
+from ...activation import LutReader
+from ...arith import requantize
+from ...output import SoftmaxArith
+
+__all__ = ["LaneSoftmax", "EXP_WRITE_STAGE", "PROB_WRITE_STAGE", "RECIP_CYCLES"]
+
+# Stages after an exp beat's issue to its e's write (stage 1, R, the table index, the
+# table value), and after a prob beat's issue to its p's and delta's write (stage A, the
+# product aligned, rounded, saturated); cycles from the last sum to R.
+EXP_WRITE_STAGE = 4
+PROB_WRITE_STAGE = 8
+RECIP_CYCLES = 2
+
+
+class LaneSoftmax:
+    """The per-lane softmax stages, built into the lanes' module (hdl/trainer/samples/lanes.py)."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.arith = a = SoftmaxArith(cfg)
+        self.r_shape = unsigned(a.r_width)
+        P, AW = cfg.lanes, cfg.act.width
+        # each lane's maximum logit, exp sum, its leading one k and reciprocal R
+        self.zmax = [Signal(signed(AW), name=f"sm_max{p}") for p in range(P)]
+        self.total = [Signal(unsigned(a.s_max.bit_length()), name=f"sm_sum{p}") for p in range(P)]
+        self.k = [Signal(range(a.k_hi + 1), name=f"sm_k{p}") for p in range(P)]
+        self.r = [Signal(self.r_shape, name=f"sm_r{p}") for p in range(P)]
+
+    def track_max(self, m, valid, first, z):
+        """The logits as the drain writes them (``valid``; ``first``: output 0): each
+        lane's running maximum."""
+        for mx, zp in zip(self.zmax, z):
+            with m.If(valid & (first | (zp > mx))):
+                m.d.sync += mx.eq(zp)
+
+    def exp_pass(self, m, r, r_a):
+        """Stage R of an exp beat: max - z to the table's index (registered), the table's
+        value (registered), then written over z and added to the lane's sum. Returns the
+        activation-memory write (valid, address, data) and the stages to wait for."""
+        cfg, P = self.cfg, self.cfg.lanes
+        spec = self.arith.exp_spec
+        AW = cfg.act.width
+        v1, v2 = Signal(name="ex_v1"), Signal(name="ex_v2")
+        d1, d2 = Signal.like(r.dst, name="ex_dst1"), Signal.like(r.dst, name="ex_dst2")
+        f1, f2 = Signal(name="ex_first1"), Signal(name="ex_first2")
+        go = r.valid & r.exp
+        m.d.sync += [v1.eq(go), d1.eq(r.dst), f1.eq(r.first), v2.eq(v1), d2.eq(d1), f2.eq(f1)]
+        es = []
+        for p in range(P):
+            ix = Signal(range(spec.span_code), name=f"ex_ix{p}")
+            m.d.sync += ix.eq(LutReader.index_of(spec, self.zmax[p] - r_a[p]))
+            unit = LutReader(spec, AW + 1, indexed=True)
+            m.submodules[f"exp{p}"] = unit
+            e = Signal(signed(AW), name=f"ex_e{p}")
+            m.d.comb += unit.x.eq(ix)
+            m.d.sync += e.eq(unit.y)
+            total = self.total[p]
+            with m.If(v2):
+                m.d.sync += total.eq(Mux(f2, e, total + e))  # (the sum starts at output 0)
+            es.append(e)
+        return (v2, d2, Cat(*es)), [v1, v2]
+
+    def reciprocal(self, m):
+        """k_p and R_p from the lane's sum, two registers (as the rows schedule's RECIP,
+        RECIP2: the table read registered, then once more for the multiplier)."""
+        cfg, P, a = self.cfg, self.cfg.lanes, self.arith
+        rom_rows = a.rtab
+        for p in range(P):
+            k_c, idx = Signal(range(a.k_hi + 1), name=f"sm_kc{p}"), Signal(cfg.recip_entries_log2, name=f"sm_idx{p}")
+            a.leading_one(m, self.total[p], k_c, idx)
+            rom = Memory(shape=self.r_shape, depth=len(rom_rows), init=rom_rows)
+            m.submodules[f"recip{p}"] = rom
+            rd = rom.read_port(domain="comb")
+            r_rom = Signal(self.r_shape, name=f"sm_rr{p}")
+            m.d.comb += rd.addr.eq(idx)
+            m.d.sync += [self.k[p].eq(k_c), r_rom.eq(rd.data), self.r[p].eq(r_rom)]
+
+    def prob_pass(self, m, sa, prod, t_a):
+        """Stage A of a prob beat: e R aligned to the largest sum's scale, rounded,
+        saturated (p); then p - t requantized to the error format. Returns the delta
+        write and the result row (valid, address, data) and the stages to wait for."""
+        cfg, P, a = self.cfg, self.cfg.lanes, self.arith
+        v = [sa.valid & sa.prob] + [Signal(name=f"pr_v{i}") for i in range(1, 4)]
+        dst = [sa.dst] + [Signal.like(sa.dst, name=f"pr_dst{i}") for i in range(1, 4)]
+        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 4)] + [dst[i].eq(dst[i - 1]) for i in range(1, 4)]
+        ps, deltas = [], []
+        for p in range(P):
+            al = _reg(m, a.aligned_product(prod[p], self.k[p]), f"pr_al{p}")
+            rq = _reg(m, a.round_aligned(al), f"pr_rq{p}")
+            pp = _reg(m, a.saturate_probability(rq), f"pr_p{p}")
+            t3 = _reg(m, _reg(m, _reg(m, t_a[p], f"pr_t1{p}"), f"pr_t2{p}"), f"pr_t3{p}")
+            ps.append(pp)
+            deltas.append(requantize(pp - t3, cfg.act.frac_bits, cfg.error))
+        return (v[3], dst[3], Cat(*deltas)), (v[3], dst[3], Cat(*ps)), v[1:]
+
+
+def _reg(m, value, name):
+    value = Value.cast(value)
+    reg = Signal(value.shape(), name=name)
+    m.d.sync += reg.eq(value)
+    return reg
