@@ -67,7 +67,8 @@ class TrainingSession:
         # the samples schedule (hardware.parallelism = "samples") trains P samples at once:
         # a group's samples are sent before its outputs are read
         self._group_size = cfg.lanes if cfg.parallelism == "samples" else 1
-        self._group = []  # (expected_output, update) of the samples sent, outputs not read yet
+        self._group = []  # (expected_output, update) of the group being sent
+        self._unread = []  # the last group sent whole, its outputs not read yet
 
     def check_output(self, what: str, out, expected) -> None:
         r = self.result
@@ -153,15 +154,23 @@ class TrainingSession:
             self._group.append((expected_output, update))
             if len(self._group) < self._group_size and update is None:
                 return None
-            return await self._read_group()
+            # the group is sent; the one before it (if unread) is read now, so the trainer
+            # loads a group while it trains the previous one. A full readback after an
+            # update needs the trainer idle: then each group is read at once.
+            prev, self._unread = self._unread, self._group
+            self._group = []
+            out = await self._read_group(prev) if prev else None
+            if self.check_params == "every":
+                out = await self._read_group(self._unread)
+                self._unread = []
+            return out
         out = await self.host.recv_output()
         await self._check_pending_signature()
         await self._record(out, expected_output, update)
         return out
 
-    async def _read_group(self) -> np.ndarray | None:
-        """The outputs of the group sent (the samples schedule), checked in order."""
-        group, self._group = self._group, []
+    async def _read_group(self, group) -> np.ndarray | None:
+        """The outputs of a group sent (the samples schedule), checked in order."""
         out = None
         for i, (expected_output, update) in enumerate(group):
             out = await self.host.recv_output()
@@ -173,9 +182,13 @@ class TrainingSession:
     async def flush(self) -> None:
         """Train the partial group being sent now (the samples schedule; the end of an
         epoch): the trainer's FLUSH, then its outputs. Nothing to do otherwise."""
+        if self._unread:
+            group, self._unread = self._unread, []
+            await self._read_group(group)
         if self._group:
+            group, self._group = self._group, []
             await self.host.flush_group(infer=False)
-            await self._read_group()
+            await self._read_group(group)
 
     async def _record(self, out, expected_output, update) -> None:
         """Keep and check one trained sample's output, then its update (if it made one)."""

@@ -121,7 +121,8 @@ class SampleLanes(wiring.Component):
         smx = LaneSoftmax(cfg) if cfg.activations[-1] == "softmax" else None
         softmax = cfg.activations[-1] == "softmax"
         self._a_writes, self._d_writes, self._res_writes = [], [], []
-        self._res_writes.append((r.valid & r.out, r.dst, Cat(*r_a)))  # (MSE: the outputs as read)
+        if not softmax:
+            self._res_writes.append((r.valid & r.out, r.dst, Cat(*r_a)))  # (MSE: the outputs as read)
 
         # stages 2, M, A: the control and sigma' carried beside the multipliers
         s2, sm, sa = (Signal(layout, name=n) for n in ("s2", "sm", "sa"))
@@ -141,9 +142,10 @@ class SampleLanes(wiring.Component):
                 m.d.comb += [a.eq(r_w), b.eq(r_d[p])]
             with m.If(r.upd):
                 m.d.comb += [a.eq(r_d[p]), b.eq(a_in[p])]
-            with m.If(r.out):
-                m.d.comb += [a.eq(r_a[p] - r_t[p]), b.eq(deriv[p])]
-            if softmax:
+            if not softmax:
+                with m.If(r.out):
+                    m.d.comb += [a.eq(r_a[p] - r_t[p]), b.eq(deriv[p])]
+            else:
                 with m.If(r.prob):
                     m.d.comb += [a.eq(r_a[p]), b.eq(smx.r[p])]
             pm, pa = Signal(lane_product_shape(cfg), name=f"pm{p}"), Signal(lane_product_shape(cfg), name=f"pa{p}")
@@ -171,7 +173,8 @@ class SampleLanes(wiring.Component):
         busy = [s1.valid, r.valid, s2.valid, sm.valid, sa.valid]
         busy += self._forward_drain(m, done & sa.fwd, sa, total, smx)
         busy += self._backward_finish(m, done & sa.bwd, sa, total, d_a)
-        busy += self._output_delta(m, sa.valid & sa.out, sa, prod)
+        if not softmax:
+            busy += self._output_delta(m, sa.valid & sa.out, sa, prod)
         if smx is not None:
             a_req, b = smx.exp_pass(m, r, r_a)
             self._a_writes.append(a_req)
@@ -270,10 +273,10 @@ class SampleLanes(wiring.Component):
                 units[kind] = unit = ActivationDerivative(cfg, kind)
                 m.submodules[f"actd_{kind}{p}"] = unit
                 m.d.comb += unit.a.eq(r_a[p])
-            with m.If(r.out):
-                if cfg.activations[-1] != "softmax":
+            if cfg.activations[-1] != "softmax":
+                with m.If(r.out):
                     m.d.comb += d.eq(units[cfg.activations[-1]].d)
-            with m.Elif(r.bwd):
+            with m.If(r.bwd):
                 with m.Switch(r.layer):
                     for l in range(1, L):
                         with m.Case(l):

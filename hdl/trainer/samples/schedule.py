@@ -96,9 +96,10 @@ def sample_issue_layout(cfg: Config) -> data.StructLayout:
     (where the sum's result is written: an activation row, a delta row), ``apply`` (the
     group completes a mini-batch) and ``lanes`` (the lanes holding a sample)."""
     pl, sl, L = param_layout(cfg), SampleLayout(cfg), cfg.n_layers
+    # (an MSE network has the output pass, a softmax network the exp and prob passes)
+    phases = {"exp": 1, "prob": 1} if cfg.activations[-1] == "softmax" else {"out": 1}
     return data.StructLayout({
-        "valid": 1, "fwd": 1, "out": 1, "bwd": 1, "upd": 1, "exp": 1, "prob": 1, "first": 1, "last": 1, "in0": 1,
-        "apply": 1,
+        "valid": 1, "fwd": 1, "bwd": 1, "upd": 1, **phases, "first": 1, "last": 1, "in0": 1, "apply": 1,
         "layer": range(L + 1), "waddr": range(max(pl.wdepth, 2)), "slot": range(max(pl.ddepth, 2)),
         "aaddr": range(max(sl.adepth, 2)), "iaddr": range(max(sl.idepth, 2)), "daddr": range(max(sl.ddepth, 2)),
         "taddr": range(max(sl.tdepth, 2)), "dst": range(max(sl.adepth, sl.ddepth, 2)), "lanes": cfg.lanes,

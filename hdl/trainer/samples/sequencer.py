@@ -191,7 +191,8 @@ class GroupSequencer(wiring.Component):
                             m.d.sync += [j.eq(0), k.eq(0), waddr.eq(pl.wbase(l))]
                             m.next = f"UPD{l}"
                 with m.State(f"UPD{l}"):
-                    m.d.comb += self.sig_clear.eq((j == 0) & (k == 0) & (l == L - 1) & apply)
+                    if l == L - 1:  # (the update's first beat)
+                        m.d.comb += self.sig_clear.eq((j == 0) & (k == 0) & apply)
                     beat(upd=1, layer=l, first=k == 0, last=k == n_in - 1, waddr=waddr,
                          slot=pl.bias_slot(l, 0) + j, daddr=sl.dbase(l) + j, in0=l == 0,
                          iaddr=Mux(buf, sl.ibase(1), sl.ibase(0)) + k, aaddr=sl.abase(l) + k if l else 0)

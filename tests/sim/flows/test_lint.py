@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import load_config
 from sim.flows.lint import LINT_WAIVERS, lint
 from sim.flows.synth import _design, unit_names
-from tests.trainer.configs import optimizer_variants, variants
+from tests.trainer.configs import optimizer_variants, sample_variants, variants
 
 pytestmark = pytest.mark.rtl
 
@@ -18,7 +18,9 @@ CASES = [pytest.param(load_config(c), u, id=f"{u}@{c.split('/')[-1]}")
 # the trainer variants cover every generator option; the larger ones (10 to 50 s each to
 # elaborate and lint) run with the slow tests
 _SLOW_TRAINERS = {"xor-4lanes", "3-hidden-layers", "batch4", "iris.toml", "digits.toml"}
-_TRAINERS = variants() + optimizer_variants() + [(p.split("/")[-1], load_config(p)) for p in ("examples/iris.toml", "examples/digits.toml")]
+_SAMPLES = [(f"samples-{n}", c) for n, c in sample_variants() if n in ("3layer-b8-4lanes-sr", "softmax-ce",
+                                                                      "3layer-b8-sr-adam")]
+_TRAINERS = variants() + optimizer_variants() + _SAMPLES + [(p.split("/")[-1], load_config(p)) for p in ("examples/iris.toml", "examples/digits.toml")]
 CASES += [pytest.param(cfg, "trainer", id=f"trainer@{name}",
                        marks=[pytest.mark.slow] if name in _SLOW_TRAINERS else [])
           for name, cfg in _TRAINERS]
