@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 
 import hdl
 from golden.config import load_config
-from hdl.trainer import Trainer
+from hdl.trainer import Trainer, build_trainer
 from hdl.uart_bridge import UartTrainer
 
 HDL = Path(hdl.__file__).parent
@@ -53,8 +53,10 @@ def test_every_component_in_hdl_is_part_of_a_design():
                         batch_size=2)
     every_kind = xor.with_(layers=(2, 5, 4, 3, 1), lanes=2, activations=("tanh", "relu", "leaky_relu", "linear"))
     adam = xor.with_(optimizer="adam", learning_rate=0.05)
+    samples = softmax.with_(parallelism="samples")  # (the samples schedule, hdl/trainer/samples/)
     used = set()
-    for design in (Trainer(softmax), Trainer(every_kind), Trainer(adam), UartTrainer(xor, clk_freq=12_000_000)):
+    for design in (Trainer(softmax), Trainer(every_kind), Trainer(adam), UartTrainer(xor, clk_freq=12_000_000),
+                   build_trainer(samples)):
         used |= _used_classes(design)
     unused = sorted(name for name, cls in _component_classes().items() if cls not in used)
     assert not unused, f"components no design instantiates: {', '.join(unused)}"

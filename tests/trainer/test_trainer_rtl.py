@@ -169,3 +169,17 @@ def test_samples_schedule_trains_bit_exactly(simulator, name, tmp_path):
     assert r["updates"] == r["samples"] // cfg.batch_size > 0
     if to_the_end:
         assert r["rtl_test_accuracy"] == 1.0
+
+
+@pytest.mark.slow  # (about 3 minutes with the 16-lane build; the default suite keeps under 20 minutes)
+def test_digits_16_lanes_samples_schedule_one_epoch_on_verilator(tmp_path):
+    """examples/digits-samples.toml (16 lanes, batch 16, softmax): one whole epoch, every
+    output and every update's signature equal golden's, a full readback at the end; the
+    hardware counter's MAC utilization at least 0.95 (docs/trainer.md)."""
+    require_simulator("verilator")
+    cfg = load_config("examples/digits-samples.toml")
+    r = run_train(cfg, "verilator", epochs=1, check_params="signature", build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    n = len(load_dataset(cfg).X_train)
+    assert r["samples"] == n and r["updates"] == n // cfg.batch_size
+    assert r["mac_utilization"] >= 0.95, r["mac_utilization"]
