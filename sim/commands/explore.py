@@ -14,6 +14,8 @@ STAGE_HELP = "golden (always), cycles, synth (needs --target), rtl"
 
 
 def _cluster_options(f):
+    f = click.option("--connect-timeout", "connect_timeout", type=click.FloatRange(min=0.1), default=15.0,
+                     show_default=True, help="Seconds to wait for --scheduler to answer.")(f)
     f = click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                      help="Run on an existing Dask cluster (started with 'dask scheduler' and 'dask worker').")(f)
     f = click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -39,8 +41,8 @@ def _cluster_options(f):
                                       "format bits, multipliers, cycles per sample that varies).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/explore", show_default=True,
               help="Output directory; a rerun with the same one skips the points already done.")
-def explore(config_path, space_path, stages_text, target, scheduler, workers, epochs, rtl_samples, rtl_sim, cost,
-            out_dir):
+def explore(config_path, space_path, stages_text, target, scheduler, workers, connect_timeout, epochs, rtl_samples,
+            rtl_sim, cost, out_dir):
     """Explore a design space: golden accuracy, cycles, resources and Fmax of every point.
 
     The points (the product of SPACE.toml's lists, applied to --config) run as Dask tasks, one
@@ -62,7 +64,8 @@ def explore(config_path, space_path, stages_text, target, scheduler, workers, ep
         rep.fail(f"--target {target} is used by the synth stage only: add synth to --stages")
     base, space = _load(config_path, space_path, epochs)
     options = {"target": target, "simulator": rtl_sim, "samples": rtl_samples}
-    report = _run(base, space, stages, options, config_path, space_path, workers, scheduler, out_dir, cost)
+    report = _run(base, space, stages, options, config_path, space_path, workers, scheduler, out_dir, cost,
+                  connect_timeout)
     if report["failed"] or report["status_counts"].get("mismatch"):
         raise SystemExit(1)
 
@@ -81,7 +84,8 @@ def _load(config_path, space_path, epochs):
     return base, space
 
 
-def _run(base, space, stages, options, config_path, space_path, workers, scheduler, out_dir, cost, quiet=False):
+def _run(base, space, stages, options, config_path, space_path, workers, scheduler, out_dir, cost,
+         connect_timeout=15.0):
     from sim.flows.explore.flow import run_explore
     from sim.flows.explore.runner import ClusterError, dask_client
 
@@ -120,7 +124,7 @@ def _run(base, space, stages, options, config_path, space_path, workers, schedul
              "cluster": {"scheduler": scheduler} if scheduler else {"local_workers": n_workers},
              "base_config": _config_dict(base)}
     try:
-        with dask_client(None if scheduler else n_workers, scheduler) as client, prog:
+        with dask_client(None if scheduler else n_workers, scheduler, connect_timeout) as client, prog:
             report = run_explore(client, space, stages, out, options, on_event=on_event, on_row=on_row, cost=cost,
                                  title=f"{config_path} x {space_path}", extra_report=extra)
     except ClusterError as e:

@@ -67,8 +67,10 @@ def run_explore(client, space: Space, stages: tuple, out_dir, options: dict | No
     all_rows = rows()
     write_csv(csv_path, space.keys, all_rows)
     cost = choose_cost(cost, all_rows)
-    png, front = plot_pareto(out / "pareto.png", [r for r in all_rows if r["status"] == "ok"], cost,
-                             title=title)
+    # every point with an accuracy and the cost figure (a design too big for the device has
+    # no LUT count, so it drops out of a LUT plot by itself); never a mismatch or a failure
+    plotted = [r for r in all_rows if r["status"] in ("ok", "does_not_fit")]
+    png, front = plot_pareto(out / "pareto.png", plotted, cost, title=title)
     counts = {}
     for r in all_rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -96,7 +96,8 @@ def plot_pareto(path, rows: list, cost: str, title: str = "") -> tuple[Path, lis
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    if use:
+        ax.legend(loc="lower right")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

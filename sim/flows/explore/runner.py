@@ -61,18 +61,19 @@ class RunSummary:
 
 
 @contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None):
-    """A ``distributed.Client``: on an existing scheduler at ``scheduler`` (``tcp://HOST:PORT``),
-    else on an embedded LocalCluster of ``workers`` processes (one thread each: a golden
-    training is one busy Python thread) without a dashboard."""
+def dask_client(workers: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 15):
+    """A ``distributed.Client``: on an existing scheduler at ``scheduler`` (``tcp://HOST:PORT``,
+    given up after ``connect_timeout_s``), else on an embedded LocalCluster of ``workers``
+    processes (one thread each: a golden training is one busy Python thread) without a
+    dashboard."""
     import logging
 
     from distributed import Client, LocalCluster
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="15s")
-        except (OSError, TimeoutError) as e:
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s")
+        except (OSError, TimeoutError, ValueError) as e:
             raise ClusterError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
         try:
             yield client
