@@ -8,7 +8,7 @@ import click
 from .. import report as rep
 from . import config_option, epochs_option
 
-__all__ = ["explore"]
+__all__ = ["explore", "explore_bench"]
 
 STAGE_HELP = "golden (always), cycles, synth (needs --target), rtl"
 
@@ -160,3 +160,36 @@ def _figures(row) -> str:
     parts.append(row["status"] + (f" ({row['message']})" if row.get("message") else ""))
     return "  ".join(parts)
 
+
+
+@click.command(name="explore-bench")
+@config_option(required=False, default="examples/iris.toml")
+@click.option("--space", "space_path", type=click.Path(dir_okay=False), default="examples/explore/bench-16.toml",
+              show_default=True, help="The space to time (16 points by default).")
+@click.option("--workers", type=click.IntRange(min=2), default=2, show_default=True,
+              help="Workers of the second run (the first has one).")
+@epochs_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/explore-bench", show_default=True)
+def explore_bench(config_path, space_path, workers, epochs, out_dir):
+    """Time explore (golden and cycles stages) on 1 worker and on --workers: both wall times
+    and the speedup. Each run has its own LocalCluster and a fresh output directory; the
+    results of the runs must agree. Writes OUT/report.json (with the load average before and
+    after each run: run it on a quiet machine)."""
+    from sim.flows.explore.bench import bench_workers
+
+    base, space = _load(config_path, space_path, epochs)
+    out = rep.prepare_out_dir(out_dir)
+    con = rep.console()
+    con.print(f"explore-bench: {config_path} x {space_path}: {len(space)} points, 1 vs {workers} workers "
+              f"({os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    r = bench_workers(space, (1, workers), on_status=lambda msg: con.print(f"  {msg}"))
+    r.update(config_file=str(config_path), space_file=str(space_path))
+    one, many = r["runs"]
+    con.print(f"1 worker:  {one['wall_seconds']:.1f} s")
+    con.print(f"{workers} workers: {many['wall_seconds']:.1f} s")
+    con.print(f"speedup {r['speedup']:.2f}x ({r['speedup_excluding_cluster_start']:.2f}x without the clusters' "
+              f"start-up); results {'identical' if r['same_results'] else 'DIFFER'}")
+    path = rep.write_report(out, r)
+    con.print(f"wrote {path}")
+    if not r["same_results"]:
+        raise SystemExit(1)

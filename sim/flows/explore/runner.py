@@ -64,8 +64,9 @@ class RunSummary:
 def dask_client(workers: int | None = None, scheduler: str | None = None, connect_timeout_s: float = 15):
     """A ``distributed.Client``: on an existing scheduler at ``scheduler`` (``tcp://HOST:PORT``,
     given up after ``connect_timeout_s``), else on an embedded LocalCluster of ``workers``
-    processes (one thread each: a golden training is one busy Python thread) without a
-    dashboard."""
+    processes (one thread each: a golden training is one busy Python thread). Its scheduler's
+    HTTP server (the dashboard, if bokeh is installed) takes a free port: the default 8787
+    would make a second explore on the machine fail to start."""
     import logging
 
     from distributed import Client, LocalCluster
@@ -80,7 +81,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, connec
         finally:
             client.close()
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 

@@ -63,12 +63,13 @@ class Cluster:
 
     def start(self, n_workers: int = 2):
         port = self.address.rsplit(":", 1)[1]
+        # (the HTTP servers on free ports: two clusters on one machine never collide at 8787)
         self._spawn("scheduler", [_dask_cli(), "scheduler", "--host", "127.0.0.1", "--port", port,
-                                  "--no-dashboard"])
+                                  "--dashboard-address", "127.0.0.1:0"])
         for i in range(n_workers):
             self.workers.append(self._spawn(f"worker{i}", [
-                _dask_cli(), "worker", self.address, "--nthreads", "1", "--name", f"w{i}", "--no-dashboard",
-                "--host", "127.0.0.1"]))
+                _dask_cli(), "worker", self.address, "--nthreads", "1", "--name", f"w{i}",
+                "--dashboard-address", "127.0.0.1:0", "--host", "127.0.0.1"]))
         self._wait_for_workers(n_workers)
         return self
 

@@ -20,7 +20,8 @@ from sim.flows.explore.store import ResultStore
 @pytest.fixture(scope="module")
 def client():
     from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster) as c:
         yield c
 
