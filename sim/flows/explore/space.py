@@ -10,8 +10,11 @@ its value is the list of values to try::
 The space is the product of the lists, in the file's key order (the last key varies
 fastest). A key may stop at a table (``"formats.act"``, or a whole section such as
 ``"formats"``): a table value is merged into the base config's table, so
-``"formats" = [{ act = {...}, weight = {...} }, ...]`` varies several keys together.
-Unquoted dotted keys and ``[section]`` tables mean the same paths.
+``"formats" = [{ act = {...}, weight = {...} }, ...]`` varies several keys together. The
+key ``"config"`` stands for the whole config, for keys of several sections that must change
+together (``"config" = [{ formats = { act = {...} }, lut = { exp_entries_log2 = 6 } }]``).
+A one-value list sets a key for every point. Unquoted dotted keys and ``[section]`` tables
+mean the same paths.
 
 A key that is not in the config, a value that is not a non-empty list, or two keys of which
 one contains the other are mistakes in the space: :class:`SpaceError`, one message naming
@@ -31,7 +34,10 @@ from pathlib import Path
 
 from golden.config import Config, ConfigError, config_from_dict, config_to_dict
 
-__all__ = ["SpaceError", "Space", "Point", "load_space", "parse_space", "point_hash", "show_value"]
+__all__ = ["SpaceError", "Space", "Point", "load_space", "parse_space", "point_hash", "show_value", "ROOT_KEY"]
+
+# the key that stands for the whole config (tables merged into it)
+ROOT_KEY = "config"
 
 
 class SpaceError(ValueError):
@@ -104,6 +110,13 @@ def parse_space(text: str, base: Config, source: str = "SPACE.toml") -> Space:
         raise SpaceError(f"{source} is not valid TOML: {e}") from None
     base_dict = config_to_dict(base)
     lists = {}
+    if isinstance(raw.get(ROOT_KEY), list):
+        lists[ROOT_KEY] = raw.pop(ROOT_KEY)
+        if not lists[ROOT_KEY]:
+            raise SpaceError(f"{source}: key {ROOT_KEY!r} has an empty list: give at least one table to merge "
+                             f"into the config")
+        for v in lists[ROOT_KEY]:
+            _check_merge((), v, base_dict, source)
     for path, value in _flatten(raw):
         key = ".".join(path)
         _check_path(path, base_dict, source)
@@ -122,6 +135,13 @@ def parse_space(text: str, base: Config, source: str = "SPACE.toml") -> Space:
     for a, b in itertools.permutations(keys, 2):
         if b.startswith(a + "."):
             raise SpaceError(f"{source}: keys {a!r} and {b!r} overlap ({a!r} contains {b!r}); vary one of them")
+    for v in lists.get(ROOT_KEY, ()):
+        for path, _ in _flatten(v):
+            inner = ".".join(path)
+            for k in keys:
+                if k != ROOT_KEY and (k == inner or inner.startswith(k + ".") or k.startswith(inner + ".")):
+                    raise SpaceError(f"{source}: key {ROOT_KEY!r} sets {inner!r}, which key {k!r} varies too; "
+                                     f"vary it in one place")
     points = [_resolve(i, dict(zip(keys, combo)), base_dict)
               for i, combo in enumerate(itertools.product(*(lists[k] for k in keys)))]
     return Space(keys, lists, points)
@@ -159,7 +179,7 @@ def _check_path(path: tuple, base_dict: dict, source: str):
 
 def _check_merge(path: tuple, value, target, source: str):
     """A table value merges into a table: each of its keys must exist there."""
-    key = ".".join(path)
+    key = ".".join(path) or ROOT_KEY
     if isinstance(target, dict):
         if not isinstance(value, dict):
             raise SpaceError(f"{source}: key {key!r}: {value!r} is not a table; {key!r} is a table with keys "
@@ -182,6 +202,9 @@ def _merge(target: dict, value: dict):
 def _resolve(index: int, values: dict, base_dict: dict) -> Point:
     d = copy.deepcopy(base_dict)
     for key, v in values.items():
+        if key == ROOT_KEY:
+            _merge(d, v)
+            continue
         path = key.split(".")
         parent = _get(d, tuple(path[:-1]))
         if isinstance(v, dict) and isinstance(parent[path[-1]], dict):

@@ -88,3 +88,15 @@ def test_the_shipped_example_space_is_valid_against_digits():
     s = load_space("examples/explore/digits-formats.toml", BASE)
     assert len(s) >= 8 and all(p.valid for p in s.points)
     assert {p.cfg.rounding for p in s.points} == {"nearest_even", "stochastic"}
+
+
+def test_the_config_key_changes_several_sections_together():
+    s = parse_space('"config" = [{ formats = { act = { frac_bits = 4 } }, lut = { exp_entries_log2 = 7 } },'
+                    ' { formats = { act = { frac_bits = 4 } } }]\n"training.rounding" = ["stochastic"]', BASE)
+    good, bad = s.points
+    assert str(good.cfg.act) == "Q6.4" and good.cfg.exp_entries_log2 == 7 and good.cfg.rounding == "stochastic"
+    assert not bad.valid and "lut.exp_entries_log2" in bad.error  # the default 256 entries need 8 act codes
+    with pytest.raises(SpaceError, match="key 'config' sets 'training.rounding', which key 'training.rounding'"):
+        parse_space('"config" = [{ training = { rounding = "stochastic" } }]\n"training.rounding" = ["x"]', BASE)
+    with pytest.raises(SpaceError, match="key 'config': value .*unknown key 'format'"):
+        parse_space('"config" = [{ format = {} }]', BASE)
