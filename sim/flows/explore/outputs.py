@@ -85,7 +85,8 @@ def plot_pareto(path, rows: list, cost: str, title: str = "") -> tuple[Path, lis
     if use:
         ax.scatter([x for x, _ in xy], [y for _, y in xy], s=18, color="C0", label="fixed point (golden)")
         fl = [(float(r[field]), r["float_test_accuracy"]) for r in use if r.get("float_test_accuracy") is not None]
-        ax.scatter([x for x, _ in fl], [y for _, y in fl], s=10, marker="_", color="0.6", label="float (same point)")
+        ax.scatter([x for x, _ in fl], [y for _, y in fl], s=80, marker="_", linewidths=1.5, color="0.55",
+                   label="float (same point)", zorder=1)
         fx = [float(r[field]) for r in front]
         fy = [float(r["fixed_test_accuracy"]) for r in front]
         ax.plot(fx, fy, "-o", color="C3", mfc="none", ms=9, label="Pareto front")

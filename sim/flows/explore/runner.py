@@ -199,22 +199,30 @@ class _WorkerWatch:
 
     def __init__(self, client, every_s: float = 0.5):
         self.client, self.every_s = client, every_s
-        self.workers = self._workers()
+        self.workers = self._workers() or {}
         self.processing = {}
         self.next = time.monotonic()
         self.empty_reported = False
 
-    def _workers(self) -> dict:
+    def _workers(self) -> dict | None:
+        """address -> name of the scheduler's workers now; None when the scheduler did not answer.
+
+        Asked of the scheduler directly: ``client.scheduler_info()`` returns a cached identity
+        that the client's own periodic refresh (which asks for no workers) may have emptied
+        between the fetch and the read, and an empty list must never look like lost workers."""
         try:
-            return {a: w.get("name", a) for a, w in self.client.scheduler_info(n_workers=-1)["workers"].items()}
+            ident = self.client.sync(self.client.scheduler.identity, n_workers=-1)
+            return {a: w.get("name", a) for a, w in ident["workers"].items()}
         except (OSError, TimeoutError, KeyError):
-            return {}
+            return None
 
     def poll(self) -> list:
         if time.monotonic() < self.next:
             return []
         self.next = time.monotonic() + self.every_s
         now = self._workers()
+        if now is None:
+            return []
         events = []
         for addr in set(self.workers) - set(now):
             keys = sorted(self.processing.get(addr, ()))

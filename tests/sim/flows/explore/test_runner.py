@@ -127,3 +127,37 @@ def test_a_rerun_with_another_stage_runs_only_that_stage(client, tmp_path):
     assert second["tasks_submitted"] == 2  # the cycles of each point, after its stored golden result
     assert [r["cycles_per_sample"] > 0 for r in second["rows"]] == [True, True]
     assert [r["fixed_test_accuracy"] for r in second["rows"]] == [r["fixed_test_accuracy"] for r in first["rows"]]
+
+
+class _FakeClient:
+    """Answers the watch's two questions from a script: the scheduler's workers (or an
+    error) and what each worker is running."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.scheduler = self
+
+    def identity(self, n_workers):
+        return None
+
+    def sync(self, fn, **kwargs):
+        a = self.answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return {"workers": {addr: {"name": name} for addr, name in a.items()}}
+
+    def processing(self):
+        return {"tcp://a": ["golden-1"], "tcp://b": ["golden-2", "cycles-2"]}
+
+
+def test_the_worker_watch_reports_a_worker_that_left_and_nothing_else():
+    from sim.flows.explore.runner import _WorkerWatch
+    both = {"tcp://a": "w0", "tcp://b": "w1"}
+    # the scheduler does not answer once: that is no news, not two lost workers
+    watch = _WorkerWatch(_FakeClient([both, both, OSError("timeout"), both, {"tcp://a": "w0"}, {}]), every_s=0)
+    assert watch.poll() == [] and watch.poll() == [] and watch.poll() == []
+    (lost,) = watch.poll()
+    assert lost.kind == "lost" and "worker w1 (tcp://b) left" in lost.message
+    assert "it was running cycles-2, golden-2" in lost.message  # sorted
+    kinds = [e.kind for e in watch.poll()]
+    assert kinds == ["lost", "no_workers"]
