@@ -131,17 +131,17 @@ def _rows(out: Path) -> dict:
 
 
 def test_scheduler_run_equals_the_local_run(cluster, tmp_path):
-    remote = _explore(tmp_path, SPACE_4, tmp_path / "remote", "--scheduler", cluster.address)
+    # golden only: the accuracies are the question (the workers need not import Amaranth)
+    remote = _explore(tmp_path, SPACE_4, tmp_path / "remote", "--scheduler", cluster.address, "--stages", "golden")
     assert remote.returncode == 0, remote.stdout + remote.stderr
     assert f"the Dask cluster at {cluster.address}" in remote.stdout
-    local = _explore(tmp_path, SPACE_4, tmp_path / "local", "--workers", "2")
+    local = _explore(tmp_path, SPACE_4, tmp_path / "local", "--workers", "2", "--stages", "golden")
     assert local.returncode == 0, local.stdout + local.stderr
     r, l = _rows(tmp_path / "remote"), _rows(tmp_path / "local")
     assert len(r) == 4 and set(r) == set(l)
     for key in r:
         assert r[key]["status"] == "ok", r[key]
-        for field in ("float_test_accuracy", "fixed_test_accuracy", "float_loss", "fixed_loss",
-                      "cycles_per_sample"):
+        for field in ("float_test_accuracy", "fixed_test_accuracy", "float_loss", "fixed_loss"):
             assert r[key][field] != "" and r[key][field] == l[key][field], (key, field)
 
 
