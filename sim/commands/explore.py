@@ -92,7 +92,8 @@ def _run(base, space, stages, options, config_path, space_path, workers, schedul
     out = rep.prepare_out_dir(out_dir)
     con = rep.console()
     n_workers = workers or os.cpu_count() or 1
-    where = f"the Dask cluster at {scheduler}" if scheduler else f"a local Dask cluster of {n_workers} workers"
+    where = (f"the Dask cluster at {scheduler}" if scheduler else
+             f"a local Dask cluster of {n_workers} worker{'s' if n_workers > 1 else ''}")
     con.print(f"explore: {config_path} x {space_path}: {len(space)} points ({' x '.join(str(len(v)) for v in space.lists.values())}"
               f" over {', '.join(space.keys)}), stages {','.join(stages)}, on {where}")
     valid = [p for p in space.points if p.valid]
