@@ -42,6 +42,8 @@ from .commands.bench import bench; main.add_command(bench)  # noqa: E402,E702
 from .commands.synth import synth; main.add_command(synth)  # noqa: E402,E702
 from .commands.verilog import verilog; main.add_command(verilog)  # noqa: E402,E702
 from .commands.build import build; main.add_command(build)  # noqa: E402,E702
+from .commands.explore import explore; main.add_command(explore)  # noqa: E402,E702
+from .commands.explore import explore_bench; main.add_command(explore_bench)  # noqa: E402,E702
 
 
 if __name__ == "__main__":  # pragma: no cover
