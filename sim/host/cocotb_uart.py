@@ -30,7 +30,7 @@ from cocotbext.uart import UartSink, UartSource
 from hdl.uart_protocol import RESYNC_IDLE_BITS
 from sim.runners.rtl_run import BURST_DEPTH
 
-from .uart_framing import FramedTransport, LinkTimeout
+from .uart_framing import MAX_TRIES, FramedTransport, LinkTimeout
 
 __all__ = ["CocotbUartTransport", "CocotbBitUartTransport", "LineNoise", "reset_uart_top", "CLOCK_NS"]
 
@@ -87,8 +87,8 @@ class LineNoise:
 class _SimTimed(FramedTransport):
     """Timeouts and quiet waits in simulated time, from the bit period."""
 
-    def __init__(self, width: int, divisor: int, latch_signature: bool):
-        super().__init__(width, latch_signature=latch_signature)
+    def __init__(self, width: int, divisor: int, latch_signature: bool, max_tries: int = MAX_TRIES):
+        super().__init__(width, latch_signature=latch_signature, max_tries=max_tries)
         self.divisor = divisor
         self._last_write = 0
 
@@ -104,8 +104,9 @@ class _SimTimed(FramedTransport):
 class CocotbUartTransport(_SimTimed):
     """Frames through the wrapper's burst memory (``h_in``) and capture ring (``h_out``)."""
 
-    def __init__(self, dut, width: int, divisor: int, latch_signature: bool = True, noise: LineNoise | None = None):
-        super().__init__(width, divisor, latch_signature)
+    def __init__(self, dut, width: int, divisor: int, latch_signature: bool = True, noise: LineNoise | None = None,
+                 max_tries: int = MAX_TRIES):
+        super().__init__(width, divisor, latch_signature, max_tries)
         self.dut = dut
         self.clk = dut.clk
         self.noise = noise

@@ -3,7 +3,8 @@
 The job is a JSON file named by ``BPF_JOB``: ``config``, ``plan`` (a pickled
 sim.check.golden_plan.TrainingPlan), ``check_params``, ``divisor``, ``result`` (where the
 summary goes) and optionally ``noise`` (``p_flip``, ``p_drop``, ``seed``: bits flipped and
-bytes dropped on the simulated line, both ways, during the ``train`` testcase). The host side is the unchanged ``TrainerHost`` over a UART transport
+bytes dropped on the simulated line, both ways, during the ``train`` testcase) and
+``max_tries`` (attempts per command; a line noisier than any working one needs more). The host side is the unchanged ``TrainerHost`` over a UART transport
 (sim/host/cocotb_uart.py); every output, the SIGNATURE register after every update (read over
 the UART) and a full parameter readback at the end are compared with golden.
 """
@@ -26,7 +27,7 @@ from sim.check.train_flow import run_training
 from sim.check.trainer_session import TrainingSession
 from sim.host.cocotb_uart import CocotbBitUartTransport, CocotbUartTransport, LineNoise, reset_uart_top
 from sim.host.driver import TrainerHost
-from sim.host.uart_framing import UartBusError
+from sim.host.uart_framing import MAX_TRIES, UartBusError
 
 CLOCK_NS = 10
 
@@ -50,7 +51,8 @@ async def train(dut):
     plan = TrainingPlan.load(job["plan"])
     await reset_uart_top(dut)
     noise = LineNoise(**job["noise"]) if job.get("noise") else None
-    transport = CocotbUartTransport(dut, cfg.act.width, job["divisor"], noise=noise)
+    transport = CocotbUartTransport(dut, cfg.act.width, job["divisor"], noise=noise,
+                                    max_tries=job.get("max_tries", MAX_TRIES))
     host = TrainerHost(cfg, transport)
     t0 = time.perf_counter()
     c0 = get_sim_time("ns") / CLOCK_NS
