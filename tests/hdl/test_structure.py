@@ -17,6 +17,7 @@ from amaranth.lib import wiring
 
 import hdl
 from golden.config import load_config
+from hdl.axi import AxiTrainer
 from hdl.trainer import Trainer
 from hdl.uart_bridge import UartTrainer
 
@@ -54,7 +55,8 @@ def test_every_component_in_hdl_is_part_of_a_design():
     every_kind = xor.with_(layers=(2, 5, 4, 3, 1), lanes=2, activations=("tanh", "relu", "leaky_relu", "linear"))
     adam = xor.with_(optimizer="adam", learning_rate=0.05)
     used = set()
-    for design in (Trainer(softmax), Trainer(every_kind), Trainer(adam), UartTrainer(xor, clk_freq=12_000_000)):
+    for design in (Trainer(softmax), Trainer(every_kind), Trainer(adam), UartTrainer(xor, clk_freq=12_000_000),
+                   AxiTrainer(xor)):
         used |= _used_classes(design)
     unused = sorted(name for name, cls in _component_classes().items() if cls not in used)
     assert not unused, f"components no design instantiates: {', '.join(unused)}"
