@@ -4,10 +4,11 @@ Word-addressed, 32-bit data. Shared by the hardware and the host driver.
 """
 from __future__ import annotations
 
-from amaranth.lib import wiring
+from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CsrSignature", "REG", "ID_VALUE", "PARAM_WINDOW", "param_address", "CTRL_INFER", "CTRL_FLUSH", "STATUS_BITS"]
+__all__ = ["CsrSignature", "CsrResult", "REG", "ID_VALUE", "PARAM_WINDOW", "param_address", "CTRL_INFER",
+           "CTRL_FLUSH", "STATUS_BITS", "READ_ONLY"]
 
 ID_VALUE = 0xBF0A_0001
 
@@ -28,6 +29,8 @@ REG = {
     "BETA1_POW": 0x0D,   # RW  (adam) beta1**t of the next update t, 32 fraction bits; writable while idle
     "BETA2_POW": 0x0E,   # RW  (adam) beta2**t
 }
+#: registers a write refuses (CsrResult.REFUSED); STATUS is write-1-to-clear, not read-only
+READ_ONLY = ("ID", "SAMPLES", "CYCLES_LO", "CYCLES_HI", "DROPPED", "SIGNATURE", "UPDATES", "STATE_SIGNATURE")
 CTRL_INFER = 1 << 0
 CTRL_FLUSH = 1 << 1
 STATUS_BITS = {"busy": 1 << 0, "length_error": 1 << 1, "bus_error": 1 << 2}
@@ -45,12 +48,22 @@ def param_address(bank: int, addr: int, region: int = 0) -> int:
     return PARAM_WINDOW | (region << REGION_SHIFT) | (bank << BANK_SHIFT) | addr
 
 
+class CsrResult(enum.Enum, shape=2):
+    """How an access ended, valid with ``ack``. The values are AXI's xRESP codes, so the
+    AXI4-Lite bridge (hdl/axi/lite.py) passes them on as they are; every result but ``OK``
+    also sets the sticky STATUS ``bus_error`` flag."""
+    OK = 0b00
+    REFUSED = 0b10   # SLVERR: a parameter access while busy, a write to a read-only register, a value out of range
+    UNMAPPED = 0b11  # DECERR: no register or parameter at this address
+
+
 class CsrSignature(wiring.Signature):
     """A simple synchronous register bus (host side is the initiator).
 
     The host holds ``addr`` and ``re`` (or ``we`` with ``wdata``) until it sees ``ack``
-    high at a clock edge; ``ack`` is high for exactly one cycle, with ``rdata`` valid in it.
-    In the cycle after ``ack`` the host drops ``re``/``we`` or presents its next access.
+    high at a clock edge; ``ack`` is high for exactly one cycle, with ``rdata`` and
+    ``result`` (:class:`CsrResult`) valid in it. In the cycle after ``ack`` the host drops
+    ``re``/``we`` or presents its next access.
     """
 
     def __init__(self):
@@ -61,4 +74,5 @@ class CsrSignature(wiring.Signature):
             "re": Out(1),
             "rdata": In(32),
             "ack": In(1),
+            "result": In(CsrResult),
         })

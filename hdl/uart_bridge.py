@@ -1,37 +1,70 @@
 """The trainer over a UART: a command bridge from bytes to the control bus and sample
 streams, and the board-level top ``UartTrainer`` (docs/uart.md).
 
-The byte protocol's constants are defined once, in ``hdl/uart_protocol.py``; this module
-and the host side (``sim/host/uart_framing.py``) both take them from there.
+The byte protocol's constants and CRC are defined once, in ``hdl/uart_protocol.py``; this
+module and the host side (``sim/host/uart_framing.py``) both take them from there.
 """
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.config import Config
 
-from .csr import PARAM_WINDOW, REG, STATUS_BITS, CsrSignature
+from .crc import crc16_step
+from .csr import ADDR_WIDTH, CsrResult, CsrSignature
 from .trainer import beat_layout, build_trainer
 from .uart import UartRx, UartTx, uart_divisor
-from .uart_protocol import (CMD_READ, CMD_SEND, CMD_WRITE, OUT_BEAT, OUT_BEAT_LAST, RSP_ERROR, RSP_READ, RSP_SENT,
-                            RSP_WRITE, RX_FIFO_DEPTH, SEND_LAST, STATUS_BUS_ERROR, code_bytes)
+from .uart_frame_tx import FrameSender
+from .uart_protocol import (ARG_BYTES, BEAT_LAST, CMD_OUTPUTS, CMD_READ, CMD_SEND, CMD_WRITE, CRC_INIT, MAX_CHUNK,
+                            MAX_OUTPUTS, RESYNC_IDLE_BITS, RSP_OUTPUTS, RSP_READ, RSP_SENT, RSP_WRITE, RX_FIFO_DEPTH,
+                            code_bytes)
 
-__all__ = ["CommandBridge", "UartTrainer"]
+__all__ = ["CommandBridge", "UartTrainer", "rx_byte_layout", "GapMarker"]
 
-_BUS_ERROR_BIT = STATUS_BITS["bus_error"].bit_length() - 1
-_PARAM_BIT = PARAM_WINDOW.bit_length() - 1
-_SEND_LAST_BIT = SEND_LAST.bit_length() - 1
+#: a received byte, and whether the line was idle for the resync gap before it
+rx_byte_layout = data.StructLayout({"data": 8, "gap": 1})
+
+
+class GapMarker(wiring.Component):
+    """Marks each received byte with ``gap``: the line was idle for ``RESYNC_IDLE_BITS`` bit
+    periods or more before it (the first byte after reset too). Counted from one byte's
+    completion to the next: back to back they are 10 bit periods apart.
+
+    Members
+    -------
+    i : In(stream.Signature(8))
+        Bytes from the UART receiver (no backpressure: a receiver cannot wait).
+    o : Out(stream.Signature(rx_byte_layout))
+    """
+
+    def __init__(self, divisor: int):
+        self._limit = (10 + RESYNC_IDLE_BITS) * divisor
+        super().__init__({"i": In(stream.Signature(8)), "o": Out(stream.Signature(rx_byte_layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        idle = Signal(range(self._limit + 1), init=self._limit)
+        m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
+                     self.o.payload.data.eq(self.i.payload), self.o.payload.gap.eq(idle == self._limit)]
+        with m.If(self.i.valid):
+            m.d.sync += idle.eq(0)
+        with m.Elif(idle != self._limit):
+            m.d.sync += idle.eq(idle + 1)
+        return m
 
 
 class CommandBridge(wiring.Component):
-    """Commands from a byte stream to the trainer's control bus and input stream; replies
-    and output beats, framed, back to a byte stream (protocol: ``hdl/uart_protocol.py``).
+    """Commands from a byte stream to the trainer's control bus and input stream; replies,
+    framed with their CRC, back to a byte stream (protocol: ``hdl/uart_protocol.py``).
 
-    One command at a time, in order. A CSR command reads STATUS, does the access, reads
-    STATUS again, and replies with status ``STATUS_BUS_ERROR`` when the trainer's sticky
-    ``bus_error`` flag rose during it or when it was a parameter access while ``busy``.
-    Output beats from ``m_data`` go out as tagged frames between reply frames (replies
-    first); an output beat waits (backpressure) while a frame is being sent.
+    One command at a time. A command is applied only once its CRC has checked: an 'S'
+    command's codes wait in a buffer of ``MAX_CHUNK`` beats until then. A frame whose CRC
+    fails, or a byte that starts no command, is answered with an 'e' frame, after which
+    every byte is dropped until one that follows a resync gap (``i.payload.gap``); such a
+    byte also abandons a partial frame. Every reply is built in a reply buffer and kept
+    there: a command with the same ``seq`` as the last one executed gets that reply again
+    and is not executed twice. A CSR command's result is the control bus's ``result``.
 
     Parameters
     ----------
@@ -40,8 +73,8 @@ class CommandBridge(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(8))
-        Bytes from the host.
+    i : In(stream.Signature(rx_byte_layout))
+        Bytes from the host, each with its ``gap`` flag (``GapMarker``).
     o : Out(stream.Signature(8))
         Bytes to the host.
     csr : Out(CsrSignature())
@@ -49,23 +82,20 @@ class CommandBridge(wiring.Component):
     s_data : Out(stream.Signature(beat_layout(cfg)))
         Sample beats to the trainer.
     m_data : In(stream.Signature(beat_layout(cfg)))
-        Output beats from the trainer.
-    busy : In(1)
-        The trainer's ``busy`` wire.
+        Output beats from the trainer, taken by 'O' commands.
     error : Out(1)
-        One-cycle pulse: an unknown command byte was dropped, or a CSR access was refused.
+        One-cycle pulse: a command was refused (CRC, unknown tag) or a CSR access was.
     """
 
     def __init__(self, cfg: Config):
         self._cfg = cfg
         self._nbytes = code_bytes(cfg.act.width)
         super().__init__({
-            "i": In(stream.Signature(8)),
+            "i": In(stream.Signature(rx_byte_layout)),
             "o": Out(stream.Signature(8)),
             "csr": Out(CsrSignature()),
             "s_data": Out(stream.Signature(beat_layout(cfg))),
             "m_data": In(stream.Signature(beat_layout(cfg))),
-            "busy": In(1),
             "error": Out(1),
         })
 
@@ -80,140 +110,187 @@ class CommandBridge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         CB, AW = self._nbytes, self._cfg.act.width
-        maxf = max(6, 1 + CB)  # longest frame to the host, bytes
+        reply_max = 3 + MAX_OUTPUTS * (1 + CB)
+        m.submodules.codes = codes = Memory(shape=8 * CB, depth=MAX_CHUNK, init=[])
+        code_wr, code_rd = codes.write_port(), codes.read_port()
+        m.submodules.replies = replies = Memory(shape=8, depth=reply_max, init=[])
+        reply_wr, reply_rd = replies.write_port(), replies.read_port()
+        m.submodules.sender = tx = FrameSender(reply_max)
+        wiring.connect(m, tx.o, wiring.flipped(self.o))
+        m.d.comb += [reply_rd.addr.eq(tx.rd_addr), tx.rd_data.eq(reply_rd.data)]
 
-        # ---------------- frames to the host ----------------------------------------------
-        buf = Signal(8 * maxf)
-        left = Signal(range(maxf + 1))
-        resp_valid = Signal()
-        resp_ready = Signal()
-        resp_frame = Signal(8 * maxf)
-        resp_len = Signal(range(maxf + 1))
-        ext = Signal(signed(8 * CB))
-        m.d.comb += [self.o.payload.eq(buf[:8]), self.o.valid.eq(left != 0), ext.eq(self.m_data.payload.data)]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [buf.eq(buf >> 8), left.eq(left - 1)]
-        with m.If(left == 0):
-            with m.If(resp_valid):
-                m.d.comb += resp_ready.eq(1)
-                m.d.sync += [buf.eq(resp_frame), left.eq(resp_len)]
-            with m.Elif(self.m_data.valid):
-                m.d.comb += self.m_data.ready.eq(1)
-                tag = Mux(self.m_data.payload.last, Const(OUT_BEAT_LAST, 8), Const(OUT_BEAT, 8))
-                m.d.sync += [buf.eq(Cat(tag, ext)), left.eq(1 + CB)]
-
-        # ---------------- commands from the host ------------------------------------------
-        cmd = Signal(8)
-        args = Signal(64)  # W: addr, data; R: addr; S: count, flags
-        idx = Signal(range(9))
-        nargs = Signal(range(9))
-        count = Signal(8)
-        last_chunk = Signal()
-        code = Signal(8 * CB)
-        s0 = Signal(32)
-        rdata = Signal(32)
-        first = Signal()
-        busy_at = Signal()
-        addr = args[:32]
-        is_write = cmd == CMD_WRITE
-        status = Signal(8)
+        b, gap = self.i.payload.data, self.i.payload.gap
+        crc, cmd, seq, args = Signal(16), Signal(8), Signal(8), Signal(64)
+        idx, nargs = Signal(range(9)), Signal(range(9))
+        beat, bidx, code = Signal(range(MAX_CHUNK + 1)), Signal(range(CB)), Signal(8 * CB)
+        last_seq, have_last = Signal(8), Signal()
+        hdr, rlen, k = Signal(56), Signal(range(reply_max + 1)), Signal(3)
+        n_out, wptr, ob, obeat = Signal(8), Signal(range(reply_max + 1)), Signal(range(CB + 1)), Signal(8 * (1 + CB))
+        # one CRC step for every received byte; a byte that starts a frame steps from CRC_INIT
+        start_frame = Signal()
+        crc_next = crc16_step(Mux(start_frame, CRC_INIT, crc), b)
+        count, flags, most = args[:8], args[8:16], args[:8]
+        addr_ok = ~args[ADDR_WIDTH:32].any()
+        assembled = Cat(code[8:], b) if CB > 1 else b
+        m.d.comb += [code_wr.addr.eq(beat), code_wr.data.eq(assembled), code_rd.addr.eq(beat),
+                     self.csr.addr.eq(args[:ADDR_WIDTH]), self.csr.wdata.eq(args[32:])]
         m.d.sync += self.error.eq(0)
 
-        with m.FSM(name="bridge"):
-            with m.State("CMD"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    m.d.sync += [cmd.eq(self.i.payload), idx.eq(0)]
-                    with m.Switch(self.i.payload):
-                        with m.Case(CMD_WRITE):
-                            m.d.sync += nargs.eq(8)
-                            m.next = "ARGS"
-                        with m.Case(CMD_READ):
-                            m.d.sync += nargs.eq(4)
-                            m.next = "ARGS"
-                        with m.Case(CMD_SEND):
-                            m.d.sync += nargs.eq(2)
-                            m.next = "ARGS"
-                        with m.Default():
-                            m.d.sync += self.error.eq(1)
-                            m.next = "UNKNOWN"
-            with m.State("ARGS"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid):
-                    m.d.sync += [args.word_select(idx[:3], 8).eq(self.i.payload), idx.eq(idx + 1)]
-                    with m.If(idx == nargs - 1):
-                        with m.If(cmd == CMD_SEND):
-                            m.next = "SEND"
-                        with m.Else():
-                            m.next = "STATUS0"
-            # CSR access: STATUS before, the access, STATUS after
-            with m.State("STATUS0"):
-                m.d.comb += [self.csr.addr.eq(REG["STATUS"]), self.csr.re.eq(1)]
-                with m.If(self.csr.ack):
-                    m.d.sync += [s0.eq(self.csr.rdata), first.eq(1)]
-                    m.next = "ACCESS"
-            with m.State("ACCESS"):
-                m.d.comb += [self.csr.addr.eq(addr), self.csr.wdata.eq(args[32:]),
-                             self.csr.we.eq(is_write), self.csr.re.eq(~is_write)]
-                with m.If(first):  # the cycle in which the trainer decides to refuse or not
-                    m.d.sync += [busy_at.eq(self.busy), first.eq(0)]
-                with m.If(self.csr.ack):
-                    m.d.sync += rdata.eq(self.csr.rdata)
-                    m.next = "STATUS1"
-            with m.State("STATUS1"):
-                m.d.comb += [self.csr.addr.eq(REG["STATUS"]), self.csr.re.eq(1)]
-                with m.If(self.csr.ack):
-                    rose = self.csr.rdata[_BUS_ERROR_BIT] & ~s0[_BUS_ERROR_BIT]
-                    m.d.sync += status.eq(Mux(rose | (addr[_PARAM_BIT] & busy_at), STATUS_BUS_ERROR, 0))
-                    m.next = "CSR_EVAL"
-            with m.State("CSR_EVAL"):
-                m.d.comb += [resp_valid.eq(1),
-                             resp_frame.eq(Mux(is_write, Cat(Const(RSP_WRITE, 8), status),
-                                               Cat(Const(RSP_READ, 8), status, rdata))),
-                             resp_len.eq(Mux(is_write, 2, 6))]
-                with m.If(resp_ready):
-                    m.d.sync += self.error.eq(status != 0)
-                    m.next = "CMD"
-            # send beats: count = args[0:8], flags = args[8:16]
-            with m.State("SEND"):
-                m.d.sync += [count.eq(args[:8]), last_chunk.eq(args[8 + _SEND_LAST_BIT]), idx.eq(0)]
-                with m.If(args[:8] == 0):
-                    m.next = "SENT"
+        def take_tag():
+            """The byte ``b`` starts a frame (whatever state the parser was in)."""
+            m.d.comb += start_frame.eq(1)
+            m.d.sync += [cmd.eq(b), crc.eq(crc_next), idx.eq(0)]
+            with m.Switch(b):
+                for tag, n in ARG_BYTES.items():
+                    with m.Case(tag):
+                        m.d.sync += nargs.eq(n)
+                        m.next = "SEQ"
+                with m.Default():
+                    m.next = "ERR_TAG"
+
+        def receive(body):
+            """A parser state: take a byte; one after a resync gap starts a new frame."""
+            m.d.comb += self.i.ready.eq(1)
+            with m.If(self.i.valid):
+                with m.If(gap):
+                    take_tag()
                 with m.Else():
-                    m.next = "CODE"
-            with m.State("CODE"):
+                    m.d.sync += crc.eq(crc_next)
+                    body()
+
+        with m.FSM(name="bridge"):
+            with m.State("TAG"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    if CB == 1:
-                        m.d.sync += code.eq(self.i.payload)
-                    else:
-                        m.d.sync += code.word_select(idx[:max(1, (CB - 1).bit_length())], 8).eq(self.i.payload)
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == CB - 1):
-                        m.next = "BEAT"
-            with m.State("BEAT"):
-                m.d.comb += [self.s_data.valid.eq(1), self.s_data.payload.data.eq(code[:AW]),
-                             self.s_data.payload.last.eq(last_chunk & (count == 1))]
-                with m.If(self.s_data.ready):
-                    m.d.sync += [count.eq(count - 1), idx.eq(0)]
-                    with m.If(count == 1):
-                        m.next = "SENT"
+                    take_tag()
+            with m.State("SEQ"):
+                def _seq():
+                    m.d.sync += seq.eq(b)
+                    m.next = "ARGS"
+                receive(_seq)
+            with m.State("ARGS"):
+                def _args():
+                    m.d.sync += [args.word_select(idx[:3], 8).eq(b), idx.eq(idx + 1)]
+                    with m.If(idx == nargs - 1):
+                        m.d.sync += [beat.eq(0), bidx.eq(0)]
+                        with m.If((cmd == CMD_SEND) & (count > MAX_CHUNK)):
+                            m.next = "ERR_CRC"  # no such command was sent: refuse before the buffer overflows
+                        with m.Elif((cmd == CMD_SEND) & (count != 0)):
+                            m.next = "CODES"
+                        with m.Else():
+                            m.next = "CRC0"
+                receive(_args)
+            with m.State("CODES"):
+                def _codes():
+                    with m.If(bidx == CB - 1):
+                        m.d.comb += code_wr.en.eq(1)
+                        m.d.sync += [bidx.eq(0), beat.eq(beat + 1)]
+                        with m.If(beat == count - 1):
+                            m.next = "CRC0"
                     with m.Else():
-                        m.next = "CODE"
-            with m.State("SENT"):
-                m.d.comb += [resp_valid.eq(1), resp_frame.eq(RSP_SENT), resp_len.eq(1)]
-                with m.If(resp_ready):
-                    m.next = "CMD"
-            with m.State("UNKNOWN"):
-                m.d.comb += [resp_valid.eq(1), resp_frame.eq(Cat(Const(RSP_ERROR, 8), cmd)), resp_len.eq(2)]
-                with m.If(resp_ready):
-                    m.next = "CMD"
+                        m.d.sync += [bidx.eq(bidx + 1), code.eq(assembled)]
+                receive(_codes)
+            with m.State("CRC0"):
+                def _crc0():
+                    m.next = "CRC1"
+                receive(_crc0)
+            with m.State("CRC1"):
+                def _crc1():
+                    args_ok = (cmd != CMD_OUTPUTS) | ((most >= 1) & (most <= MAX_OUTPUTS))
+                    with m.If((crc_next != 0) | ~args_ok):
+                        m.next = "ERR_CRC"
+                    with m.Elif(have_last & (seq == last_seq)):
+                        m.next = "SEND"  # a repeated command: its reply again, not executed twice
+                    with m.Else():
+                        m.d.sync += [beat.eq(0), n_out.eq(0), wptr.eq(3), ob.eq(0)]
+                        with m.Switch(cmd):
+                            with m.Case(CMD_WRITE, CMD_READ):
+                                m.next = "CSR"
+                            with m.Case(CMD_SEND):
+                                m.next = "S_READ"
+                            with m.Default():
+                                m.next = "O_TAKE"
+                receive(_crc1)
+            for name, why in (("ERR_TAG", 1), ("ERR_CRC", 0)):
+                with m.State(name):
+                    m.d.comb += [tx.start.eq(1), tx.error.eq(1), tx.why.eq(why)]
+                    m.d.sync += self.error.eq(1)
+                    m.next = "ERR_WAIT"
+            with m.State("ERR_WAIT"):
+                with m.If(~tx.busy):
+                    m.next = "DISCARD"
+            with m.State("DISCARD"):  # until a byte after a resync gap
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid & gap):
+                    take_tag()
+            # ---- execution: the reply goes into the reply buffer, then out
+            with m.State("CSR"):
+                is_write = cmd == CMD_WRITE
+                tag = Mux(is_write, Const(RSP_WRITE, 8), Const(RSP_READ, 8))
+                with m.If(~addr_ok):  # beyond the control bus's addresses
+                    m.d.sync += [hdr.eq(Cat(tag, seq, Const(CsrResult.UNMAPPED.value, 8), Const(0, 32))),
+                                 k.eq(0), rlen.eq(Mux(is_write, 3, 7)), self.error.eq(1)]
+                    m.next = "HDR"
+                with m.Else():
+                    m.d.comb += [self.csr.we.eq(is_write), self.csr.re.eq(~is_write)]
+                    with m.If(self.csr.ack):
+                        m.d.sync += [hdr.eq(Cat(tag, seq, self.csr.result.as_value(), Const(0, 6), self.csr.rdata)),
+                                     k.eq(0), rlen.eq(Mux(is_write, 3, 7)),
+                                     self.error.eq(self.csr.result != CsrResult.OK)]
+                        m.next = "HDR"
+            with m.State("S_READ"):  # the buffer's code arrives in the next cycle
+                with m.If(count == 0):
+                    m.d.sync += [hdr.eq(Cat(Const(RSP_SENT, 8), seq)), k.eq(0), rlen.eq(2)]
+                    m.next = "HDR"
+                with m.Else():
+                    m.next = "S_BEAT"
+            with m.State("S_BEAT"):
+                m.d.comb += [self.s_data.valid.eq(1), self.s_data.payload.data.eq(code_rd.data[:AW]),
+                             self.s_data.payload.last.eq(flags[0] & (beat == count - 1))]
+                with m.If(self.s_data.ready):
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(beat == count - 1):
+                        m.d.sync += [hdr.eq(Cat(Const(RSP_SENT, 8), seq)), k.eq(0), rlen.eq(2)]
+                        m.next = "HDR"
+                    with m.Else():
+                        m.next = "S_READ"
+            with m.State("O_TAKE"):  # the output beats there now, at most `most`
+                with m.If((n_out < most) & self.m_data.valid):
+                    m.d.comb += self.m_data.ready.eq(1)
+                    ext = Signal(signed(8 * CB))
+                    m.d.comb += ext.eq(self.m_data.payload.data)
+                    assert BEAT_LAST == 1
+                    m.d.sync += [obeat.eq(Cat(self.m_data.payload.last, Const(0, 7), ext)), ob.eq(0)]
+                    m.next = "O_BYTE"
+                with m.Else():
+                    m.d.sync += [hdr.eq(Cat(Const(RSP_OUTPUTS, 8), seq, n_out)), k.eq(0), rlen.eq(wptr)]
+                    m.next = "HDR"
+            with m.State("O_BYTE"):
+                m.d.comb += [reply_wr.addr.eq(wptr), reply_wr.data.eq(obeat.word_select(ob, 8)), reply_wr.en.eq(1)]
+                m.d.sync += [wptr.eq(wptr + 1), ob.eq(ob + 1)]
+                with m.If(ob == CB):
+                    m.d.sync += n_out.eq(n_out + 1)
+                    m.next = "O_TAKE"
+            with m.State("HDR"):  # the reply's first bytes (tag, seq, ...) into the buffer
+                last_k = Mux(cmd == CMD_READ, 6, Mux(cmd == CMD_SEND, 1, 2))
+                m.d.comb += [reply_wr.addr.eq(k), reply_wr.data.eq(hdr.word_select(k, 8)), reply_wr.en.eq(1)]
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == last_k):
+                    m.d.sync += [last_seq.eq(seq), have_last.eq(1)]
+                    m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += [tx.start.eq(1), tx.length.eq(rlen)]
+                m.next = "SEND_WAIT"
+            with m.State("SEND_WAIT"):
+                with m.If(~tx.busy):
+                    m.next = "TAG"
         return m
 
 
 class UartTrainer(wiring.Component):
     """The trainer behind a UART: ``Trainer`` + ``CommandBridge`` + 8N1 ``UartRx``/``UartTx``,
-    with a receive FIFO of ``RX_FIFO_DEPTH`` bytes (the host's flow-control window).
+    with a ``GapMarker`` (resynchronisation) and a receive FIFO of ``RX_FIFO_DEPTH`` bytes
+    (more than the longest command: the host waits for each reply).
 
     Parameters
     ----------
@@ -234,8 +311,8 @@ class UartTrainer(wiring.Component):
     busy : Out(1)
         The trainer's busy wire (an LED).
     error : Out(1)
-        Sticky until reset: a framing error, a receive overrun (the host overran the FIFO),
-        an unknown command byte, or a refused CSR access (an LED).
+        Sticky until reset: a framing error, a receive overrun, a command refused for its
+        check or tag, or a refused CSR access (an LED).
     """
 
     def __init__(self, cfg: Config, *, clk_freq: int, baud: int = 115200):
@@ -258,10 +335,15 @@ class UartTrainer(wiring.Component):
         m.submodules.bridge = bridge = CommandBridge(self._cfg)
         m.submodules.uart_rx = urx = UartRx(self._divisor)
         m.submodules.uart_tx = utx = UartTx(self._divisor)
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
-        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx), self.busy.eq(trainer.busy), bridge.busy.eq(trainer.busy)]
-        wiring.connect(m, urx.o, rx_fifo.w_stream)
-        wiring.connect(m, rx_fifo.r_stream, bridge.i)
+        m.submodules.gap = gap = GapMarker(self._divisor)
+        # bytes and their gap flags, 9 bits a FIFO entry
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=rx_byte_layout.size, depth=RX_FIFO_DEPTH)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx), self.busy.eq(trainer.busy)]
+        wiring.connect(m, urx.o, gap.i)
+        m.d.comb += [rx_fifo.w_stream.payload.eq(gap.o.payload), rx_fifo.w_stream.valid.eq(gap.o.valid),
+                     gap.o.ready.eq(rx_fifo.w_stream.ready),
+                     bridge.i.payload.eq(rx_fifo.r_stream.payload), bridge.i.valid.eq(rx_fifo.r_stream.valid),
+                     rx_fifo.r_stream.ready.eq(bridge.i.ready)]
         wiring.connect(m, bridge.o, utx.i)
         wiring.connect(m, bridge.csr, trainer.csr)
         wiring.connect(m, bridge.s_data, trainer.s_data)

@@ -1,6 +1,7 @@
 """The main job without the CLI: train in RTL simulation, compare with golden, summarise.
 
-``run_train`` picks the simulator (Verilator, Icarus or Amaranth's own), runs
+``run_train`` picks the simulator (Verilator, Icarus or Amaranth's own) and the host
+interface (``bus``: the native bus, or the AXI top driven by cocotbext-axi), runs
 ``sim.check.train_flow.run_training`` inside it, and returns the report dictionary that the
 ``train`` command prints and writes to ``report.json``.
 """
@@ -18,6 +19,7 @@ from sim.check.golden_plan import make_plan
 __all__ = ["run_train", "SIM_CHOICES", "summarise"]
 
 SIM_CHOICES = ("verilator", "icarus", "amaranth")
+BUS_CHOICES = ("native", "axi")
 
 
 def _run_amaranth(cfg, plan, check_params, on_progress):
@@ -91,9 +93,17 @@ def summarise(cfg: Config, simulator: str, raw: dict) -> dict:
 
 def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = None, epochs: int | None = None,
               max_samples: int | None = None, check_params: str | None = None, stall_prob: float = 0.0,
-              on_progress=None, build_root: str = "build", evaluate: bool = True, dsp: str = "generic") -> dict:
+              on_progress=None, build_root: str = "build", evaluate: bool = True, dsp: str = "generic",
+              bus: str = "native", seed: int = 0) -> dict:
+    """``stall_prob``: random idle cycles and backpressure on the streams (and with
+    ``bus="axi"`` on all seven AXI channels, seeded by ``seed``)."""
     if simulator not in SIM_CHOICES:
         raise ValueError(f"--sim must be one of {', '.join(SIM_CHOICES)}, got {simulator!r}")
+    if bus not in BUS_CHOICES:
+        raise ValueError(f"--bus must be one of {', '.join(BUS_CHOICES)}, got {bus!r}")
+    if bus == "axi" and simulator == "amaranth":
+        raise ValueError("--bus axi runs on verilator or icarus (its testbench is cocotbext-axi's bus models), "
+                         "not on the amaranth simulator")
     check_limits(cfg)  # refuse what the hardware cannot hold before building anything
     ds = load_dataset(cfg, dataset)
     epochs = epochs if epochs is not None else cfg.epochs
@@ -108,9 +118,15 @@ def run_train(cfg: Config, simulator: str = "verilator", dataset: str | None = N
         if dsp != "generic":
             raise ValueError(f"the Amaranth simulator runs only dsp='generic' (no models of primitives), got {dsp!r}")
         raw = _run_amaranth(cfg, plan, check_params, on_progress)
+    elif bus == "axi":
+        from sim.runners.axi_rtl import run_axi_job
+        raw = run_axi_job(cfg, simulator, plan=plan, check_params=check_params, stall_prob=stall_prob, seed=seed,
+                          on_progress=on_progress, build_root=build_root, dsp=dsp)
     else:
         from sim.runners.rtl_run import run_trainer_job
         raw = run_trainer_job(cfg, simulator, plan=plan, check_params=check_params, stall_prob=stall_prob,
                               on_progress=on_progress, build_root=build_root, dsp=dsp)
-    return summarise(cfg, simulator, raw)
+    out = summarise(cfg, simulator, raw)
+    out["bus"] = bus
+    return out
 

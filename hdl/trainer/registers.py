@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import ADAM_ALPHA_WIDTH, Config
 from golden.optimizers import ALPHA_MAX
 
-from ..csr import BANK_SHIFT, ID_VALUE, REG, REGION_SHIFT, CsrSignature
+from ..csr import BANK_SHIFT, ID_VALUE, READ_ONLY, REG, REGION_SHIFT, CsrResult, CsrSignature
 from ..layout import Layout
 from .adam_scalars import power_write_layout
 
@@ -142,7 +142,9 @@ class ControlRegisters(wiring.Component):
         bias_word = Signal(BANK_SHIFT)
         m.d.comb += bias_word.eq(word - lay.wdepth)
         rdata, cycles_hi = Signal(32), Signal(32)
-        m.d.comb += csr.rdata.eq(rdata)
+        # how the access ended (OK unless a _refuse below), for the bus's `result`
+        self._result = result = Signal(CsrResult)
+        m.d.comb += [csr.rdata.eq(rdata), csr.result.eq(result)]
         # registered first: the memories' write multiplexers then switch on a state bit,
         # not on the idle/bus decode
         pw = Signal(bus_write_layout(cfg))
@@ -166,9 +168,11 @@ class ControlRegisters(wiring.Component):
         with m.FSM(name="csr"):
             with m.State("IDLE"):
                 with m.If(csr.re | csr.we):
+                    m.d.sync += result.eq(CsrResult.OK)
                     with m.If(param):
                         with m.If(~idle_r | ~bank_ok):
-                            m.d.sync += [err_bus.eq(1), rdata.eq(0)]
+                            m.d.sync += [*self._refuse(err_bus, Mux(bank_ok, CsrResult.REFUSED, CsrResult.UNMAPPED)),
+                                         rdata.eq(0)]
                             m.next = "ACK"
                         with m.Else():
                             m.d.sync += [pw.bias.eq(is_bias), pw.bank.eq(bank_sel), pw.word.eq(word),
@@ -190,7 +194,7 @@ class ControlRegisters(wiring.Component):
                             with m.Case(REG["CYCLES_LO"]):
                                 m.d.sync += [rdata.eq(cycles[:32]), cycles_hi.eq(cycles[32:])]
                             with m.Default():
-                                m.d.sync += [rdata.eq(0), err_bus.eq(1)]
+                                m.d.sync += [rdata.eq(0), *self._refuse(err_bus, CsrResult.UNMAPPED)]
                         m.next = "ACK"
             with m.State("PARAM_WRITE"):
                 m.d.comb += self.param_wr.valid.eq(1)
@@ -203,6 +207,10 @@ class ControlRegisters(wiring.Component):
                 m.d.comb += csr.ack.eq(1)
                 m.next = "IDLE"
         return m
+
+    def _refuse(self, err_bus, why):
+        """An access that fails: the sticky STATUS flag, and the bus's ``result`` for it."""
+        return [err_bus.eq(1), self._result.eq(why)]
 
     def _write_register(self, m, err_len, err_bus, idle_r):
         cfg, csr = self._cfg, self.csr
@@ -220,28 +228,30 @@ class ControlRegisters(wiring.Component):
                 with m.If((csr.wdata >= 1) & (csr.wdata <= 0xFFFF)):
                     m.d.sync += self.lr.eq(csr.wdata)
                 with m.Else():
-                    m.d.sync += err_bus.eq(1)
+                    m.d.sync += self._refuse(err_bus, CsrResult.REFUSED)
             if cfg.optimizer == "adam":
                 with m.Case(REG["ADAM_LR"]):
                     with m.If(csr.wdata <= ALPHA_MAX):
                         m.d.sync += self.adam_lr.eq(csr.wdata)
                     with m.Else():
-                        m.d.sync += err_bus.eq(1)
+                        m.d.sync += self._refuse(err_bus, CsrResult.REFUSED)
                 for which, name in enumerate(("BETA1_POW", "BETA2_POW")):
                     with m.Case(REG[name]):
                         with m.If(idle_r):
                             m.d.comb += [self.pow_wr.valid.eq(1), self.pow_wr.which.eq(which),
                                          self.pow_wr.data.eq(csr.wdata)]
                         with m.Else():
-                            m.d.sync += err_bus.eq(1)
+                            m.d.sync += self._refuse(err_bus, CsrResult.REFUSED)
             with m.Case(REG["BATCH"]):
                 with m.If((csr.wdata >= 1) & (csr.wdata <= cfg.batch_size) & idle_r):
                     m.d.sync += self.batch.eq(csr.wdata)
                     m.d.comb += self.batch_restart.eq(1)
                 with m.Else():
-                    m.d.sync += err_bus.eq(1)
+                    m.d.sync += self._refuse(err_bus, CsrResult.REFUSED)
+            with m.Case(*(REG[name] for name in READ_ONLY)):
+                m.d.sync += self._refuse(err_bus, CsrResult.REFUSED)
             with m.Default():
-                m.d.sync += err_bus.eq(1)
+                m.d.sync += self._refuse(err_bus, CsrResult.UNMAPPED)
 
     def _read_parameter(self, m, pw, rdata):
         """States PARAM_READ, PARAM_GROUP, PARAM_SELECT: every bank's word registered first

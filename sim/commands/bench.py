@@ -25,9 +25,12 @@ __all__ = ["bench"]
 @click.option("--compare-optimizers", is_flag=True,
               help="Also run the same network and batch with sgd, momentum and adam on Verilator, side by side: "
                    "cycles per sample and the ratio to SGD's.")
+@click.option("--bus", type=click.Choice(["native", "axi"]), default="native", show_default=True,
+              help="Run the samples through the native bus or through the AXI top (cocotbext-axi drives it; "
+                   "Python then runs every cycle: use fewer --samples).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/bench", show_default=True)
 def bench(config_path, samples, icarus_samples, random_data, fmax_report, target, cpu_samples, compare_optimizers,
-          out_dir):
+          bus, out_dir):
     """Cycles per training sample, MAC utilization, simulation speed, and training throughput:
     projected on the FPGA (Fmax / cycles per sample; Fmax from --fmax-report or --target) next
     to the host CPU's own float training speed (golden/float_model.py, one core, the config's
@@ -60,10 +63,11 @@ def bench(config_path, samples, icarus_samples, random_data, fmax_report, target
         con = rep.console()
         con.print(f"bench: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes  "
                   f"({', '.join(f'{k}: {v} samples' for k, v in sims.items())})")
-        r = run_bench(cfg, samples=sims, simulators=tuple(sims), random_data=random_data)
+        r = run_bench(cfg, samples=sims, simulators=tuple(sims), random_data=random_data, bus=bus)
     except (ConfigError, DatasetError, HardwareLimitError) as e:
         rep.fail(str(e))
     r["config_file"] = config_path
+    r["bus"] = bus
     if compare_optimizers:
         r["optimizers"] = _compare_optimizers(con, cfg, samples, random_data)
     # throughput ---------------------------------------------------------------------

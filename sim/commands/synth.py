@@ -15,11 +15,13 @@ TARGETS = ("ecp5-85k", "ice40-up5k")
 @config_option(required=True)
 @click.option("--target", type=click.Choice(TARGETS), required=True, help="Device to place and route for.")
 @click.option("--unit", default="trainer", show_default=True,
-              help="trainer, mac, adder-tree, softmax or activation-<kind>.")
+              help="trainer, trainer-axi, mac, adder-tree, softmax or activation-<kind>.")
+@click.option("--bus", type=click.Choice(["native", "axi"]), default="native", show_default=True,
+              help="With --unit trainer: the native top, or the AXI top (the same as --unit trainer-axi).")
 @click.option("--freq", "freq_mhz", type=click.FloatRange(min=1), default=None,
               help="Clock target in MHz (default: 100 on ecp5-85k, 30 on ice40-up5k).")
 @out_option("out/synth")
-def synth(config_path, target, unit, freq_mhz, out_dir):
+def synth(config_path, target, unit, bus, freq_mhz, out_dir):
     """Synthesize the trainer (or one unit) and report LUTs, flip-flops, DSPs, block RAMs and Fmax.
 
     The first run of a YoWASP tool compiles WebAssembly (about a minute); progress lines show
@@ -31,6 +33,10 @@ def synth(config_path, target, unit, freq_mhz, out_dir):
 
     if unit not in UNITS:
         rep.fail(f"--unit {unit!r} is not a unit; allowed: {', '.join(UNITS)}")
+    if bus == "axi":
+        if unit not in ("trainer", "trainer-axi"):
+            rep.fail(f"--bus axi applies to --unit trainer, not {unit!r}")
+        unit = "trainer-axi"
     cfg = load_config(config_path)
     con = rep.console()
     con.print(f"synth: {config_path}  unit {unit}  target {target}  ({cfg.lanes} lanes)")

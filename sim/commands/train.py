@@ -23,8 +23,15 @@ __all__ = ["train"]
 @click.option("--check-params", type=click.Choice(["every", "signature"]), default=None,
               help="After every update read back all parameters, or compare the parameter signature "
                    "(default: every for networks of <= 64 parameters). A full readback ends every run.")
+@click.option("--bus", type=click.Choice(["native", "axi"]), default="native", show_default=True,
+              help="Train through the native bus, or through the AXI top (AXI4-Stream + AXI4-Lite, driven by "
+                   "cocotbext-axi; verilator or icarus).")
+@click.option("--stall-prob", type=click.FloatRange(0.0, 0.9), default=0.0, show_default=True,
+              help="Random idle cycles and backpressure per cycle on the streams (with --bus axi on every AXI "
+                   "channel).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random stalls.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="out/train", show_default=True)
-def train(config_path, dataset, simulator, epochs, max_samples, check_params, out_dir):
+def train(config_path, dataset, simulator, epochs, max_samples, check_params, bus, stall_prob, seed, out_dir):
     """Train in RTL simulation and compare every output and update with the golden model."""
     from golden.config import ConfigError
     from hdl.layout import HardwareLimitError
@@ -36,7 +43,7 @@ def train(config_path, dataset, simulator, epochs, max_samples, check_params, ou
     con = rep.console()
     per_epoch = min(max_samples or len(ds.X_train), len(ds.X_train))
     con.print(f"train: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes  dataset {ds.name}  "
-              f"{epochs} epochs x {per_epoch} samples  on {simulator}")
+              f"{epochs} epochs x {per_epoch} samples  on {simulator}" + ("  over AXI" if bus == "axi" else ""))
     every = max(1, epochs // 20)
     con.print("losses: mean over the epoch's training samples, each taken before its update; "
               "accuracies: test set after the epoch")
@@ -64,8 +71,9 @@ def train(config_path, dataset, simulator, epochs, max_samples, check_params, ou
     try:
         with prog:
             r = run_train(cfg, simulator, dataset=dataset, epochs=epochs, max_samples=max_samples,
-                          check_params=check_params, on_progress=on_progress)
-    except (ConfigError, HardwareLimitError) as e:
+                          check_params=check_params, on_progress=on_progress, bus=bus, stall_prob=stall_prob,
+                          seed=seed)
+    except (ConfigError, HardwareLimitError, ValueError) as e:
         rep.fail(str(e))
     path = rep.write_report(out_dir, r)
     hist = r["history"]

@@ -17,8 +17,12 @@ __all__ = ["verilog"]
 @click.option("--dsp", type=click.Choice(["generic", "ecp5"]), default="generic", show_default=True,
               help="Multipliers as Verilog '*' (any tool, any FPGA) or as ECP5 MULT18X18D primitives with their "
                    "own registers (what `synth --target ecp5-85k` and the ULX3S build use; same cycles).")
-def verilog(config_path, out_dir, no_lint, dsp):
-    """Write the trainer as one Verilog file (top module `trainer`) and OUT/manifest.json.
+@click.option("--bus", type=click.Choice(["native", "axi"]), default="native", show_default=True,
+              help="The host interface: the native CSR bus and streams (top `trainer`), or AXI4-Stream "
+                   "s_axis/m_axis and AXI4-Lite s_axi with aclk/aresetn (top `trainer_axi`, docs/registers.md).")
+def verilog(config_path, out_dir, no_lint, dsp, bus):
+    """Write the trainer as one Verilog file (top module `trainer`, or `trainer_axi` with
+    --bus axi) and OUT/manifest.json.
 
     The manifest lists the ports (stream payload fields included), the register map, every
     parameter's bus address (from hdl/layout.py), the number formats, lanes, the config,
@@ -27,15 +31,16 @@ def verilog(config_path, out_dir, no_lint, dsp):
     """
     from golden.config import load_config
 
-    from sim.flows.verilog_export import TOP, export_verilog
+    from sim.flows.verilog_export import TOPS, export_verilog
 
     cfg = load_config(config_path)
     con = rep.console()
     out = rep.prepare_out_dir(out_dir)
-    con.print(f"verilog: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes  multipliers: {dsp}")
-    m = export_verilog(cfg, out, lint=not no_lint, on_status=lambda msg: con.print(f"  {msg}"), dsp=dsp)
+    top = TOPS[bus]
+    con.print(f"verilog: {config_path}  layers {list(cfg.layers)}  {cfg.lanes} lanes  multipliers: {dsp}  bus: {bus}")
+    m = export_verilog(cfg, out, lint=not no_lint, on_status=lambda msg: con.print(f"  {msg}"), dsp=dsp, bus=bus)
     n_in = sum(1 for p in m["ports"] if p["direction"] == "input")
-    con.print(f"top module {TOP}: {n_in} inputs, {len(m['ports']) - n_in} outputs; "
+    con.print(f"top module {top}: {n_in} inputs, {len(m['ports']) - n_in} outputs; "
               f"{m['param_map']['parameters']} parameters in {m['param_map']['banks']} banks "
               f"of {m['param_map']['words_per_bank']} words")
     lint = m["lint"]
@@ -56,7 +61,7 @@ def verilog(config_path, out_dir, no_lint, dsp):
         for w in lint["warnings"][:5]:
             con.print(f"  {w}")
     report = {
-        "top_module": TOP, "verilog": str(out / "trainer.v"), "manifest": str(out / "manifest.json"),
+        "top_module": top, "bus": bus, "verilog": str(out / f"{top}.v"), "manifest": str(out / "manifest.json"),
         "verilog_sha256": m["verilog_sha256"], "ports": len(m["ports"]),
         "parameters": m["param_map"]["parameters"], "dsp": dsp,
         "lint_clean": None if lint is None else lint["clean"],
@@ -64,4 +69,4 @@ def verilog(config_path, out_dir, no_lint, dsp):
         "git": m["git"], "tools": m["tools"],
     }
     path = rep.write_report(out, report, cfg)
-    con.print(f"wrote {out / 'trainer.v'}, {out / 'manifest.json'} and {path}")
+    con.print(f"wrote {out / f'{top}.v'}, {out / 'manifest.json'} and {path}")

@@ -34,10 +34,11 @@ def random_dataset_file(cfg: Config, n: int, directory: str, seed: int = 0) -> s
 
 
 def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator", "icarus"),
-              build_root: str = "build", random_data: bool = False, on_progress=None) -> dict:
+              build_root: str = "build", random_data: bool = False, on_progress=None, bus: str = "native") -> dict:
     """Train a few samples on each simulator and read the figures.
 
     ``samples`` maps simulator -> training samples to run (Icarus is ~100x slower).
+    ``bus``: through the native bus or the AXI top (``sim.train_job.run_train``).
     """
     from sim.train_job import run_train
 
@@ -53,7 +54,7 @@ def run_bench(cfg: Config, samples: dict | None = None, simulators=("verilator",
         for sim in simulators:
             r = run_train(cfg, sim, dataset=dataset, epochs=1, max_samples=samples[sim],
                           check_params="signature", build_root=build_root, on_progress=on_progress,
-                          evaluate=False)
+                          evaluate=False, bus=bus)
             if r["mismatches"]:
                 raise AssertionError(f"{sim}: {r['first_mismatch']}")
             out["sim_cycles_per_second"][sim] = r["sim_cycles_per_second"]

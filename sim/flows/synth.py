@@ -50,7 +50,7 @@ __all__ = ["TARGETS", "UNITS", "Target", "SynthesisError", "DoesNotFit", "genera
 #: Elementwise activation kinds (same as hdl.activation.ELEMENTWISE, kept here so that
 #: listing the unit names does not import Amaranth).
 _ACT_KINDS = ("relu", "leaky_relu", "linear", "sigmoid", "tanh")
-UNITS = ("trainer", *(f"activation-{k}" for k in _ACT_KINDS), "softmax", "mac", "adder-tree")
+UNITS = ("trainer", "trainer-axi", *(f"activation-{k}" for k in _ACT_KINDS), "softmax", "mac", "adder-tree")
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,9 @@ def _design(cfg: Config, unit: str, *, registered: bool = False, dsp: str = "gen
     if unit == "trainer":
         from hdl.trainer import build_trainer
         return build_trainer(cfg, dsp=dsp)
+    if unit == "trainer-axi":  # the same trainer behind AXI4-Stream and AXI4-Lite (hdl/axi/top.py)
+        from hdl.axi import AxiTrainer
+        return AxiTrainer(cfg, dsp=dsp)
     if unit == "softmax":
         from hdl.output import SoftmaxUnit
         return SoftmaxUnit(cfg)
@@ -234,7 +237,8 @@ def generate_verilog(cfg: Config, unit: str = "trainer") -> str:
     ----------
     cfg : Config
     unit : str
-        ``"trainer"`` (hdl.trainer.Trainer, top module ``trainer``), ``"activation-<kind>"``
+        ``"trainer"`` (hdl.trainer.Trainer, top module ``trainer``), ``"trainer-axi"`` (the
+        same inside hdl.axi.AxiTrainer, top ``trainer_axi``), ``"activation-<kind>"``
         for kind in relu, leaky_relu, linear, sigmoid, tanh (hdl.activation.ActivationFunction,
         top ``activation_<kind>``) or ``"softmax"`` (hdl.output.SoftmaxUnit, top ``softmax``).
 
@@ -284,11 +288,12 @@ def _ecp5_total_luts(log_text: str):
 
 
 def _pick_clock(fmax: dict):
-    """The entry of nextpnr's fmax dict for ``clk`` (named ``clk`` or ``clk$SB_IO_IN_$glb_clk`` ...)."""
+    """The entry of nextpnr's fmax dict for ``clk`` (named ``clk`` or ``clk$SB_IO_IN_$glb_clk`` ...;
+    ``aclk`` for the AXI top)."""
     if not fmax:
         return None, None
     for name in sorted(fmax, key=len):
-        if name == "clk" or name.startswith("clk$") or name.startswith("clk_"):
+        if name in ("clk", "aclk") or name.startswith(("clk$", "clk_", "aclk$")):
             return name, fmax[name]
     name = sorted(fmax)[0]
     return name, fmax[name]

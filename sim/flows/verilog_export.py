@@ -2,9 +2,11 @@
 
 ``export_verilog(cfg, out_dir)`` writes
 
-``trainer.v``
+``trainer.v`` (``bus="native"``) or ``trainer_axi.v`` (``bus="axi"``)
     ``hdl.trainer.Trainer(cfg, dsp=dsp)`` converted by ``hdl.verilog.to_verilog`` with top
-    module :data:`TOP` (``trainer``); submodules are emitted as further modules in the same
+    module :data:`TOP` (``trainer``), or the same trainer inside ``hdl.axi.AxiTrainer``
+    (top module ``trainer_axi``: AXI4-Stream ``s_axis_*``/``m_axis_*``, AXI4-Lite
+    ``s_axi_*``, ``aclk``, ``aresetn``); submodules are emitted as further modules in the same
     file. ``dsp="generic"`` (default) writes every multiply as ``*`` for any tool and
     device; ``dsp="ecp5"`` instantiates MULT18X18D blocks with their own registers
     (hdl/dsp.py), as the ecp5-85k synthesis report and the ULX3S build do.
@@ -29,10 +31,12 @@ from pathlib import Path
 
 from golden.config import Config, config_to_dict
 
-__all__ = ["TOP", "MANIFEST_VERSION", "export_verilog", "build_manifest", "port_list", "param_map",
-           "run_lint"]
+__all__ = ["TOP", "TOPS", "BUSES", "MANIFEST_VERSION", "export_verilog", "build_manifest", "port_list",
+           "param_map", "run_lint", "top_design"]
 
 TOP = "trainer"
+BUSES = ("native", "axi")
+TOPS = {"native": TOP, "axi": "trainer_axi"}  # top module (and file) name per bus
 MANIFEST_VERSION = 1
 #: parameter tables larger than this are left out of the manifest (the formula stays)
 MAX_TABLE_PARAMS = 1 << 16
@@ -53,23 +57,45 @@ def _shape_info(shape) -> dict:
     return {"width": s.width, "signed": s.signed}
 
 
+def top_design(cfg: Config, bus: str = "native", dsp: str = "generic"):
+    """The top component for ``bus``: the config's trainer (``build_trainer``) or ``AxiTrainer``
+    (the same trainer inside)."""
+    if bus not in BUSES:
+        raise ValueError(f"bus must be one of {', '.join(BUSES)}, got {bus!r}")
+    if bus == "axi":
+        from hdl.axi import AxiTrainer
+        return AxiTrainer(cfg, dsp=dsp)
+    from hdl.trainer import build_trainer
+    return build_trainer(cfg, dsp=dsp)
+
+
+_CLOCK_PORTS = {"aclk": "clock (all logic on its rising edge)",
+                "aresetn": "synchronous reset, active low (AMBA ARESETn)"}
+
+
 def port_list(design) -> list:
-    """The Verilog ports of a ``wiring.Component`` as Amaranth names them: ``clk`` and
-    ``rst`` first, then every port member joined with ``__`` (``s_data__payload``)."""
+    """The Verilog ports of a ``wiring.Component`` as ``hdl.verilog`` names them: ``clk`` and
+    ``rst`` first, then every port member joined with ``__`` (``s_data__payload``); a
+    component with its own names (``verilog_ports``: the AXI top) has those, joined with
+    ``_`` (``s_axi_awaddr``), and its own clock and reset."""
     from amaranth.lib import wiring
 
-    ports = [{"name": "clk", "direction": "input", "width": 1, "signed": False,
-              "meaning": "clock (all logic on its rising edge)"},
-             {"name": "rst", "direction": "input", "width": 1, "signed": False,
-              "meaning": "synchronous reset, active high"}]
+    own = hasattr(design, "verilog_ports")
+    ports = [] if own else [{"name": "clk", "direction": "input", "width": 1, "signed": False,
+                             "meaning": "clock (all logic on its rising edge)"},
+                            {"name": "rst", "direction": "input", "width": 1, "signed": False,
+                             "meaning": "synchronous reset, active high"}]
     for path, member in design.signature.members.flatten():
         if not member.is_port:
             continue
-        entry = {"name": "__".join(str(p) for p in path),
+        name = ("_" if own else "__").join(str(p) for p in path)
+        entry = {"name": name,
                  "direction": "input" if member.flow == wiring.In else "output"}
         entry.update(_shape_info(member.shape))
         if len(path) > 1:
             entry["interface"] = str(path[0])
+        if name in _CLOCK_PORTS and own:
+            entry["meaning"] = _CLOCK_PORTS[name]
         ports.append(entry)
     return ports
 
@@ -169,17 +195,16 @@ def _git_describe():
     return (r.stdout.strip() or None) if r.returncode == 0 else None
 
 
-def run_lint(cfg: Config) -> dict:
+def run_lint(cfg: Config, bus: str = "native") -> dict:
     """``sim.flows.lint.lint`` (verilator --lint-only -Wall with the documented waivers) on the
-    trainer in its generic form; ``{"tool", "clean", "warnings", "waivers"}`` or
+    ``bus`` top in its generic form; ``{"tool", "clean", "warnings", "waivers"}`` or
     ``{"clean": None, "error"}``."""
-    from hdl.trainer import build_trainer
     from .lint import LINT_WAIVERS, lint
 
     base = {"tool": "verilator --lint-only -Wall (sim.flows.lint.lint)",
             "waivers": [{"code": c, "message": rx, "line": lrx, "reason": why} for c, rx, lrx, why in LINT_WAIVERS]}
     try:
-        found = lint(lambda: build_trainer(cfg), toplevel=TOP)
+        found = lint(lambda: top_design(cfg, bus), toplevel=TOPS[bus])
     except (RuntimeError, OSError, TypeError) as e:
         return {**base, "clean": None, "error": str(e)}
     return {**base, "clean": not found, "warnings": [str(w) for w in found]}
@@ -192,16 +217,53 @@ _DSP_MEANING = {
 }
 
 
+def _axi_map(cfg: Config) -> dict:
+    """What the AXI top adds: byte addresses, responses, the streams' tdata."""
+    from hdl.axi import axi_data_width
+    from hdl.axi.lite import byte_address
+    from hdl.csr import PARAM_WINDOW, REG
+
+    return {
+        "interfaces": {
+            "s_axis": "AXI4-Stream slave, samples: n_in input codes, then (train mode) n_out targets; tlast on "
+                      "the final beat; a code in the low act.width bits of tdata (the bits above are ignored)",
+            "m_axis": "AXI4-Stream master, results: the n_out output codes of every sample, sign-extended to "
+                      "tdata; tlast on the final one",
+            "s_axi": "AXI4-Lite slave, 32-bit data: the registers and the parameter window",
+        },
+        "tdata_width": axi_data_width(cfg),
+        "addressing": "byte address = 4 * the word address of csr.registers and param_map (low two bits "
+                      "ignored); byte addresses from 0x80000000 are outside the map",
+        "registers": [{"name": n, "byte_address": byte_address(a)} for n, a in REG.items()],
+        "param_window_byte_address": byte_address(PARAM_WINDOW),
+        "param_byte_address": "4 * (PARAM_WINDOW | region << 26 | bank << 20 | word)",
+        "responses": {
+            "OKAY": "the access was done",
+            "SLVERR": "refused, nothing changed: a parameter access while busy (a read returns 0), a write to a "
+                      "read-only register, a value out of range, a BATCH or power write while busy, a write "
+                      "whose wstrb is not 0b1111",
+            "DECERR": "no register or parameter at the address (unknown register, bank or word past the "
+                      "memories, a state region the optimizer lacks, or above the map)",
+        },
+        "note": "every SLVERR and DECERR from the trainer also sets the sticky STATUS bus_error flag",
+    }
+
+
 def build_manifest(cfg: Config, design, verilog_text: str, lint_result: dict | None,
-                   dsp: str = "generic") -> dict:
+                   dsp: str = "generic", bus: str = "native") -> dict:
     """The manifest dict (see the module docstring)."""
+    clock = ({"port": "clk", "edge": "rising", "reset": "rst (synchronous, active high)"} if bus == "native" else
+             {"port": "aclk", "edge": "rising", "reset": "aresetn (synchronous, active low)"})
+    extra = {"axi": _axi_map(cfg)} if bus == "axi" else {}
     return {
         "manifest_version": MANIFEST_VERSION,
-        "top_module": TOP,
-        "verilog": "trainer.v",
+        "top_module": TOPS[bus],
+        "verilog": f"{TOPS[bus]}.v",
+        "bus": bus,
         "verilog_sha256": hashlib.sha256(verilog_text.encode()).hexdigest(),
-        "clock": {"port": "clk", "edge": "rising", "reset": "rst (synchronous, active high)"},
+        "clock": clock,
         "ports": port_list(design),
+        **extra,
         "streams": {
             "s_data": "samples in: n_in input codes, then (train mode) n_out targets; last on the final beat",
             "m_data": "results out: the n_out output codes of every sample; last on the final one",
@@ -233,8 +295,10 @@ def _dumps(obj, indent: int = 0) -> str:
     return json.dumps(obj)
 
 
-def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None, dsp: str = "generic") -> dict:
-    """Write ``out_dir/trainer.v`` and ``out_dir/manifest.json``; return the manifest.
+def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None, dsp: str = "generic",
+                   bus: str = "native") -> dict:
+    """Write ``out_dir/trainer.v`` (``trainer_axi.v`` with ``bus="axi"``) and
+    ``out_dir/manifest.json``; return the manifest.
 
     ``lint``: run Verilator's lint on the same design and record it (``manifest["lint"]``;
     ``None`` when skipped); with ``dsp="ecp5"`` the lint is of the generic form, which
@@ -242,22 +306,21 @@ def export_verilog(cfg: Config, out_dir, *, lint: bool = True, on_status=None, d
     Raises ``hdl.layout.HardwareLimitError`` for configs the generator refuses, and
     ``ValueError`` for an unknown ``dsp``.
     """
-    from hdl.trainer import build_trainer
     from hdl.verilog import to_verilog
 
     say = on_status or (lambda msg: None)
     out = Path(out_dir)
+    design = top_design(cfg, bus, dsp)
     out.mkdir(parents=True, exist_ok=True)
-    design = build_trainer(cfg, dsp=dsp)
-    say(f"verilog: converting the trainer ({'x'.join(map(str, cfg.layers))}, {cfg.lanes} lanes)...")
-    text = to_verilog(design, TOP)
-    (out / "trainer.v").write_text(text)
+    say(f"verilog: converting the trainer ({'x'.join(map(str, cfg.layers))}, {cfg.lanes} lanes, {bus} bus)...")
+    text = to_verilog(design, TOPS[bus])
+    (out / f"{TOPS[bus]}.v").write_text(text)
     lint_result = None
     if lint:
         say("lint: verilator --lint-only -Wall ...")
-        lint_result = run_lint(cfg)
+        lint_result = run_lint(cfg, bus)
         if dsp != "generic":
             lint_result["of"] = "the generic form (the same design but for its multipliers)"
-    manifest = build_manifest(cfg, design, text, lint_result, dsp)
+    manifest = build_manifest(cfg, design, text, lint_result, dsp, bus)
     (out / "manifest.json").write_text(_dumps(manifest) + "\n")
     return manifest

@@ -10,17 +10,24 @@
         host = TrainerHost(cfg, link)
         asyncio.run(host.check_id())
 
-The byte protocol is sim/host/uart_framing.py's (``FramedTransport``), the same code the
-simulated UART path runs. The coroutines block on the port (fine for a host script).
+The byte protocol is sim/host/uart_framing.py's (``FramedTransport``: CRC, stop and wait,
+retries), the same code the simulated UART path runs. The coroutines block on the port
+(fine for a host script).
 """
 from __future__ import annotations
 
-from .uart_framing import FramedTransport, ProtocolError
+from hdl.uart_protocol import RESYNC_IDLE_BITS
+
+from .uart_framing import FramedTransport, LinkTimeout, MAX_TRIES
 
 __all__ = ["SerialTransport", "SerialTimeout"]
 
+#: the quiet time before a retry, at least: USB-serial adapters deliver bytes in bursts a
+#: few milliseconds apart, so a shorter silence does not mean the device has finished
+MIN_QUIET_S = 0.02
 
-class SerialTimeout(ProtocolError):
+
+class SerialTimeout(LinkTimeout):
     """The device did not answer in time."""
 
 
@@ -37,19 +44,21 @@ def _open(port: str, baud: int, timeout: float):
 
 
 class SerialTransport(FramedTransport):
-    """The four transport coroutines over a serial port (8N1).
+    """The transport coroutines over a serial port (8N1).
 
     Parameters
     ----------
     port : str or file-like
         A pyserial port name or URL (``"/dev/ttyUSB1"``, ``"COM3"``, ``"loop://"``), or an
-        open object with ``read(n)``, ``write(data)`` and optionally ``in_waiting``.
+        open object with ``read(n)``, ``write(data)`` and optionally ``timeout`` and
+        ``in_waiting``.
     baud : int
         Baud rate; must match the ``baud`` the bitstream was built with (UartTrainer).
     width : int
         The act code width in bits (``cfg.act.width``): it sets the bytes per code.
     timeout : float
-        Seconds to wait for a reply before raising :class:`SerialTimeout`.
+        Seconds to wait for a reply before the attempt counts as lost (then the command is
+        sent again, up to ``max_tries`` times, before :class:`UartLinkError`).
     latch_signature : bool
         Wait for idle before each sample and latch SIGNATURE there (see
         ``FramedTransport``), so per-update signature checks work; False streams samples
@@ -57,15 +66,16 @@ class SerialTransport(FramedTransport):
     """
 
     def __init__(self, port, baud: int = 115200, *, width: int | None = None, timeout: float = 2.0,
-                 latch_signature: bool = True):
+                 latch_signature: bool = True, max_tries: int = MAX_TRIES):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"SerialTransport needs width=cfg.act.width (the act code width in bits), got {width!r}")
         if not isinstance(baud, int) or baud <= 0:
             raise ValueError(f"baud must be a positive integer, got {baud!r}")
-        super().__init__(width, latch_signature=latch_signature)
+        super().__init__(width, latch_signature=latch_signature, max_tries=max_tries)
         self.port_name = port if isinstance(port, str) else getattr(port, "name", repr(port))
         self.baud = baud
         self.timeout = timeout
+        self.quiet_s = max(MIN_QUIET_S, 2 * RESYNC_IDLE_BITS / baud)
         self.ser = _open(port, baud, timeout) if isinstance(port, str) else port
         if hasattr(self.ser, "reset_input_buffer"):
             self.ser.reset_input_buffer()
@@ -91,10 +101,20 @@ class SerialTransport(FramedTransport):
         data = self.ser.read(n)
         if len(data) < n:
             raise SerialTimeout(
-                f"no reply from {self.port_name} within {self.timeout} s (got {len(data)} of {n} bytes, "
-                f"{self.proto.outstanding} command bytes unanswered): is the board running UartTrainer "
-                f"at {self.baud} Bd with this config?")
-        extra = getattr(self.ser, "in_waiting", 0) or 0
-        if extra:
-            data += self.ser.read(extra)
+                f"{self.port_name}: got {len(data)} of {n} bytes within {self.timeout} s; if this persists, "
+                f"is the board running UartTrainer at {self.baud} Bd with this config?")
         return bytes(data)
+
+    async def _quiet(self) -> None:
+        """Read and drop until the port has been silent for ``quiet_s``."""
+        old = getattr(self.ser, "timeout", None)
+        try:
+            if old is not None:
+                self.ser.timeout = self.quiet_s
+            for _ in range(100_000):  # bounded: a device that never stops talking is broken
+                if not self.ser.read(4096):
+                    return
+        finally:
+            if old is not None:
+                self.ser.timeout = old
+        raise SerialTimeout(f"{self.port_name} never went quiet (wrong baud rate, or not the trainer?)")

@@ -1,10 +1,14 @@
-"""cocotb driver and monitor for ``amaranth.lib.stream`` ports, payload packing, a TB base.
+"""Amaranth stream ports under cocotb: payload packing, cocotbext-axi's stream models bound
+to them, a TB base.
 
 In the Verilog that Amaranth emits, a stream port ``s`` is three top-level ports:
 ``s__payload`` (every field of a struct payload flattened into one vector, first field in
-the low bits), ``s__valid`` and ``s__ready``. :class:`PayloadCodec` packs and unpacks
-that vector from the Amaranth layout, so testbenches work with dicts and lists of
-integers (signed fields sign-extended) and never with bit offsets.
+the low bits), ``s__valid`` and ``s__ready``. That is an AXI4-Stream channel with
+``payload`` as TDATA and no TLAST: :class:`StreamBus` binds cocotbext-axi's
+``AxiStreamSource`` / ``AxiStreamSink`` to it, so the drivers are the library's (one beat
+a frame). :class:`PayloadCodec` packs and unpacks the vector from the Amaranth layout, so
+testbenches work with dicts and lists of integers (signed fields sign-extended) and never
+with bit offsets.
 
 API (stable)
 ------------
@@ -16,26 +20,25 @@ API (stable)
     ``.unpack(bits) -> dict | list | int``; ``.leaves`` = [(path, offset, width, signed)].
     ``pack(shape, value)`` / ``unpack(shape, bits)`` are one-shot shortcuts.
 
-``pauses(spec, seed=None)`` -- the pause pattern used by sources (idle cycles) and sinks
-    (backpressure): ``None``/``0`` never pauses; a float ``p`` in (0, 1) pauses each cycle
-    with probability ``p`` from ``random.Random(seed)``; an iterable of 1/0 values is
-    cycled (1 = pause this cycle), e.g. ``[0, 0, 1]``.
+``pauses(spec, seed=None)`` -- a pause pattern for cocotbext-axi's ``set_pause_generator``
+    (sources: idle cycles; sinks: backpressure): ``None``/``0`` never pauses (returns
+    None); a float ``p`` in (0, 1) pauses each cycle with probability ``p`` from
+    ``random.Random(seed)``; an iterable of 1/0 values is cycled (1 = pause this cycle).
 
-``StreamSource(dut, name, clk, *, idle=None, seed=None, codec=None)`` drives
-    ``<name>__payload/__valid`` and watches ``<name>__ready``.
-    ``send_nowait(item)``, ``extend(items)``, ``await send(item)`` queue beats (ints, or
-    values the codec packs); ``await wait_idle()`` returns when every queued beat has been
-    accepted; ``sent`` counts accepted beats; ``pending`` is the queue length.
-``StreamSink(dut, name, clk, *, backpressure=None, seed=None, codec=None)`` drives
-    ``<name>__ready`` and collects beats: ``received`` (list of raw ints in arrival
-    order), ``count``, ``await wait_count(n, timeout_cycles=None)``, ``await recv()``
-    (next unread beat, decoded by the codec if given), ``payloads()`` (all decoded).
-    Ready is high from the first edge on (except in backpressure cycles).
+``StreamBus(dut, name)`` -- the ``<name>__payload/__valid/__ready`` ports as a
+    cocotbext-axi ``AxiStreamBus``.
+``StreamSource(dut, name, clk, *, idle=None, seed=None, codec=None, reset=None)`` --
+    cocotbext-axi's ``AxiStreamSource`` on it (one code a beat, its pause generator
+    from ``pauses(idle, seed)``), plus ``extend(items)`` / ``send_item(item)`` that
+    pack with the codec (``await src.wait()``: every beat taken).
+``StreamSink(dut, name, clk, *, backpressure=None, seed=None, codec=None, reset=None)``
+    -- cocotbext-axi's ``AxiStreamSink``, plus ``await wait_count(n,
+    timeout_cycles=None)`` and ``payloads()`` (every beat received so far, decoded).
 ``TB(dut, *, period_ns=10, clk="clk", rst="rst")`` owns the clock
     (``Clock(dut.clk, period_ns, unit="ns")``, started in the constructor) and
     ``await reset(cycles=2)`` (Amaranth's synchronous ``rst``); ``tb.source(name, **kw)``
-    and ``tb.sink(name, **kw)`` make drivers on its clock; ``await tb.cycles(n)``.
-    Queue beats after ``reset()``: a beat "accepted" while ``rst`` is high is lost.
+    and ``tb.sink(name, **kw)`` make the models on its clock and reset; ``await
+    tb.cycles(n)``.
 
 Typical use::
 
@@ -47,25 +50,23 @@ Typical use::
     await snk.wait_count(n_expected, timeout_cycles=100_000)
     got = snk.payloads()
 
-Timing: drivers write right after a rising edge and sample the handshake in the
-``ReadOnly`` phase before the next edge (the values the edge will see), which behaves the
-same on Icarus and Verilator. A source inserts idle cycles only between beats (valid
-never drops before its beat is accepted). A beat transfers at an edge where valid and
-ready were both high. All drivers on one clock share a single coroutine: two trigger
-wake-ups per clock cycle in total, none while only idle sources exist; for long runs
-prefer bursts through a Verilog-side engine (ARCHITECTURE.md: Python per cycle is slow).
+A beat transfers at a rising edge where valid and ready were both high (cocotbext-axi
+samples the handshake at the edge). Python runs every cycle here: for long runs prefer
+bursts through a Verilog-side engine (ARCHITECTURE.md: Python per cycle is slow).
 """
 from __future__ import annotations
 
 import itertools
 import random
-from collections import deque
 
-__all__ = ["PayloadCodec", "pack", "unpack", "pauses", "StreamSource", "StreamSink", "TB"]
+from cocotb.triggers import ClockCycles, First
+from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
+
+__all__ = ["PayloadCodec", "pack", "unpack", "pauses", "StreamBus", "StreamSource", "StreamSink", "TB"]
 
 
 # ---------------------------------------------------------------------------------------
-# payload packing (no cocotb import: usable from plain Python and amaranth.sim tests)
+# payload packing (usable from plain Python and amaranth.sim tests)
 
 
 class PayloadCodec:
@@ -172,187 +173,75 @@ def pauses(spec, seed=None):
 
 
 # ---------------------------------------------------------------------------------------
-# cocotb drivers
+# cocotbext-axi's stream models on Amaranth stream ports
 
 
-class _Engine:
-    """One coroutine per clock runs every source and sink on it: right after each rising
-    edge every driver writes (``_drive``), in the ReadOnly phase every busy driver samples
-    (``_sample``). Two trigger wake-ups per clock cycle in total, however many streams;
-    none while no driver is busy (sources with nothing queued, no sinks)."""
+class StreamBus(AxiStreamBus):
+    """The Amaranth stream port ``<name>__payload/__valid/__ready`` as an AXI4-Stream bus:
+    payload as TDATA, no TLAST (so a frame is one beat)."""
 
-    _engines: dict = {}
+    _signals = {"tdata": "payload"}
+    _optional_signals = {"tvalid": "valid", "tready": "ready"}
 
-    def __init__(self, clk):
-        import cocotb
-        from cocotb.triggers import Event
-        self.clk = clk
-        self.drivers = []
-        self.wake = Event()
-        self.task = cocotb.start_soon(self._run())
-
-    @classmethod
-    def get(cls, clk):
-        eng = cls._engines.get(id(clk))
-        # a previous cocotb test's engine was cancelled with that test: start a new one
-        if eng is None or eng.clk is not clk or eng.task.done():
-            eng = cls._engines[id(clk)] = cls(clk)
-        return eng
-
-    def add(self, driver):
-        self.drivers.append(driver)
-        self.wake.set()
-
-    async def _run(self):
-        from cocotb.triggers import ReadOnly, RisingEdge
-        edge, ro = RisingEdge(self.clk), ReadOnly()
-        drivers = self.drivers
-        await edge
-        while True:
-            busy = [d for d in drivers if d._drive()]
-            if busy:
-                await ro
-                for d in busy:
-                    d._sample()
-            else:  # nothing to do until a source gets data or a driver is added
-                self.wake.clear()
-                await self.wake.wait()
-            await edge
+    def __init__(self, dut, name: str):
+        super().__init__(dut, name, bus_separator="__")
 
 
-class _StreamPort:
-    """The three Verilog ports of stream ``name`` and the pause pattern of one end."""
+class StreamSource(AxiStreamSource):
+    """cocotbext-axi's source driving stream port ``name``: one item a beat, packed by
+    ``codec``; idle cycles from ``pauses(idle, seed)``."""
 
-    def __init__(self, dut, name: str, clk, pause, codec: PayloadCodec | None):
-        self.name = name
-        self.clk = clk
+    def __init__(self, dut, name: str, clk, *, idle=None, seed=None, codec: PayloadCodec | None = None, reset=None):
+        super().__init__(StreamBus(dut, name), clk, reset, byte_lanes=1)
         self.codec = codec
-        self._valid = getattr(dut, f"{name}__valid")
-        self._payload = getattr(dut, f"{name}__payload")
-        self._ready = getattr(dut, f"{name}__ready")
-        self._pause = pause
+        gen = pauses(idle, seed)
+        if gen is not None:
+            self.set_pause_generator(gen)
 
-
-class StreamSource(_StreamPort):
-    """Drives an Amaranth input stream ``<name>__payload/__valid`` (watches ``__ready``)."""
-
-    def __init__(self, dut, name: str, clk, *, idle=None, seed=None, codec: PayloadCodec | None = None):
-        from cocotb.triggers import Event
-        super().__init__(dut, name, clk, pauses(idle, seed), codec)
-        self._queue = deque()
-        self._idle = Event()
-        self._idle.set()
-        self._presenting = False
-        self._valid_high = False
-        self.sent = 0
-        self._valid.value = 0
-        self._engine = _Engine.get(clk)
-        self._engine.add(self)
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def send_nowait(self, item) -> None:
-        self._queue.append(self.codec.pack(item) if self.codec is not None else int(item))
-        self._idle.clear()
-        self._engine.wake.set()
+    def send_item(self, item) -> None:
+        self.send_nowait(AxiStreamFrame([self.codec.pack(item) if self.codec is not None else int(item)]))
 
     def extend(self, items) -> None:
         for it in items:
-            self.send_nowait(it)
-
-    async def send(self, item) -> None:
-        self.send_nowait(item)
-
-    async def wait_idle(self) -> None:
-        """Return once every queued beat has been accepted by the design."""
-        if self._queue:
-            await self._idle.wait()
-
-    def _drive(self) -> bool:
-        if self._presenting:  # valid stays high until the beat is taken
-            return True
-        if self._queue and (self._pause is None or not next(self._pause)):
-            self._payload.value = self._queue[0]
-            self._valid.value = 1
-            self._presenting = self._valid_high = True
-            return True
-        if self._valid_high:
-            self._valid.value = 0
-            self._valid_high = False
-        return bool(self._queue)  # idle cycle with data waiting: stay scheduled
-
-    def _sample(self) -> None:
-        if self._presenting and self._ready.value:  # accepted at the coming edge
-            self._queue.popleft()
-            self.sent += 1
-            self._presenting = False
-            if not self._queue:
-                self._idle.set()
+            self.send_item(it)
 
 
-class StreamSink(_StreamPort):
-    """Drives ``<name>__ready`` of an Amaranth output stream and collects its beats."""
+class StreamSink(AxiStreamSink):
+    """cocotbext-axi's sink on stream port ``name``; backpressure from
+    ``pauses(backpressure, seed)``; ``wait_count`` and ``payloads`` over every beat."""
 
-    def __init__(self, dut, name: str, clk, *, backpressure=None, seed=None, codec: PayloadCodec | None = None):
-        from cocotb.triggers import Event
-        super().__init__(dut, name, clk, pauses(backpressure, seed), codec)
-        self.received: list[int] = []
-        self._read = 0
-        self._want = None
-        self._event = Event()
-        self._rdy = 0
-        self._ready.value = 0
-        _Engine.get(clk).add(self)
+    def __init__(self, dut, name: str, clk, *, backpressure=None, seed=None, codec: PayloadCodec | None = None,
+                 reset=None):
+        super().__init__(StreamBus(dut, name), clk, reset, byte_lanes=1)
+        self.codec, self.name, self.received = codec, name, []
+        gen = pauses(backpressure, seed)
+        if gen is not None:
+            self.set_pause_generator(gen)
 
-    @property
-    def count(self) -> int:
-        return len(self.received)
-
-    def _decode(self, bits):
-        return self.codec.unpack(bits) if self.codec is not None else bits
-
-    def payloads(self) -> list:
-        return [self._decode(b) for b in self.received]
+    def _drain(self) -> None:
+        while not self.empty():
+            self.received.extend(self.recv_nowait().tdata)
 
     async def wait_count(self, n: int, timeout_cycles: int | None = None) -> None:
-        """Wait until ``n`` beats have arrived in total (AssertionError after ``timeout_cycles``).
-        One waiter at a time per sink."""
-        if len(self.received) >= n:
-            return
-        self._want = n
-        self._event.clear()
-        try:
+        """Until ``n`` beats have arrived in all; AssertionError after ``timeout_cycles``
+        cycles without a new one."""
+        self._drain()
+        while len(self.received) < n:
             if timeout_cycles is None:
-                await self._event.wait()
+                await self.wait()
             else:
-                from cocotb.triggers import ClockCycles, First
-                t = ClockCycles(self.clk, timeout_cycles)
-                if await First(self._event.wait(), t) is t and len(self.received) < n:
-                    raise AssertionError(f"stream {self.name}: {len(self.received)} of {n} beats after "
-                                         f"{timeout_cycles} cycles")
-        finally:
-            self._want = None
+                if self.empty():  # (AxiStreamSink.wait, with the timeout in cycles)
+                    self.active_event.clear()
+                    await First(self.active_event.wait(), ClockCycles(self.clock, timeout_cycles))
+                if self.empty():
+                    raise AssertionError(f"{self.name}: {len(self.received)} of {n} beats after "
+                                         f"{timeout_cycles} cycles without one")
+            self._drain()
 
-    async def recv(self):
-        """The next beat not yet returned by ``recv`` (decoded by the codec if any)."""
-        await self.wait_count(self._read + 1)
-        self._read += 1
-        return self._decode(self.received[self._read - 1])
-
-    def _drive(self) -> bool:
-        r = 0 if (self._pause is not None and next(self._pause)) else 1
-        if r != self._rdy:
-            self._ready.value = self._rdy = r
-        return True
-
-    def _sample(self) -> None:
-        if self._rdy and self._valid.value:
-            got = self.received
-            got.append(self._payload.value.to_unsigned())
-            if self._want is not None and len(got) >= self._want:
-                self._event.set()
+    def payloads(self) -> list:
+        """Every beat received so far, decoded by the codec."""
+        self._drain()
+        return [self.codec.unpack(v) if self.codec is not None else v for v in self.received]
 
 
 class TB:
@@ -383,7 +272,7 @@ class TB:
         await ClockCycles(self.clk, n)
 
     def source(self, name: str, **kw) -> StreamSource:
-        return StreamSource(self.dut, name, self.clk, **kw)
+        return StreamSource(self.dut, name, self.clk, reset=self.rst, **kw)
 
     def sink(self, name: str, **kw) -> StreamSink:
-        return StreamSink(self.dut, name, self.clk, **kw)
+        return StreamSink(self.dut, name, self.clk, reset=self.rst, **kw)

@@ -1,8 +1,10 @@
 """cocotb test module: the trainer driven over its simulated UART (run by sim/runners/uart_rtl.py).
 
 The job is a JSON file named by ``BPF_JOB``: ``config``, ``plan`` (a pickled
-sim.check.golden_plan.TrainingPlan), ``check_params``, ``divisor`` and ``result`` (where the
-summary goes). The host side is the unchanged ``TrainerHost`` over a UART transport
+sim.check.golden_plan.TrainingPlan), ``check_params``, ``divisor``, ``result`` (where the
+summary goes) and optionally ``noise`` (``p_flip``, ``p_drop``, ``seed``: bits flipped and
+bytes dropped on the simulated line, both ways, during the ``train`` testcase) and
+``max_tries`` (attempts per command; a line noisier than any working one needs more). The host side is the unchanged ``TrainerHost`` over a UART transport
 (sim/host/cocotb_uart.py); every output, the SIGNATURE register after every update (read over
 the UART) and a full parameter readback at the end are compared with golden.
 """
@@ -23,9 +25,9 @@ from golden.fixed_model import FixedMLP
 from sim.check.golden_plan import TrainingPlan
 from sim.check.train_flow import run_training
 from sim.check.trainer_session import TrainingSession
-from sim.host.cocotb_uart import CocotbBitUartTransport, CocotbUartTransport, reset_uart_top
+from sim.host.cocotb_uart import CocotbBitUartTransport, CocotbUartTransport, LineNoise, reset_uart_top
 from sim.host.driver import TrainerHost
-from sim.host.uart_framing import UartBusError, encode_send
+from sim.host.uart_framing import MAX_TRIES, UartBusError
 
 CLOCK_NS = 10
 
@@ -42,12 +44,15 @@ def _write(job, obj):
 
 @cocotb.test()
 async def train(dut):
-    """Train by the plan over the UART; zero mismatches."""
+    """Train by the plan over the UART (through a noisy line when the job says so); zero
+    mismatches."""
     job = _job()
     cfg = config_from_dict(job["config"])
     plan = TrainingPlan.load(job["plan"])
     await reset_uart_top(dut)
-    transport = CocotbUartTransport(dut, cfg.act.width)
+    noise = LineNoise(**job["noise"]) if job.get("noise") else None
+    transport = CocotbUartTransport(dut, cfg.act.width, job["divisor"], noise=noise,
+                                    max_tries=job.get("max_tries", MAX_TRIES))
     host = TrainerHost(cfg, transport)
     t0 = time.perf_counter()
     c0 = get_sim_time("ns") / CLOCK_NS
@@ -66,9 +71,13 @@ async def train(dut):
         "bytes_received": transport.bytes_received,
         "signature_reads": r.updates,
         "error_led": int(dut.error.value),
+        "link": transport.stats.as_dict(),
+        "noise": noise.as_dict() if noise else None,
     })
     assert r.mismatches == 0, str(r.first)
-    assert not dut.error.value, "the UART top's error output is set"
+    if noise is None:
+        assert not dut.error.value, "the UART top's error output is set"
+        assert transport.stats.retries == 0, transport.stats.as_dict()
 
 
 @cocotb.test()
@@ -79,7 +88,7 @@ async def busy_read(dut):
     job = _job()
     cfg = config_from_dict(job["config"])
     await reset_uart_top(dut)
-    transport = CocotbUartTransport(dut, cfg.act.width)
+    transport = CocotbUartTransport(dut, cfg.act.width, job["divisor"])
     host = TrainerHost(cfg, transport)
     golden = FixedMLP(cfg)
     session = TrainingSession(cfg, host, golden, "every")
@@ -88,8 +97,7 @@ async def busy_read(dut):
     t = np.array([cfg.act.one])
     codes = [int(v) for v in x] + [int(v) for v in t]
     # the first beat only, without `last`: the trainer is busy loading a sample
-    await transport._command(encode_send(codes[:1], transport.proto.nbytes, last=False))
-    await transport.wait_sent()
+    await transport.send_chunk(codes[:1], last=False)
     assert (await host.status())["busy"]
     refused = False
     try:
@@ -105,7 +113,7 @@ async def busy_read(dut):
     else:
         refused = False
     assert refused, "a parameter write while busy was not reported as an error"
-    await transport._command(encode_send(codes[1:], transport.proto.nbytes, last=True))
+    await transport.send_chunk(codes[1:], last=True)
     await host.clear_errors()
     trace = golden.train_sample(x, t)
     out = await host.recv_output()
@@ -121,8 +129,8 @@ async def busy_read(dut):
 
 @cocotb.test()
 async def bit_level(dut):
-    """The same host over a pure-Python bit-level UART model (not hdl/uart.py on the host
-    side): ID, a few training samples with outputs and every parameter checked."""
+    """The same host over cocotbext-uart's bit-level UART models (not hdl/uart.py on the
+    host side): ID, a few training samples with outputs and every parameter checked."""
     job = _job()
     cfg = config_from_dict(job["config"])
     await reset_uart_top(dut, bit_level=True)

@@ -17,6 +17,7 @@ from amaranth.lib import wiring
 
 import hdl
 from golden.config import load_config
+from hdl.axi import AxiTrainer
 from hdl.trainer import Trainer, build_trainer
 from hdl.uart_bridge import UartTrainer
 
@@ -56,7 +57,7 @@ def test_every_component_in_hdl_is_part_of_a_design():
     samples = softmax.with_(parallelism="samples")  # (the samples schedule, hdl/trainer/samples/)
     used = set()
     for design in (Trainer(softmax), Trainer(every_kind), Trainer(adam), UartTrainer(xor, clk_freq=12_000_000),
-                   build_trainer(samples)):
+                   build_trainer(samples), AxiTrainer(xor)):
         used |= _used_classes(design)
     unused = sorted(name for name, cls in _component_classes().items() if cls not in used)
     assert not unused, f"components no design instantiates: {', '.join(unused)}"

@@ -1,54 +1,47 @@
 """CommandBridge under amaranth.sim against the Python model of the protocol
-(sim/host/uart_framing.py: BridgeModel for the device side, HostProtocol for the host side),
-with an emulated trainer control bus (2-cycle accesses, sticky bus_error, refusal of
-parameter accesses while busy) and random stalls on every stream."""
+(sim/host/uart_framing.py: BridgeModel), byte for byte: random commands, some of them
+corrupted (flipped bits, dropped bytes, a resync gap before the next), repeated seqs; an
+emulated trainer control bus (refusal of parameter accesses while busy) and random stalls
+on every stream."""
 import random
 
 import pytest
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from golden.config import load_config
 from golden.fixed import QFormat
-from hdl.csr import PARAM_WINDOW, REG, STATUS_BITS
+from hdl.crc import crc16_step
+from hdl.csr import PARAM_WINDOW, REG, CsrResult
 from hdl.uart_bridge import CommandBridge
-from hdl.uart_protocol import RSP_ERROR, code_bytes
-from sim.host.uart_framing import BridgeModel, HostProtocol, ProtocolError, encode_read, encode_write
+from hdl.uart_protocol import MAX_OUTPUTS, crc16_byte
+from sim.host.uart_framing import BridgeModel, encode_outputs, encode_read, encode_send, encode_write
 from sim.testbench.amaranth_streams import random_stall, stream_get, stream_put
 
 XOR = load_config("examples/xor.toml")
 
 
 class BusTarget:
-    """The trainer's CSR behaviour as far as the bridge can see it."""
+    """The trainer's CSR bus as far as the bridge can see it (and as BridgeModel models it)."""
 
     def __init__(self, regs):
         self.regs = dict(regs)
-        self.bus_error = False
         self.busy = False
         self.accesses = []
 
     def access(self, addr, we, wdata):
         self.accesses.append((addr, we, wdata))
         if addr & PARAM_WINDOW and self.busy:
-            self.bus_error = True
-            return 0
-        if addr == REG["STATUS"]:
-            if we:
-                if wdata & STATUS_BITS["bus_error"]:
-                    self.bus_error = False
-                return 0
-            return int(self.busy) | (STATUS_BITS["bus_error"] if self.bus_error else 0)
+            return 0, CsrResult.REFUSED
         if we:
-            if addr == REG["ID"]:  # read-only
-                self.bus_error = True
-                return 0
             self.regs[addr] = wdata
-            return 0
-        return self.regs.get(addr, 0)
+            return 0, CsrResult.OK
+        return self.regs.get(addr, 0), CsrResult.OK
 
 
-def run_bridge(cfg, host_bytes, *, regs=None, out_beats=(), busy_script=None, seed=1, stall=0.3):
-    """Feed ``host_bytes`` to the bridge; returns (bytes out, beats on s_data, bus target)."""
+def run_bridge(cfg, chunks, *, regs=None, out_beats=(), busy_script=None, seed=1, stall=0.3):
+    """Feed ``chunks`` ((bytes, gap before them) pairs) to the bridge; returns (bytes out,
+    beats on s_data, bus target)."""
     dut = CommandBridge(cfg)
     target = BusTarget(regs or {})
     rng = random.Random(seed)
@@ -56,14 +49,14 @@ def run_bridge(cfg, host_bytes, *, regs=None, out_beats=(), busy_script=None, se
     state = {"done": False}
 
     async def host_tx(ctx):
-        for b in host_bytes:
-            await stream_put(ctx, dut.i, b, stall=random_stall(rng, stall))
-        # let the bridge finish: wait for silence on every port
-        quiet = 0
-        while quiet < 200:
+        for data, gap in chunks:
+            for i, b in enumerate(data):
+                await stream_put(ctx, dut.i, {"data": b, "gap": int(gap and i == 0)}, stall=random_stall(rng, stall))
+        quiet = 0  # let the bridge finish: silence on every port
+        while quiet < 300:
             await ctx.tick()
             quiet = 0 if ctx.get(dut.o.valid) or ctx.get(dut.s_data.valid) or ctx.get(dut.csr.re) \
-                or ctx.get(dut.csr.we) or ctx.get(dut.m_data.valid) else quiet + 1
+                or ctx.get(dut.csr.we) else quiet + 1
         state["done"] = True
 
     async def host_rx(ctx):
@@ -75,9 +68,9 @@ def run_bridge(cfg, host_bytes, *, regs=None, out_beats=(), busy_script=None, se
             p = await stream_get(ctx, dut.s_data, stall=random_stall(rng, stall))
             got_beats.append((p.data, bool(p.last)))
 
-    async def source(ctx):
+    async def source(ctx):  # no stalls: an 'O' takes the beats there at the time, as the model does
         for code, last in out_beats:
-            await stream_put(ctx, dut.m_data, {"data": code, "last": last}, stall=random_stall(rng, stall))
+            await stream_put(ctx, dut.m_data, {"data": code, "last": last})
 
     async def bus(ctx):
         acking = False
@@ -85,13 +78,14 @@ def run_bridge(cfg, host_bytes, *, regs=None, out_beats=(), busy_script=None, se
                                                                    dut.csr.wdata):
             if busy_script is not None:
                 target.busy = busy_script(len(target.accesses))
-                ctx.set(dut.busy, target.busy)
             if acking:
                 ctx.set(dut.csr.ack, 0)
                 acking = False
                 continue
             if re or we:
-                ctx.set(dut.csr.rdata, target.access(addr, we, wdata))
+                rdata, result = target.access(addr, we, wdata)
+                ctx.set(dut.csr.rdata, rdata)
+                ctx.set(dut.csr.result, result)
                 ctx.set(dut.csr.ack, 1)
                 acking = True
 
@@ -105,95 +99,85 @@ def run_bridge(cfg, host_bytes, *, regs=None, out_beats=(), busy_script=None, se
     return bytes(got_bytes), got_beats, target
 
 
-def _commands(cfg, rng, n=40):
-    """A random command sequence (writes, reads, sends of 0..9 beats) and the codes sent;
-    a small window splits samples into several 'S' chunks (``last`` only on the final one)."""
-    proto = HostProtocol(cfg.act.width, window=3 + 4 * code_bytes(cfg.act.width))
-    out = bytearray()
-    n_csr = 0
+def _traffic(cfg, rng, n=60):
+    """Random commands, a fifth of them corrupted (a flipped bit or a dropped byte) and
+    then sent again after a resync gap with the same seq, some good ones repeated (a lost
+    reply); the output beats the 'O' commands will find."""
+    w, nb = cfg.act.width, (cfg.act.width + 7) // 8
+    chunks, outs, seq = [], [], 0
     for _ in range(n):
-        kind = rng.choice("WRS")
-        n_csr += kind != "S"
+        seq = seq % 255 + 1
+        kind = rng.choice("WRSO")
         if kind == "W":
-            out += encode_write(rng.choice([REG["LR"], REG["CTRL"], 0x123456, rng.getrandbits(28)]),
-                                rng.getrandbits(32))
+            f = encode_write(seq, rng.choice([REG["LR"], REG["CTRL"], 0x123456, 1 << 30]), rng.getrandbits(32))
         elif kind == "R":
-            out += encode_read(rng.choice([REG["LR"], 0x123456, rng.getrandbits(28)]))
-        else:
-            w = cfg.act.width
+            f = encode_read(seq, rng.choice([REG["LR"], 0x123456, 1 << 29]))
+        elif kind == "S":
             codes = [rng.randrange(-(1 << (w - 1)), 1 << (w - 1)) for _ in range(rng.randrange(0, 10))]
-            for frame in proto.chunks(codes) if codes else []:
-                out += frame
-    return bytes(out), n_csr
+            f = encode_send(seq, codes, nb, rng.random() < 0.7)
+        else:
+            k = rng.randint(1, 5)
+            outs += [(rng.randrange(-(1 << (w - 1)), 1 << (w - 1)), rng.random() < 0.3) for _ in range(k)]
+            f = encode_outputs(seq, rng.randint(1, MAX_OUTPUTS))
+        if rng.random() < 0.2:
+            bad = bytearray(f)
+            if rng.random() < 0.5:
+                bit = rng.randrange(8 * len(bad))
+                bad[bit // 8] ^= 1 << bit % 8
+            else:
+                del bad[rng.randrange(len(bad))]
+            chunks.append((bytes(bad), True))
+        chunks.append((f, True))
+        if rng.random() < 0.1:
+            chunks.append((f, True))  # the host lost the reply and asks again: not executed twice
+    return chunks, outs
 
 
-@pytest.mark.parametrize("changes", [{}, {"act": QFormat(6, 14)}, {"act": QFormat(4, 3), "lut_entries_log2": 6, "exp_entries_log2": 6}],
+@pytest.mark.parametrize("changes", [{}, {"act": QFormat(6, 14)},
+                                     {"act": QFormat(4, 3), "lut_entries_log2": 6, "exp_entries_log2": 6}],
                          ids=["16bit", "20bit-3bytes", "7bit"])
 def test_bridge_matches_the_protocol_model(changes):
     cfg = XOR.with_(**changes) if changes else XOR
     rng = random.Random(5)
-    host_bytes, n_csr = _commands(cfg, rng)
-    model = BridgeModel(cfg.act.width, regs={REG["LR"]: 77})
-    want = model.feed(host_bytes)
-    got, beats, target = run_bridge(cfg, host_bytes, regs={REG["LR"]: 77})
-    assert got == want
+    chunks, outs = _traffic(cfg, rng)
     mask = (1 << cfg.act.width) - 1
+    model = BridgeModel(cfg.act.width, regs={REG["LR"]: 77})
+    model.outputs.extend((c & mask, last) for c, last in outs)
+    want = b"".join(model.feed(data, gap=gap) for data, gap in chunks)
+    got, beats, target = run_bridge(cfg, chunks, regs={REG["LR"]: 77}, out_beats=outs)
+    assert got == want
+    assert b"e" in got  # some commands were refused
     assert [(c & mask, last) for c, last in beats] == model.beats
     assert target.regs == model.regs
-    # every CSR command is STATUS, access, STATUS on the bus
-    assert len(target.accesses) == 3 * n_csr
-    assert all(a[0] == REG["STATUS"] for a in target.accesses[0::3])
+    assert len(target.accesses) == sum(t in b"WR" and not (f[:4] and int.from_bytes(f[:4], "little") >> 29)
+                                       for t, _, f in model.applied)
 
 
-def test_output_beats_interleave_with_replies():
-    cfg = XOR.with_(act=QFormat(6, 14))
-    rng = random.Random(2)
-    outs = [(rng.randrange(-(1 << 19), 1 << 19), i % 3 == 2) for i in range(30)]
-    host_bytes = b"".join(encode_read(REG["LR"]) for _ in range(10))
-    got, _, _ = run_bridge(cfg, host_bytes, regs={REG["LR"]: 0xDEADBEEF}, out_beats=outs)
-    proto = HostProtocol(cfg.act.width)
-    for _ in range(10):
-        proto.sent(encode_read(REG["LR"]))
-    proto.feed(got)
-    assert list(proto.beats) == [(c & ((1 << 20) - 1), last) for c, last in outs]
-    assert list(proto.replies) == [(ord("r"), 0, 0xDEADBEEF)] * 10
-    assert code_bytes(20) == 3
-
-
-def test_parameter_access_while_busy_is_reported():
-    """A parameter read while busy replies status 1 with data 0; the next one, idle, succeeds."""
+def test_parameter_access_while_busy_is_refused():
+    """A parameter read while busy replies result 2 (refused) with data 0; idle, it succeeds."""
     addr = PARAM_WINDOW | 5
-    host_bytes = encode_read(addr) + encode_write(REG["STATUS"], STATUS_BITS["bus_error"]) + encode_read(addr) + \
-        encode_write(addr, 9) + encode_read(REG["ID"])
-    # busy during the first access (accesses 0..2), idle afterwards
-    got, _, target = run_bridge(XOR, host_bytes, regs={addr: 1234, REG["ID"]: 0xBF0A0001},
-                                busy_script=lambda n: n < 3)
-    proto = HostProtocol(XOR.act.width)
-    for cmd in (encode_read(addr), encode_write(0, 0), encode_read(addr), encode_write(0, 0), encode_read(0)):
-        proto.sent(cmd)
-    proto.feed(got)
-    r = list(proto.replies)
-    assert r[0] == (ord("r"), 1, 0), "refused read must say so"
-    assert r[1] == (ord("w"), 0, None)
-    assert r[2] == (ord("r"), 0, 1234)
-    assert r[3] == (ord("w"), 0, None) and target.regs[addr] == 9
-    assert r[4] == (ord("r"), 0, 0xBF0A0001)
+    chunks = [(encode_read(1, addr), True), (encode_write(2, addr, 9), False), (encode_read(3, addr), False)]
+    got, _, target = run_bridge(XOR, chunks, regs={addr: 1234}, busy_script=lambda n: n < 2)
+    model = BridgeModel(XOR.act.width, regs={addr: 1234}, busy=iter([True, True, False]).__next__)
+    assert got == b"".join(model.feed(d, gap=g) for d, g in chunks)
+    assert got[2] == 2 and got[3:7] == bytes(4)  # refused, data 0
+    assert target.regs[addr] == 1234 and got[-7:-2] == bytes([0]) + (1234).to_bytes(4, "little")
 
 
-def test_unknown_command_byte_is_reported_and_skipped():
-    host_bytes = b"\x00\xff" + encode_read(REG["LR"])
-    got, _, _ = run_bridge(XOR, host_bytes, regs={REG["LR"]: 3})
-    assert got == bytes([RSP_ERROR, 0x00, RSP_ERROR, 0xFF]) + b"r\x00\x03\x00\x00\x00"
-    proto = HostProtocol(XOR.act.width)
-    with pytest.raises(ProtocolError, match="unknown command byte 0x00"):
-        proto.feed(got)
+def test_crc_step_matches_the_reference():
+    crc, byte = Signal(16), Signal(8)
+    m = Module()
+    out = Signal(16)
+    m.d.comb += out.eq(crc16_step(crc, byte))
+    rng = random.Random(3)
+    cases = [(rng.getrandbits(16), rng.getrandbits(8)) for _ in range(300)] + [(0xFFFF, b) for b in range(256)]
 
+    async def tb(ctx):
+        for c, b in cases:
+            ctx.set(crc, c)
+            ctx.set(byte, b)
+            assert ctx.get(out) == crc16_byte(c, b), (c, b)
 
-def test_refusals_are_reported_whatever_the_sticky_flag():
-    """Both detections: a bus error that raises the sticky flag (write to read-only ID), and
-    a parameter access while busy with the flag already set (nothing rises then)."""
-    addr = PARAM_WINDOW | 3
-    host_bytes = encode_write(REG["ID"], 1) + encode_read(addr) + encode_write(REG["LR"], 2)
-    got, _, target = run_bridge(XOR, host_bytes, regs={addr: 77}, busy_script=lambda n: 3 <= n < 6)
-    assert target.bus_error, "the flag stays set (nobody cleared it)"
-    assert got == b"w\x01" + b"r\x01\x00\x00\x00\x00" + b"w\x00"
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()

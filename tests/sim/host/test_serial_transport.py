@@ -11,7 +11,7 @@ from hdl.csr import ID_VALUE, REG, param_address
 from hdl.layout import Layout
 from sim.host.driver import TrainerHost
 from sim.host.serial_transport import SerialTimeout, SerialTransport
-from sim.host.uart_framing import BridgeModel, ProtocolError, UartBusError
+from sim.host.uart_framing import BridgeModel, UartBusError, UartLinkError, encode_read
 
 XOR = load_config("examples/xor.toml")
 
@@ -38,7 +38,7 @@ class FakeBoard:
         for code, last in beats:
             sample.append(code)
             if last:
-                self.rx += self.model.output(-sample[0], True)
+                self.model.outputs.append((-sample[0] & 0xFFFF, True))
                 sample = []
         return len(data)
 
@@ -71,7 +71,9 @@ def test_host_driver_over_the_serial_transport():
     asyncio.run(main())
     assert board.model.beats == [(100, False), ((-7) & 0xFFFF, False), (4096, True)]
     # before the sample, the transport waited for idle (STATUS) and latched SIGNATURE
-    assert b"R" + REG["STATUS"].to_bytes(4, "little") in board.written
+    seq = next(i for i in range(256) if encode_read(i, REG["STATUS"]) in board.written)
+    assert board.written.index(encode_read(seq, REG["STATUS"])) < board.written.index(b"S")
+    assert link.stats.retries == 0 and link.stats.commands > 0
 
 
 def test_bus_error_reply_raises():
@@ -91,16 +93,18 @@ def test_silent_port_times_out_with_a_clear_message():
         def read(self, n):
             return b""
 
-    link = SerialTransport(Silent(), 115200, width=16, timeout=0.1)
-    with pytest.raises(SerialTimeout, match=r"no reply from /dev/ttyNOWHERE within 0.1 s .*115200 Bd"):
+    link = SerialTransport(Silent(), 115200, width=16, timeout=0.01)
+    with pytest.raises(UartLinkError, match=r"link sync \(read of ID\): no good reply after 8 attempts .*"
+                                            r"/dev/ttyNOWHERE: got 0 of 1 bytes within 0.01 s.*115200 Bd"):
         asyncio.run(link.csr_read(0))
+    assert link.stats.timeouts == 8 and link.stats.retries == 7
+    assert issubclass(SerialTimeout, Exception)
 
 
 def test_real_pyserial_loopback_is_not_a_trainer():
     """pyserial's loop:// echoes the command back: the transport says the stream is not the protocol."""
-    pytest.importorskip("serial")
-    with SerialTransport("loop://", 115200, width=16, timeout=0.2) as link:
-        with pytest.raises(ProtocolError, match="unknown frame tag 0x52"):
+    with SerialTransport("loop://", 115200, width=16, timeout=0.05) as link:
+        with pytest.raises(UartLinkError, match="unknown reply tag 0x52"):
             asyncio.run(link.csr_read(REG["ID"]))
 
 

@@ -1,7 +1,8 @@
 """The trainer over its simulated UART under Verilator and Icarus: the unchanged host
-driver (sim/host/driver.py) trains XOR through UartTrainer's serial pins bit-exactly, a
-parameter read while busy comes back as an error, and an independent pure-Python
-bit-level UART model talks to the same design."""
+driver (sim/host/driver.py) trains XOR through UartTrainer's serial pins bit-exactly, also
+over a line that flips bits and drops bytes (CRC, retries, resynchronisation), a
+parameter read while busy comes back as an error, and cocotbext-uart's bit-level models
+talk to the same design."""
 import time
 from xml.etree import ElementTree
 
@@ -48,6 +49,7 @@ def test_xor_trains_over_the_uart_bit_exactly(simulator, tmp_path):
     assert _cocotb_failures(r) == []
     assert r["samples"] == 4 * epochs and r["updates"] == 4 * epochs
     assert r["signature_reads"] == r["updates"]
+    assert r["link"]["retries"] == 0
     last = r["epochs"][-1]
     if simulator == "verilator":
         assert last["rtl_test_accuracy"] == 1.0
@@ -88,3 +90,35 @@ def test_codes_wider_than_16_bits_over_the_uart(tmp_path):
     assert r["mismatches"] == 0, r["first_mismatch"]
     assert r["samples"] == 12
     assert _cocotb_failures(r) == []
+
+
+def _noisy_run(simulator, epochs, noise, tmp_path, max_tries=8):
+    plan = make_plan(XOR, load_dataset(XOR), epochs)
+    r = run_uart_job(XOR, simulator, testcase="train", plan=plan, build_root=_build_root(tmp_path),
+                     extra={"noise": noise, "max_tries": max_tries})
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    assert _cocotb_failures(r) == []
+    assert r["samples"] == 4 * epochs and r["updates"] == 4 * epochs
+    link, line = r["link"], r["noise"]
+    print(f"\n{simulator}, {epochs} epochs over a noisy line: {line['flipped_bits']} bits flipped and "
+          f"{line['dropped_bytes']} bytes dropped in {line['bytes']}; {link['commands']} commands, "
+          f"{link['retries']} retries ({link['refused']} refused by the bridge, {link['bad_replies']} bad replies, "
+          f"{link['timeouts']} timeouts); bit-exact with golden")
+    assert link["retries"] == link["refused"] + link["bad_replies"] + link["timeouts"]
+    return r
+
+
+def test_xor_trains_bit_exactly_through_bit_flips_and_dropped_bytes(tmp_path):
+    """CRC and retries on the RTL: flips and drops both ways during training, still bit-exact."""
+    require_simulator("verilator")
+    r = _noisy_run("verilator", 6, {"p_flip": 0.003, "p_drop": 0.002, "seed": 11}, tmp_path)
+    assert r["noise"]["flipped_bits"] >= 150 and r["noise"]["dropped_bytes"] >= 10
+    assert r["link"]["refused"] > 0 and r["link"]["bad_replies"] > 0 and r["link"]["timeouts"] > 0
+
+
+@pytest.mark.slow
+def test_ten_thousand_flipped_bits_during_training(tmp_path):
+    require_simulator("verilator")
+    # twice the default test's flip rate, ten times its length: more attempts per command
+    r = _noisy_run("verilator", 200, {"p_flip": 0.006, "p_drop": 0.002, "seed": 12}, tmp_path, max_tries=24)
+    assert r["noise"]["flipped_bits"] >= 10_000
