@@ -30,6 +30,7 @@ from ...arith import round_shift, saturate
 from ...dsp import registered_product
 from ...output import SoftmaxArith
 from ..update import NO_RW
+from ..update import _or, _register as _reg  # (the update engine's register helpers)
 from .schedule import SampleLayout, sample_issue_layout
 from .softmax import LaneSoftmax
 
@@ -285,16 +286,3 @@ class SampleLanes(wiring.Component):
         return out
 
 
-def _reg(m, value, name):
-    from amaranth.hdl import Value
-    value = Value.cast(value)
-    reg = Signal(value.shape(), name=name)
-    m.d.sync += reg.eq(value)
-    return reg
-
-
-def _or(values):
-    out = values[0]
-    for v in values[1:]:
-        out = out | v
-    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from amaranth.hdl import Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,6 +19,7 @@ from golden.config import Config
 
 from ...dsp import pipelined_product
 from ...layout import tree_stages
+from ..update import _delayed, _or  # (the update engine's register helpers)
 from .lanes import lane_product_shape, update_beat_a_layout
 
 __all__ = ["GradientReduction", "lr_product_latency", "grad_shape", "bias_shape"]
@@ -108,8 +109,8 @@ class GradientReduction(wiring.Component):
         grad, lat = pipelined_product(m, total, self.lr.as_unsigned(), dsp=self._dsp, name="lr_grad")
         eps, lat_b = pipelined_product(m, btotal, self.lr.as_unsigned(), dsp=self._dsp, name="lr_bias")
         latency = tree_stages(P) + 1 + lr_product_latency(cfg)
-        eps = _delay(m, eps, lr_product_latency(cfg) - lat_b, "eps_wait")
-        grad = _delay(m, grad, lr_product_latency(cfg) - lat, "grad_wait")
+        eps = _delayed(m, eps, lr_product_latency(cfg) - lat_b, "eps_wait")
+        grad = _delayed(m, grad, lr_product_latency(cfg) - lat, "grad_wait")
         m.d.comb += [self.grad.eq(grad), self.eps.eq(eps)]
         # the beat, the weight and the bias alongside
         beats = [self.beat]
@@ -118,11 +119,11 @@ class GradientReduction(wiring.Component):
             m.d.sync += reg.eq(beats[-1])
             beats.append(reg)
         m.d.comb += [self.out_beat.eq(beats[-1]),
-                     self.w_out.eq(_delay(m, self.w, latency, "rw")), self.b_out.eq(_delay(m, self.b, latency, "rbias"))]
+                     self.w_out.eq(_delayed(m, self.w, latency, "rw")), self.b_out.eq(_delayed(m, self.b, latency, "rbias"))]
         if latency < 5:
             raise ValueError(f"the reduction's latency {latency} is shorter than the update engine's read lead (5)")
         m.d.comb += [self.state_addr.eq(beats[latency - 5].waddr), self.state_slot.eq(beats[latency - 5].slot)]
-        m.d.comb += self.busy.eq(_any(b.valid for b in beats[1:]))
+        m.d.comb += self.busy.eq(_or(b.valid for b in beats[1:]))
         return m
 
 
@@ -133,16 +134,3 @@ def _level(m, values, width, name):
     return out
 
 
-def _delay(m, value, n, name):
-    for i in range(n):
-        reg = Signal.like(value, name=f"{name}{i}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
-
-
-def _any(values):
-    out = Const(0, 1)
-    for v in values:
-        out = out | v
-    return out

@@ -15,7 +15,7 @@ from amaranth.lib import data
 
 from golden.config import Config
 
-from ...layout import PIPE_LATENCY, param_layout, tree_stages
+from ...layout import PIPE_LATENCY, Layout, param_layout, tree_stages
 from ..optimizer_cores import core_depth
 
 __all__ = ["SampleLayout", "param_layout", "sample_issue_layout", "DRAIN_LAG", "BWD_LAG", "OUT_LAG",
@@ -58,26 +58,10 @@ class SampleLayout:
     def lanes(self) -> int:
         return self.cfg.lanes
 
-    def abase(self, i) -> int:
-        return sum(self.cfg.layers[1:i])
-
-    @property
-    def adepth(self) -> int:
-        return sum(self.cfg.layers[1:])
-
-    def ibase(self, buf) -> int:
-        return buf * self.cfg.layers[0]
-
-    @property
-    def idepth(self) -> int:
-        return 2 * self.cfg.layers[0]
-
-    def tbase(self, buf) -> int:
-        return buf * self.cfg.layers[-1]
-
-    @property
-    def tdepth(self) -> int:
-        return 2 * self.cfg.layers[-1]
+    # the activations, inputs and targets sit where a rows-schedule trainer keeps them
+    # (hdl/layout.py), one P-lane word per address
+    abase, adepth, ibase, idepth, tbase, tdepth = (Layout.abase, Layout.adepth, Layout.ibase, Layout.idepth,
+                                                   Layout.tbase, Layout.tdepth)
 
     def dbase(self, l) -> int:
         return sum(self.cfg.layers[1:l + 1])

@@ -15,7 +15,7 @@ schedule's softmax arithmetic.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
 from golden.config import Config
@@ -23,6 +23,7 @@ from golden.config import Config
 from ...activation import LutReader
 from ...arith import requantize
 from ...output import SoftmaxArith
+from ..update import _register as _reg  # (the update engine's register helper)
 
 __all__ = ["LaneSoftmax", "EXP_WRITE_STAGE", "PROB_WRITE_STAGE", "RECIP_CYCLES"]
 
@@ -116,8 +117,3 @@ class LaneSoftmax:
         return (v[3], dst[3], Cat(*deltas)), (v[3], dst[3], Cat(*ps)), v[1:]
 
 
-def _reg(m, value, name):
-    value = Value.cast(value)
-    reg = Signal(value.shape(), name=name)
-    m.d.sync += reg.eq(value)
-    return reg
