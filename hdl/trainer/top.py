@@ -43,7 +43,19 @@ from .sequencer import Sequencer
 from .state import StateBanks, state_regions
 from .update import UpdateEngine
 
-__all__ = ["Trainer", "beat_layout"]
+__all__ = ["Trainer", "beat_layout", "trainer_ports"]
+
+
+def trainer_ports(cfg: Config) -> dict:
+    """The ports every schedule's trainer has (documented on ``Trainer``)."""
+    return {
+        "s_data": In(stream.Signature(beat_layout(cfg))),
+        "m_data": Out(stream.Signature(beat_layout(cfg))),
+        "csr": In(CsrSignature()),
+        "busy": Out(1),
+        "param_signature": Out(32),
+        "state_signature": Out(32),
+    }
 
 
 class Trainer(wiring.Component):
@@ -74,14 +86,7 @@ class Trainer(wiring.Component):
         # how the multipliers are built (hdl/dsp.py; the same cycles either way); None:
         # as the platform elaborating the trainer wants them (generic without one)
         self._dsp = dsp
-        super().__init__({
-            "s_data": In(stream.Signature(beat_layout(cfg))),
-            "m_data": Out(stream.Signature(beat_layout(cfg))),
-            "csr": In(CsrSignature()),
-            "busy": Out(1),
-            "param_signature": Out(32),
-            "state_signature": Out(32),
-        })
+        super().__init__(trainer_ports(cfg))
 
     @property
     def cfg(self):

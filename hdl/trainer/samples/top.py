@@ -21,16 +21,14 @@ from __future__ import annotations
 import dataclasses
 
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from golden.config import Config
 
-from ...csr import CsrSignature
 from ...dsp import DSP_KINDS, dsp_for_platform
 from ...layout import check_limits
-from ..beat import beat_layout
 from ..params import ParameterBanks
+from ..top import trainer_ports
 from ..registers import ControlRegisters
 from ..state import StateBanks, state_regions
 from ..update import UpdateEngine
@@ -58,14 +56,7 @@ class SampleTrainer(wiring.Component):
         # the parameters, the bus, the optimizer: as a one-lane trainer's
         self._pcfg = dataclasses.replace(cfg, lanes=1)
         self._layout = param_layout(cfg)
-        super().__init__({
-            "s_data": In(stream.Signature(beat_layout(cfg))),
-            "m_data": Out(stream.Signature(beat_layout(cfg))),
-            "csr": In(CsrSignature()),
-            "busy": Out(1),
-            "param_signature": Out(32),
-            "state_signature": Out(32),
-        })
+        super().__init__(trainer_ports(cfg))
 
     @property
     def cfg(self):
