@@ -1,21 +1,17 @@
 """Cycles per training sample and MAC utilization from the schedule formula (no simulation).
 
 ``hdl/layout.py: expected_train_cycles`` is the sequencer's schedule for one sample sent to
-an idle trainer, checked against the hardware's cycle counter by the trainer tests; it
-covers MSE outputs with SGD or momentum. Two things are added here:
+an idle trainer (MSE or softmax output; a softmax output's time is derived there from the
+softmax unit's and the output stage's stages), checked against the hardware's cycle
+counter by the trainer tests; it covers SGD and momentum. Added here:
 
-- a softmax output layer: the schedule of the same network with an MSE output, plus
-  ``n_out + 5`` cycles: the softmax unit passes over the whole vector (exp and sum) before
-  its probabilities stream out, where the MSE output streams codes at once (docs/trainer.md,
-  "softmax"); the constant 5 is the difference the hardware's counter shows, the same for
-  every lane count and output width tried;
 - streaming: when the next sample's beats arrive while the current one computes (as the
   ``train`` and ``bench`` hosts send them), its loading (``n_in + n_out`` beats) is hidden,
   and so is the pipeline tail after the last update issue, unless the first layer is too
   short for the next forward pass to start before the last writes land (the sequencer's
   ``short`` case, where it waits for the pipeline to empty).
 
-Both are checked against the hardware's counter under amaranth.sim in
+The formula and the streaming case are checked against the hardware's counter under amaranth.sim in
 ``tests/sim/flows/explore/test_cycles.py``. Adam is not covered (its biases queue for free
 cycles of the update core): its cycles come from the ``rtl`` stage. Momentum with batch > 1
 in the ``short`` case is an upper bound: a sample without an update lets the next one start
@@ -27,17 +23,9 @@ from golden.config import Config
 
 __all__ = ["isolated_cycles", "streaming_cycles", "cycle_figures", "NotCovered"]
 
-# Cycles a softmax output adds to the MSE output's schedule, beyond n_out (see above).
-SOFTMAX_EXTRA = 5
-
 
 class NotCovered(ValueError):
     """The formula does not cover this config (the message says why)."""
-
-
-def _mse_twin(cfg: Config) -> Config:
-    """The same network with a sigmoid/MSE output layer (the formula's own case)."""
-    return cfg.with_(activations=cfg.activations[:-1] + ("sigmoid",), loss="mse")
 
 
 def isolated_cycles(cfg: Config) -> int:
@@ -45,8 +33,6 @@ def isolated_cycles(cfg: Config) -> int:
     from hdl.layout import expected_train_cycles
     if cfg.optimizer == "adam":
         raise NotCovered("the cycle formula does not cover optimizer = 'adam' (run the rtl stage)")
-    if cfg.activations[-1] == "softmax":
-        return expected_train_cycles(_mse_twin(cfg)) + cfg.layers[-1] + SOFTMAX_EXTRA
     return expected_train_cycles(cfg)
 
 
