@@ -11,9 +11,19 @@ counter by the trainer tests; it covers SGD and momentum. Added here:
   short for the next forward pass to start before the last writes land (the sequencer's
   ``short`` case, where it waits for the pipeline to empty).
 
-The formula and the streaming case are checked against the hardware's counter under amaranth.sim in
-``tests/sim/flows/explore/test_cycles.py``. Adam is not covered (its biases queue for free
-cycles of the update core): its cycles come from the ``rtl`` stage. Momentum with batch > 1
+The samples schedule (``hardware.parallelism = "samples"``, lane p trains sample p of a
+group of P = lanes): ``hdl/trainer/samples/schedule.py`` has the formulas, per group:
+``expected_group_cycles`` for a group sent to an idle trainer (isolated) and
+``steady_group_cycles`` between the starts of groups back to back (streaming, what sets the
+throughput); per sample, the average over a mini-batch's B / P groups, divided by B (the
+last group applies the update: with Adam its queued biases add ``adam_bias_queue``
+cycles). Utilization is useful MACs / (cycles per sample x lanes). Adam with a layer 0 of
+more weights than the update's latency is not covered: the sequencer does not wait for the
+queued biases there.
+
+The formulas and the streaming case are checked against the hardware's counter under amaranth.sim in
+``tests/sim/flows/explore/test_cycles.py``. Rows schedule: Adam is not covered (its biases
+queue for free cycles of the update core): its cycles come from the ``rtl`` stage. Momentum with batch > 1
 in the ``short`` case is an upper bound: a sample without an update lets the next one start
 a few cycles sooner.
 """
@@ -28,9 +38,25 @@ class NotCovered(ValueError):
     """The formula does not cover this config (the message says why)."""
 
 
-def isolated_cycles(cfg: Config) -> int:
-    """Cycles the counter records for one training sample sent to an idle trainer."""
+def _samples_per_sample(cfg: Config, streaming: bool) -> float:
+    """The samples schedule: cycles per sample over a mini-batch's groups (each sent to an
+    idle trainer, or back to back)."""
+    from hdl.trainer.samples.schedule import expected_group_cycles, steady_group_cycles, w0_short
+    if cfg.optimizer == "adam" and not w0_short(cfg):
+        raise NotCovered("the cycle formula does not cover optimizer = 'adam' with parallelism = 'samples' and "
+                         "a first layer of more weights than the update's latency (the next group does not "
+                         "wait for the queued biases; run the rtl stage)")
+    group = steady_group_cycles if streaming else expected_group_cycles
+    groups = cfg.batch_size // cfg.lanes  # (a multiple: the config checks it)
+    return ((groups - 1) * group(cfg) + group(cfg, apply=True)) / cfg.batch_size
+
+
+def isolated_cycles(cfg: Config) -> int | float:
+    """Cycles the counter records for one training sample sent to an idle trainer (the
+    samples schedule: per sample of groups sent to an idle trainer)."""
     from hdl.layout import expected_train_cycles
+    if cfg.parallelism == "samples":
+        return _samples_per_sample(cfg, streaming=False)
     if cfg.optimizer == "adam":
         raise NotCovered("the cycle formula does not cover optimizer = 'adam' (run the rtl stage)")
     return expected_train_cycles(cfg)
@@ -43,9 +69,11 @@ def _short(cfg: Config) -> bool:
     return (Layout(cfg).blocks(0) - 1) * cfg.layers[0] < update_latency(cfg)
 
 
-def streaming_cycles(cfg: Config) -> int:
+def streaming_cycles(cfg: Config) -> int | float:
     """Cycles per training sample in a stream of samples (loading overlapped)."""
     from hdl.layout import pipeline_tail
+    if cfg.parallelism == "samples":
+        return _samples_per_sample(cfg, streaming=True)
     hidden = cfg.layers[0] + cfg.layers[-1] + (0 if _short(cfg) else pipeline_tail(cfg))
     return isolated_cycles(cfg) - hidden
 
@@ -53,7 +81,7 @@ def streaming_cycles(cfg: Config) -> int:
 def cycle_figures(cfg: Config) -> dict:
     """The cycles stage's result: cycles per sample (streaming, the headline, and isolated),
     the ideal (useful MACs / multipliers) and MAC utilization (ARCHITECTURE.md's definitions;
-    multipliers = lanes). Raises :class:`hdl.layout.HardwareLimitError` for a config the
+    multipliers = lanes, in either schedule). Raises :class:`hdl.layout.HardwareLimitError` for a config the
     generator cannot build, :class:`NotCovered` for one the formula does not cover."""
     from hdl.layout import check_limits
     lay = check_limits(cfg)
@@ -62,6 +90,6 @@ def cycle_figures(cfg: Config) -> dict:
     out = {"cycles_per_sample": cps, "cycles_per_sample_isolated": isolated_cycles(cfg),
            "ideal_cycles_per_sample": macs / cfg.lanes, "useful_macs_per_sample": macs,
            "multipliers": cfg.lanes, "mac_utilization": macs / (cps * cfg.lanes)}
-    if cfg.optimizer == "momentum" and cfg.batch_size > 1 and _short(cfg):
+    if cfg.parallelism == "rows" and cfg.optimizer == "momentum" and cfg.batch_size > 1 and _short(cfg):
         out["cycles_note"] = "upper bound (momentum, batch > 1, short first layer)"
     return out
