@@ -18,7 +18,7 @@ from golden.config import Config
 
 __all__ = ["Layout", "HardwareLimitError", "check_limits", "expected_train_cycles", "PIPE_LATENCY",
            "PIPELINE_TAIL", "bwd_delta_lag", "EPS_LAG", "UPDATE_LATENCY", "tree_stages", "DRAIN_WRITE_LAG",
-           "update_latency", "pipeline_tail"]
+           "update_latency", "pipeline_tail", "SOFTMAX_OUT_STAGES"]
 
 # Cycles from a MAC beat's issue (memory addresses) to its accumulate/update stage: memory
 # read, read data registered (stage R), registered multiplier operands, registered partial
@@ -43,6 +43,9 @@ def pipeline_tail(cfg: Config) -> int:
 # Cycles from a delta's write to its eps's write: the eps = lr x delta multiplier has a
 # register on both sides.
 EPS_LAG = 2
+# Registers between the softmax unit's product and the write of its output delta (and its
+# probability to the output FIFO): X, X2, Y, Z (hdl/trainer/output_stage.py, _softmax_path).
+SOFTMAX_OUT_STAGES = 4
 # Cycles from a forward block's last issue to the write of its first drained row: stage A,
 # the snapshot, the drain's rounding and saturation registers, then activation and write.
 DRAIN_WRITE_LAG = PIPE_LATENCY + 3
@@ -175,11 +178,9 @@ class Layout:
 
 def expected_train_cycles(cfg: Config) -> int:
     """Cycles the trainer's counter records for one training sample (beats back to back,
-    results read at once), from the sequencer's schedule (docs/trainer.md). Configs with a
-    softmax output add the softmax unit's time and are not covered; neither is Adam, whose
-    biases queue for free cycles of its update core."""
-    if cfg.activations[-1] == "softmax":
-        raise ValueError("the cycle formula does not cover a softmax output layer")
+    results read at once), from the sequencer's schedule (docs/trainer.md), for an MSE or
+    a softmax output layer. Adam is not covered: its biases queue for free cycles of its
+    update core."""
     if cfg.optimizer == "adam":
         raise ValueError("the cycle formula does not cover optimizer = 'adam'")
     lay = Layout(cfg)
@@ -198,7 +199,22 @@ def expected_train_cycles(cfg: Config) -> int:
             # wait for the last drain: the output pass, or a next layer that would read
             # the drained rows before they are written
             total += last_rows + DRAIN_WRITE_LAG
-    total += cfg.layers[-1] + 3  # OUT: one code per cycle, read one cycle ahead, sigma' and delta after
+    n_out = cfg.layers[-1]
+    if cfg.activations[-1] == "softmax":
+        # no OUT state: the last FWDW waits, beyond the drain counted above, for the
+        # softmax unit (hdl/output.py) and the output stage's probability path
+        # (hdl/trainer/output_stage.py). The drain hands row i of the last block to the
+        # unit in the cycle the MSE path would write it, so the vector's last logit is
+        # taken DRAIN_WRITE_LAG + last_rows - 1 cycles after the last issue: one cycle
+        # fewer than the drain wait counted above. The unit then runs EXP (n + 3), RECIP
+        # (2) and EMIT (n), cycles_per_vector(n) - n for TAKE: the last product leaves in
+        # the cycle after those. It passes the registers X (product), X2 (aligned), Y
+        # (rounded) and Z (saturated): the last delta is written, and FWDW ends, 4 cycles
+        # after it leaves.
+        from .output import SoftmaxUnit
+        total += -1 + (SoftmaxUnit.cycles_per_vector(n_out) - n_out) + SOFTMAX_OUT_STAGES
+    else:
+        total += n_out + 3  # OUT: one code per cycle, read one cycle ahead, sigma' and delta after
     if L == 1:
         total += EPS_LAG  # the update waits for the last output delta's eps
     for l in range(1, L):

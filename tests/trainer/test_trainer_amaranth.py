@@ -138,8 +138,14 @@ def test_signature_check_over_the_bus_catches_a_wrong_update():
     assert r.first.what in ("signature", "output")
 
 
-_FORMULA = [v for v in variants() + optimizer_variants()
-            if v[1].activations[-1] != "softmax" and v[1].optimizer != "adam"]
+# softmax outputs of several widths and lane counts (one, two and several row blocks in
+# the output layer, a partial last block): the softmax unit's and the output stage's
+# terms of the formula
+_SOFTMAX = [("softmax-7out-4lanes", xor(layers=(3, 6, 7), activations=("relu", "softmax"), loss="cross_entropy",
+                                        lanes=4)),
+            ("softmax-4out-1lane", xor(layers=(2, 3, 4), activations=("tanh", "softmax"), loss="cross_entropy",
+                                       lanes=1))]
+_FORMULA = [v for v in variants() + optimizer_variants() + _SOFTMAX if v[1].optimizer != "adam"]
 
 
 @pytest.mark.parametrize("name,cfg", _FORMULA, ids=[v[0] for v in _FORMULA])

@@ -19,7 +19,7 @@ from ...layout import PIPE_LATENCY, Layout, param_layout, tree_stages
 from ..optimizer_cores import core_depth
 
 __all__ = ["SampleLayout", "param_layout", "sample_issue_layout", "DRAIN_LAG", "BWD_LAG", "OUT_LAG",
-           "expected_group_cycles", "steady_group_cycles",
+           "expected_group_cycles", "steady_group_cycles", "adam_bias_queue", "w0_short",
            "reduce_latency", "update_lag"]
 
 # Cycles from a beat's issue to the write of what its stage A completes (a memory read
@@ -90,13 +90,43 @@ def sample_issue_layout(cfg: Config) -> data.StructLayout:
     })
 
 
-def expected_group_cycles(cfg: Config, count: int | None = None, flush_after: int = 0) -> int:
+def w0_short(cfg: Config) -> bool:
+    """Layer 0 has at most ``update_lag`` weights: the next group's forward pass would read
+    one before its write, so it waits for the update engine to empty (the sequencer's
+    IDLE)."""
+    return cfg.layers[0] * cfg.layers[1] <= update_lag(cfg)
+
+
+def adam_bias_queue(cfg: Config) -> int:
+    """Adam: the biases still queued for the update engine's one core after a group's last
+    update issue (hdl/trainer/update.py, ``_bias_queue``). A row pushes its bias beside its
+    last weight; a cycle without a weight takes one. The update phases are beats back to
+    back (no free cycle); the waits and backward passes between them are free cycles. The
+    queued biases are written that many cycles after the last weight, so a group that
+    applies an Adam update ends that much later. 0 for the other optimizers (a core per
+    bias) and for a group that does not apply (nothing is written)."""
+    if cfg.optimizer != "adam":
+        return 0
+    L, layers = cfg.n_layers, cfg.layers
+    W = [layers[l] * layers[l + 1] for l in range(L)]
+    queued = 0
+    for l in range(L - 1, -1, -1):
+        queued += layers[l + 1]  # UPD l: a bias per row, every cycle takes a weight
+        if l >= 1:
+            free = max(PIPE_LATENCY + 1, BWD_LAG - W[l]) if W[l] + 1 <= BWD_LAG else 0  # UPD l's wait
+            free += W[l - 1] if l - 1 >= 1 else 0  # BWD l - 1
+            queued = max(0, queued - free)
+    return queued
+
+
+def expected_group_cycles(cfg: Config, count: int | None = None, flush_after: int = 0, apply: bool = False) -> int:
     """Cycles the trainer's counter records for one training group of ``count`` samples
     (default P) sent to an idle trainer, one beat per cycle (docs/trainer.md, "The
     samples schedule"): the beats (the first one's cycle is not counted), the sequencer's
     start, the phases and their waits, and the update's tail. A partial group waits
     ``flush_after`` cycles after its last beat for the host's FLUSH (the CTRL write's
-    decode cycle)."""
+    decode cycle). ``apply``: the group completes a mini-batch (with Adam its queued
+    biases are written after the last weight, ``adam_bias_queue``)."""
     P, L, layers = cfg.lanes, cfg.n_layers, cfg.layers
     count = P if count is None else count
     W = [layers[l] * layers[l + 1] for l in range(L)]  # one beat per weight in every phase
@@ -123,15 +153,19 @@ def expected_group_cycles(cfg: Config, count: int | None = None, flush_after: in
             # the next pass would read a delta before its write: wait for the update
             # beats' stage A and the backward pass's last write
             total += max(PIPE_LATENCY + 1, BWD_LAG - W[l])
+    total += adam_bias_queue(cfg) if apply else 0  # (Adam) the queued biases, one per cycle
     return total + update_lag(cfg) + 1  # END, the last parameters written and folded
 
 
-def steady_group_cycles(cfg: Config) -> int:
+def steady_group_cycles(cfg: Config, apply: bool = False) -> int:
     """Cycles between the starts of two training groups of P samples back to back (the
-    next group loaded while this one trains): what sets the throughput."""
+    next group loaded while this one trains): what sets the throughput. ``apply``: the
+    group completes a mini-batch (Adam: the next group waits for its queued biases too
+    when layer 0 is short; with a longer layer 0 the sequencer does not wait for them,
+    and the next group's forward pass may read a bias before its write: not covered)."""
     P, layers = cfg.lanes, cfg.layers
     load = P * (layers[0] + layers[-1])
     phases = expected_group_cycles(cfg) - (load - 1) - 1 - (update_lag(cfg) + 1)  # first .. last issue
     # END and IDLE; a layer 0 whose update is shorter than the update's latency waits for it
-    wait = update_lag(cfg) if layers[0] * layers[1] <= update_lag(cfg) else 0
+    wait = update_lag(cfg) + (adam_bias_queue(cfg) if apply else 0) if w0_short(cfg) else 0
     return max(phases + 2 + wait, load)  # (never faster than the loader takes beats)

@@ -52,3 +52,72 @@ def test_adam_is_not_covered_and_says_so():
     from golden.config import config_to_dict
     r = run_stage("cycles", config_to_dict(adam), {"stage": "golden", "status": "ok"}, {})
     assert r["status"] == "not_covered" and "rtl stage" in r["message"]
+
+
+# The samples schedule (lane p trains sample p of a group): groups of P back to back
+# through the train job's host (it sends a group while the one before trains), every group
+# completing its mini-batch (batch = lanes: with Adam, each group writes its queued biases).
+SAMPLES = [
+    ("iris-samples-2lanes", IRIS.with_(parallelism="samples", lanes=2, batch_size=2)),  # softmax
+    ("iris-samples-2lanes-adam", IRIS.with_(parallelism="samples", lanes=2, batch_size=2, optimizer="adam",
+                                            learning_rate=0.01)),
+]
+
+
+@pytest.mark.parametrize("name,cfg", SAMPLES, ids=[c[0] for c in SAMPLES])
+def test_samples_figures_equal_the_hardware_counter(name, cfg):
+    r = run_train(cfg, "amaranth", dataset="iris", epochs=1, max_samples=3 * cfg.lanes, check_params="signature",
+                  evaluate=False)
+    assert r["mismatches"] == 0
+    groups = r["samples"] // cfg.lanes
+    assert groups == 3
+    counted = r["history"][-1]["train_cycles"]
+    # the first group sent to an idle trainer, each later one back to back
+    P = cfg.lanes
+    assert counted == cycles.isolated_cycles(cfg) * P + (groups - 1) * cycles.streaming_cycles(cfg) * P
+    f = cycles.cycle_figures(cfg)
+    assert f["mac_utilization"] == pytest.approx(f["useful_macs_per_sample"] / (f["cycles_per_sample"] * P))
+
+
+def test_samples_figures_are_not_the_rows_schedules():
+    """Digits at 16 lanes (docs/trainer.md: 5,101 cycles per group back to back, 318.8 per
+    sample, utilization 0.991); a batch of several groups averages them, with Adam its
+    last group's queued biases."""
+    from hdl.trainer.samples.schedule import adam_bias_queue, steady_group_cycles
+    digits = load_config("examples/digits-samples.toml")
+    f = cycles.cycle_figures(digits)
+    assert f["cycles_per_sample"] == pytest.approx(5101 / 16) and f["mac_utilization"] == pytest.approx(0.991, abs=1e-3)
+    assert f["cycles_per_sample"] != cycles.cycle_figures(digits.with_(parallelism="rows"))["cycles_per_sample"]
+    adam = IRIS.with_(parallelism="samples", lanes=2, batch_size=4, optimizer="adam")
+    assert adam_bias_queue(adam) == 8 + 3  # UPD1 and UPD0 back to back: no free cycle for a bias
+    assert cycles.streaming_cycles(adam) == (2 * steady_group_cycles(adam) + adam_bias_queue(adam)) / 4
+    # a long first layer with Adam: the sequencer does not wait for the queued biases
+    with pytest.raises(cycles.NotCovered, match="adam"):
+        cycles.cycle_figures(XOR.with_(parallelism="samples", lanes=2, batch_size=2, layers=(8, 8, 1),
+                                               optimizer="adam"))
+
+
+def test_a_space_over_both_schedules_runs_end_to_end(tmp_path):
+    """rows and samples side by side; a batch that is not a multiple of the lanes is an
+    invalid point with the config's own message, not a crash."""
+    from distributed import Client, LocalCluster
+
+    from golden.config import ConfigError, config_from_dict, config_to_dict
+    from sim.flows.explore.flow import run_explore
+    from sim.flows.explore.space import parse_space
+    base = XOR.with_(batch_size=4, epochs=2)
+    space = parse_space('"hardware.parallelism" = ["rows", "samples"]\n"hardware.lanes" = [2, 3]', base)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0") as cl, \
+            Client(cl) as client:
+        report = run_explore(client, space, ("golden", "cycles"), tmp_path)
+    rows = {(r["hardware.parallelism"], r["hardware.lanes"]): r for r in report["rows"]}
+    assert {k: r["status"] for k, r in rows.items()} == {
+        ("rows", 2): "ok", ("rows", 3): "ok", ("samples", 2): "ok", ("samples", 3): "invalid"}
+    d = config_to_dict(base.with_(lanes=3))
+    d["hardware"]["parallelism"] = "samples"
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(d)
+    assert rows[("samples", 3)]["message"].endswith(str(e.value))
+    want = cycles.cycle_figures(base.with_(parallelism="samples", lanes=2))["cycles_per_sample"]
+    assert rows[("samples", 2)]["cycles_per_sample"] == pytest.approx(want)
+    assert rows[("samples", 2)]["cycles_per_sample"] != rows[("rows", 2)]["cycles_per_sample"]
