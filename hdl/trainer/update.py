@@ -86,8 +86,9 @@ class UpdateEngine(wiring.Component):
     adam_lr, pow_wr; p1, p2 : In; Out   (Adam)
         The ADAM_LR code and the bus's writes of beta1^t, beta2^t; their values.
     param_signature, state_signature : Out(32)
-        The XOR of the lanes' signatures of the parameters (the state) written since
-        ``sig_clear`` (golden/signature.py).
+        The XOR of the lanes' signatures of the parameters (the state) written by the
+        last update (golden/signature.py): ``sig_clear`` starts a new one at its first
+        written word, the last one's stays readable until then.
     s_valid, f_valid : Out(1)
         An update beat in stage S; a written word folding (stage F).
     busy : Out(1)
@@ -293,15 +294,21 @@ class UpdateEngine(wiring.Component):
             f_any.append(f_we)
             regs[i] = (f_we, f_bias, f_w, word)
         for key, bias in (("w", 0), ("b", 1)):
-            new_p, new_s = sig[f"sig_{key}"], sig[f"st_{key}"]
-            for f_we, f_bias, f_w, word in regs.values():
-                hit = f_we & (f_bias == bias)
+            # sig_clear only arms the clear: the registers keep the last update's signature
+            # until this update's first word folds (it starts again from 0 then), so the host
+            # reads a whole update's signature until the next one writes, not a 0 in between
+            # (the next update is issued well before its first write reaches stage F)
+            armed = Signal(name=f"sig_armed_{key}{p}")
+            hits = [f_we & (f_bias == bias) for f_we, f_bias, _, _ in regs.values()]
+            new_p = Mux(armed, 0, sig[f"sig_{key}"])
+            new_s = Mux(armed, 0, sig[f"st_{key}"])
+            for hit, (_, _, f_w, word) in zip(hits, regs.values()):
                 new_p = Mux(hit, rotl_signature(new_p) ^ f_w.as_unsigned(), new_p)
                 new_s = Mux(hit, rotl_signature(new_s) ^ word, new_s)
+            with m.If(_or(hits)):
+                m.d.sync += [sig[f"sig_{key}"].eq(new_p), sig[f"st_{key}"].eq(new_s), armed.eq(0)]
             with m.If(self.sig_clear):
-                m.d.sync += [sig[f"sig_{key}"].eq(0), sig[f"st_{key}"].eq(0)]
-            with m.Else():
-                m.d.sync += [sig[f"sig_{key}"].eq(new_p), sig[f"st_{key}"].eq(new_s)]
+                m.d.sync += armed.eq(1)
         return sig["sig_w"] ^ sig["sig_b"], sig["st_w"] ^ sig["st_b"], _or(f_any)
 
 

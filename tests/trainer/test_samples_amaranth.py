@@ -91,3 +91,24 @@ def test_group_cycles_match_the_formula(name, cfg):
     r = run_amaranth_session(cfg, script, check_params="signature")
     assert r.mismatches == 0, str(r.first)
     assert got == {n: expected_group_cycles(cfg, n, flush_after=1) for n in got}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_signatures_read_between_updates_are_the_last_updates(optimizer):
+    """The host reads an update's signatures when the next group's first output arrives;
+    by then the next update has been issued (a short network) but not written: the
+    registers must still hold the last update's signatures, not a cleared 0 (a group whose
+    update has 43 cycles of latency with Adam read 0 before the clear waited for the first
+    written word)."""
+    cfg = xor(layers=(2, 5, 4, 1), activations=("sigmoid",) * 3, lanes=2, batch_size=2, optimizer=optimizer,
+              learning_rate=0.1, parallelism="samples")
+    X, T = random_samples(cfg, 8, seed=3)
+
+    async def script(session):
+        for x, t in zip(X, T):
+            await session.train_sample(x, t)
+        await session.flush()
+
+    r = run_amaranth_session(cfg, script, check_params="signature")
+    assert r.mismatches == 0, str(r.first)
+    assert r.updates == 4

@@ -171,6 +171,20 @@ def test_samples_schedule_trains_bit_exactly(simulator, name, tmp_path):
         assert r["rtl_test_accuracy"] == 1.0
 
 
+def test_samples_schedule_adam_waits_for_the_queued_biases_on_verilator(tmp_path):
+    """Adam, samples schedule, a layer 0 of more weights than the update's latency: the
+    next group (streamed in while this one trains) must wait for layer 0's queued biases
+    before its forward pass reads them; the signatures are read while the next group's
+    update is already issued. Without the wait the third sample's outputs already differed."""
+    require_simulator("verilator")
+    cfg = load_config("examples/iris.toml").with_(parallelism="samples", lanes=2, batch_size=2, optimizer="adam",
+                                                  learning_rate=0.01, layers=(4, 12, 3))
+    r = run_train(cfg, "verilator", dataset="iris", epochs=1, max_samples=20, check_params="signature",
+                  evaluate=False, build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    assert r["samples"] == 20 and r["updates"] == 10
+
+
 @pytest.mark.slow  # (about 3 minutes with the 16-lane build; the default suite keeps under 20 minutes)
 def test_digits_16_lanes_samples_schedule_one_epoch_on_verilator(tmp_path):
     """examples/digits-samples.toml (16 lanes, batch 16, softmax): one whole epoch, every

@@ -160,12 +160,13 @@ def expected_group_cycles(cfg: Config, count: int | None = None, flush_after: in
 def steady_group_cycles(cfg: Config, apply: bool = False) -> int:
     """Cycles between the starts of two training groups of P samples back to back (the
     next group loaded while this one trains): what sets the throughput. ``apply``: the
-    group completes a mini-batch (Adam: the next group waits for its queued biases too
-    when layer 0 is short; with a longer layer 0 the sequencer does not wait for them,
-    and the next group's forward pass may read a bias before its write: not covered)."""
+    group completes a mini-batch (Adam: the next group waits for the update engine to
+    empty, its queued biases included, whatever layer 0's length: hdl/trainer/samples/
+    sequencer.py)."""
     P, layers = cfg.lanes, cfg.layers
     load = P * (layers[0] + layers[-1])
     phases = expected_group_cycles(cfg) - (load - 1) - 1 - (update_lag(cfg) + 1)  # first .. last issue
     # END and IDLE; a layer 0 whose update is shorter than the update's latency waits for it
-    wait = update_lag(cfg) + (adam_bias_queue(cfg) if apply else 0) if w0_short(cfg) else 0
+    adam_wait = apply and cfg.optimizer == "adam"
+    wait = update_lag(cfg) + (adam_bias_queue(cfg) if apply else 0) if w0_short(cfg) or adam_wait else 0
     return max(phases + 2 + wait, load)  # (never faster than the loader takes beats)

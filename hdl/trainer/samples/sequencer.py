@@ -16,7 +16,8 @@ A phase waits only where it would read a value before its write: the next layer'
 forward pass when a layer has at most DRAIN_LAG rows, the output pass for the last
 activations, a backward or update pass for deltas made less than BWD_LAG cycles
 before, and the next group for a weight of layer 0 written less than ``update_lag``
-cycles before its read.
+cycles before its read (with Adam after every group that applied: layer 0's biases are
+written after the group ends).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from golden.config import Config
 
 from .loader import GroupBufferSignature
-from .schedule import BWD_LAG, DRAIN_LAG, SampleLayout, param_layout, sample_issue_layout, update_lag
+from .schedule import BWD_LAG, DRAIN_LAG, SampleLayout, param_layout, sample_issue_layout, w0_short
 
 __all__ = ["GroupSequencer"]
 
@@ -102,13 +103,19 @@ class GroupSequencer(wiring.Component):
             return done
 
         softmax = cfg.activations[-1] == "softmax"
-        w0_short = layers[0] * layers[1] <= update_lag(cfg)  # the next group would read too early
+        # the next group waits for the update engine to empty where its forward pass would
+        # read a parameter before its write: a layer 0 with at most update_lag weights, or
+        # (Adam) any layer 0 after a group that applied: layer 0's biases queue behind its
+        # weights (hdl/trainer/update.py) and are written after the group ends
+        applied = Signal()  # the last group applied an update
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 # the loader fills the buffers in turn, so the groups run in turn
                 full, binfer, bapply, bcount = (Array(x) for x in (bufs.full, bufs.infer, bufs.apply, bufs.count))
                 ready = full[buf]
-                wait_w = (self.update_busy | self.lanes_busy) if w0_short else Const(0)
+                wait_w = (self.update_busy | self.lanes_busy) if w0_short(cfg) else Const(0)
+                if cfg.optimizer == "adam" and not w0_short(cfg):
+                    wait_w = applied & (self.update_busy | self.lanes_busy)
                 # (the result streamer may still be sending: the host's reading does not keep
                 # the trainer busy, as in the rows schedule's output FIFO)
                 m.d.comb += self.idle.eq(~ready & ~bufs.loading & ~self.lanes_busy & ~self.update_busy)
@@ -215,6 +222,6 @@ class GroupSequencer(wiring.Component):
             with m.State("END"):  # the group's buffer is free; its samples count
                 m.d.comb += [bufs.release.eq(1), bufs.release_buf.eq(buf), self.updated.eq(apply),
                              self.retired.eq(count)]
-                m.d.sync += buf.eq(~buf)
+                m.d.sync += [buf.eq(~buf), applied.eq(apply)]
                 m.next = "IDLE"
         return m

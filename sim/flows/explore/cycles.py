@@ -17,9 +17,8 @@ group of P = lanes): ``hdl/trainer/samples/schedule.py`` has the formulas, per g
 ``steady_group_cycles`` between the starts of groups back to back (streaming, what sets the
 throughput); per sample, the average over a mini-batch's B / P groups, divided by B (the
 last group applies the update: with Adam its queued biases add ``adam_bias_queue``
-cycles). Utilization is useful MACs / (cycles per sample x lanes). Adam with a layer 0 of
-more weights than the update's latency is not covered: the sequencer does not wait for the
-queued biases there.
+cycles, and the next group waits for them). Utilization is useful MACs / (cycles per
+sample x lanes).
 
 The formulas and the streaming case are checked against the hardware's counter under amaranth.sim in
 ``tests/sim/flows/explore/test_cycles.py``. Rows schedule: Adam is not covered (its biases
@@ -41,11 +40,7 @@ class NotCovered(ValueError):
 def _samples_per_sample(cfg: Config, streaming: bool) -> float:
     """The samples schedule: cycles per sample over a mini-batch's groups (each sent to an
     idle trainer, or back to back)."""
-    from hdl.trainer.samples.schedule import expected_group_cycles, steady_group_cycles, w0_short
-    if cfg.optimizer == "adam" and not w0_short(cfg):
-        raise NotCovered("the cycle formula does not cover optimizer = 'adam' with parallelism = 'samples' and "
-                         "a first layer of more weights than the update's latency (the next group does not "
-                         "wait for the queued biases; run the rtl stage)")
+    from hdl.trainer.samples.schedule import expected_group_cycles, steady_group_cycles
     group = steady_group_cycles if streaming else expected_group_cycles
     groups = cfg.batch_size // cfg.lanes  # (a multiple: the config checks it)
     return ((groups - 1) * group(cfg) + group(cfg, apply=True)) / cfg.batch_size
