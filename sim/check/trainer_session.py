@@ -69,6 +69,7 @@ class TrainingSession:
         self._group_size = cfg.lanes if cfg.parallelism == "samples" else 1
         self._group = []  # (expected_output, update) of the group being sent
         self._unread = []  # the last group sent whole, its outputs not read yet
+        self._pending = []  # (x, t, expected_output, update) not sent yet (train_many, groups queued)
 
     def check_output(self, what: str, out, expected) -> None:
         r = self.result
@@ -182,6 +183,21 @@ class TrainingSession:
     async def flush(self) -> None:
         """Train the partial group being sent now (the samples schedule; the end of an
         epoch): the trainer's FLUSH, then its outputs. Nothing to do otherwise."""
+        t = self._group_queue()
+        if t is not None and (self._pending or self._unread):
+            # groups queued (train_many): the open group goes in one burst (the results of
+            # every group before the unread one are in), then as below
+            group, self._pending = self._pending, []
+            n_out = self.cfg.layers[-1]
+            if group:
+                await t.send_groups([self._sample_codes(group)], n_out, 0)
+            if self._unread:
+                unread, self._unread = self._unread, []
+                await self._read_groups(t, [unread])
+            if group:
+                await self.host.flush_group(infer=False)
+                await self._read_groups(t, [[(e, u) for _, _, e, u in group]])
+            return
         if self._unread:
             group, self._unread = self._unread, []
             await self._read_group(group)
@@ -209,11 +225,25 @@ class TrainingSession:
             return None
         return t
 
+    def _group_queue(self) -> SampleQueue | None:
+        """The samples schedule: the transport, if it queues groups of samples per wake-up
+        (``send_groups``) and may here (updates checked by signature, a group fits in one
+        burst)."""
+        t = self.host.t
+        if self._group_size <= 1 or self.check_params == "every" or not isinstance(t, SampleQueue):
+            return None
+        n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
+        return t if t.queue_capacity(n_in + n_out, n_out) >= self._group_size else None
+
     def batch_capacity(self, infer: bool = False) -> int:
         """Samples per ``train_many``/``infer_many`` call: 1 unless the transport queues
         several (``sim.host.transport.SampleQueue``)."""
-        if self._group_size > 1:
-            return self._group_size  # (the samples schedule: a group per call)
+        if self._group_size > 1:  # the samples schedule: a group per call, or as many as a queue takes
+            t = None if infer else self._group_queue()
+            if t is None:
+                return self._group_size
+            n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
+            return self._group_size * (t.queue_capacity(n_in + n_out, n_out) // self._group_size)
         t = self._queue(infer)
         if t is None:
             return 1
@@ -229,10 +259,75 @@ class TrainingSession:
         return [(np.array([_signed(v, aw) for v in r[0]], dtype=np.int64), r[1], r[2] if len(r) > 2 else None)
                 for r in res]
 
+    def _sample_codes(self, items) -> list:
+        """The beats of training samples (x, t, ...): input codes, then target codes."""
+        c, host = self.cfg, self.host
+        return [host._codes(x, c.layers[0], "input", c.act) + host._codes(t, c.layers[-1], "target", c.act)
+                for x, t, *_ in items]
+
+    async def _read_groups(self, t, groups) -> list:
+        """The outputs of ``groups`` sent (lists of (expected_output, update)), in one
+        wake-up, checked in order; each group's first result brings the parameter and
+        state signatures the wrapper saw beside its first beat, which check the update
+        before it (the samples schedule: that beat is valid before the group's own update
+        starts, after the previous one's last write)."""
+        n_out, aw = self.cfg.layers[-1], self.cfg.act.width
+        count = sum(len(g) for g in groups)
+        res = iter(await t.recv_samples(count, n_out) if count else [])
+        outs = []
+        for group in groups:
+            for i, (expected_output, update) in enumerate(group):
+                r = next(res)
+                out = np.array([_signed(v, aw) for v in r[0]], dtype=np.int64)
+                if i == 0:
+                    self._resolve_pending_signature(r[1], r[2] if len(r) > 2 else None)
+                await self._record(out, expected_output, update)
+                outs.append(out)
+        return outs
+
+    async def _train_groups(self, t, items) -> list:
+        """The samples schedule with a transport that queues groups: ``items`` join the
+        samples not sent yet; every complete group (P samples, or a batch's last) goes out
+        in bursts of as many groups as the transport takes, each group held by the wrapper
+        until the group before the previous one has its outputs captured (as ``train``
+        does: send a group, then read the one before it). After each burst the outputs
+        of the unread group and of every group of the burst but its last are read and
+        checked in order. A group still open waits for more samples or ``flush``."""
+        P, n_in, n_out = self._group_size, self.cfg.layers[0], self.cfg.layers[-1]
+        self._pending += items
+        closed, group = [], []
+        for it in self._pending:
+            group.append(it)
+            if len(group) == P or it[3] is not None:
+                closed.append(group)
+                group = []
+        self._pending = group
+        send_cap = t.queue_capacity(n_in + n_out, n_out)  # samples a burst takes
+        recv_cap = t.queue_capacity(1, n_out)  # results a capture takes
+        outs = []
+        while closed:
+            burst = [closed.pop(0)]
+            while closed:
+                size = sum(len(g) for g in burst) + len(closed[0])
+                # (the wrapper holds group k until the results of groups 0 .. k - 2 are in,
+                # its goal growing by a fixed step: all but the last two the same size)
+                if (size > send_cap or len(self._unread) + size - len(closed[0]) > recv_cap
+                        or len({len(g) for g in burst[:-1]}) > 1):
+                    break
+                burst.append(closed.pop(0))
+            await t.send_groups([self._sample_codes(g) for g in burst], n_out, len(self._unread) * n_out)
+            reading = ([self._unread] if self._unread else []) + [[(e, u) for _, _, e, u in g] for g in burst[:-1]]
+            self._unread = [(e, u) for _, _, e, u in burst[-1]]
+            outs += await self._read_groups(t, reading)
+        return outs
+
     async def train_many(self, items) -> list:
         """``train`` for each (x, t, expected_output, update) of ``items``, queued together
         when the transport can (``batch_capacity``); checks and results as ``train``."""
         items = list(items)
+        t = self._group_queue()
+        if t is not None and not self._group:
+            return await self._train_groups(t, items)
         if len(items) == 1 or self._queue(infer=False) is None:
             return [await self.train(*it) for it in items]
         c, host = self.cfg, self.host
