@@ -259,11 +259,19 @@ class TrainingSession:
         return [(np.array([_signed(v, aw) for v in r[0]], dtype=np.int64), r[1], r[2] if len(r) > 2 else None)
                 for r in res]
 
-    def _sample_codes(self, items) -> list:
-        """The beats of training samples (x, t, ...): input codes, then target codes."""
-        c, host = self.cfg, self.host
-        return [host._codes(x, c.layers[0], "input", c.act) + host._codes(t, c.layers[-1], "target", c.act)
-                for x, t, *_ in items]
+    def _sample_codes(self, items) -> np.ndarray:
+        """The beats of training samples (x, t, ...), one row each: input codes, then
+        target codes (checked against the activation format as ``TrainerHost`` checks them)."""
+        c = self.cfg
+        x = np.asarray([it[0] for it in items], dtype=np.int64).reshape(len(items), -1)
+        t = np.asarray([it[1] for it in items], dtype=np.int64).reshape(len(items), -1)
+        rows = np.concatenate([x, t], axis=1)
+        if (x.shape[1] != c.layers[0] or t.shape[1] != c.layers[-1]
+                or rows.size and (rows.min() < c.act.min_code or rows.max() > c.act.max_code)):
+            for it in items:  # the host's own checks name the culprit
+                self.host._codes(it[0], c.layers[0], "input", c.act)
+                self.host._codes(it[1], c.layers[-1], "target", c.act)
+        return rows
 
     async def _read_groups(self, t, groups) -> list:
         """The outputs of ``groups`` sent (lists of (expected_output, update)), in one
@@ -273,12 +281,17 @@ class TrainingSession:
         starts, after the previous one's last write)."""
         n_out, aw = self.cfg.layers[-1], self.cfg.act.width
         count = sum(len(g) for g in groups)
-        res = iter(await t.recv_samples(count, n_out) if count else [])
+        if not count:
+            return []
+        res = await t.recv_samples(count, n_out)
+        codes = np.asarray([r[0] for r in res], dtype=np.int64).reshape(count, n_out) & ((1 << aw) - 1)
+        codes = np.where(codes >> (aw - 1), codes - (1 << aw), codes)  # (driver._signed)
         outs = []
+        k = 0
         for group in groups:
             for i, (expected_output, update) in enumerate(group):
-                r = next(res)
-                out = np.array([_signed(v, aw) for v in r[0]], dtype=np.int64)
+                r, out = res[k], codes[k]
+                k += 1
                 if i == 0:
                     self._resolve_pending_signature(r[1], r[2] if len(r) > 2 else None)
                 await self._record(out, expected_output, update)
