@@ -225,25 +225,26 @@ class TrainingSession:
             return None
         return t
 
-    def _group_queue(self) -> SampleQueue | None:
+    def _group_queue(self, infer: bool = False) -> SampleQueue | None:
         """The samples schedule: the transport, if it queues groups of samples per wake-up
-        (``send_groups``) and may here (updates checked by signature, a group fits in one
-        burst)."""
+        (``send_groups``) and may here (when training, updates checked by signature: a
+        full readback after every update needs the trainer idle) and a group fits in one
+        burst."""
         t = self.host.t
-        if self._group_size <= 1 or self.check_params == "every" or not isinstance(t, SampleQueue):
+        if self._group_size <= 1 or not infer and self.check_params == "every" or not isinstance(t, SampleQueue):
             return None
         n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
-        return t if t.queue_capacity(n_in + n_out, n_out) >= self._group_size else None
+        return t if t.queue_capacity(n_in + (0 if infer else n_out), n_out) >= self._group_size else None
 
     def batch_capacity(self, infer: bool = False) -> int:
         """Samples per ``train_many``/``infer_many`` call: 1 unless the transport queues
         several (``sim.host.transport.SampleQueue``)."""
         if self._group_size > 1:  # the samples schedule: a group per call, or as many as a queue takes
-            t = None if infer else self._group_queue()
+            t = self._group_queue(infer)
             if t is None:
                 return self._group_size
             n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
-            return self._group_size * (t.queue_capacity(n_in + n_out, n_out) // self._group_size)
+            return self._group_size * (t.queue_capacity(n_in + (0 if infer else n_out), n_out) // self._group_size)
         t = self._queue(infer)
         if t is None:
             return 1
@@ -259,19 +260,31 @@ class TrainingSession:
         return [(np.array([_signed(v, aw) for v in r[0]], dtype=np.int64), r[1], r[2] if len(r) > 2 else None)
                 for r in res]
 
-    def _sample_codes(self, items) -> np.ndarray:
-        """The beats of training samples (x, t, ...), one row each: input codes, then
-        target codes (checked against the activation format as ``TrainerHost`` checks them)."""
+    def _sample_codes(self, items, infer: bool = False) -> np.ndarray:
+        """The beats of samples (x, t, ...), one row each: input codes, then (training)
+        target codes, checked against the activation format as ``TrainerHost`` checks them."""
         c = self.cfg
         x = np.asarray([it[0] for it in items], dtype=np.int64).reshape(len(items), -1)
-        t = np.asarray([it[1] for it in items], dtype=np.int64).reshape(len(items), -1)
+        t = (np.zeros((len(items), 0), dtype=np.int64) if infer
+             else np.asarray([it[1] for it in items], dtype=np.int64).reshape(len(items), -1))
         rows = np.concatenate([x, t], axis=1)
-        if (x.shape[1] != c.layers[0] or t.shape[1] != c.layers[-1]
+        if (x.shape[1] != c.layers[0] or t.shape[1] != (0 if infer else c.layers[-1])
                 or rows.size and (rows.min() < c.act.min_code or rows.max() > c.act.max_code)):
             for it in items:  # the host's own checks name the culprit
                 self.host._codes(it[0], c.layers[0], "input", c.act)
-                self.host._codes(it[1], c.layers[-1], "target", c.act)
+                if not infer:
+                    self.host._codes(it[1], c.layers[-1], "target", c.act)
         return rows
+
+    async def _recv_outputs(self, t, count: int) -> tuple:
+        """The next ``count`` results in one wake-up: (signed output codes, one row each;
+        the transport's (codes, signature, state signature) per result)."""
+        n_out, aw = self.cfg.layers[-1], self.cfg.act.width
+        if not count:
+            return np.zeros((0, n_out), dtype=np.int64), []
+        res = await t.recv_samples(count, n_out)
+        codes = np.asarray([r[0] for r in res], dtype=np.int64).reshape(count, n_out) & ((1 << aw) - 1)
+        return np.where(codes >> (aw - 1), codes - (1 << aw), codes), res  # (driver._signed)
 
     async def _read_groups(self, t, groups) -> list:
         """The outputs of ``groups`` sent (lists of (expected_output, update)), in one
@@ -279,13 +292,7 @@ class TrainingSession:
         state signatures the wrapper saw beside its first beat, which check the update
         before it (the samples schedule: that beat is valid before the group's own update
         starts, after the previous one's last write)."""
-        n_out, aw = self.cfg.layers[-1], self.cfg.act.width
-        count = sum(len(g) for g in groups)
-        if not count:
-            return []
-        res = await t.recv_samples(count, n_out)
-        codes = np.asarray([r[0] for r in res], dtype=np.int64).reshape(count, n_out) & ((1 << aw) - 1)
-        codes = np.where(codes >> (aw - 1), codes - (1 << aw), codes)  # (driver._signed)
+        codes, res = await self._recv_outputs(t, sum(len(g) for g in groups))
         outs = []
         k = 0
         for group in groups:
@@ -357,6 +364,9 @@ class TrainingSession:
         """``infer`` for each (x, expected_output) of ``items``, queued together when possible
         (the samples schedule: in groups of P, the last one flushed)."""
         items = list(items)
+        t = self._group_queue(infer=True)
+        if t is not None:
+            return await self._infer_groups(t, items)
         if self._group_size > 1:
             await self.flush()
             outs = []
@@ -382,6 +392,32 @@ class TrainingSession:
             self._resolve_pending_signature(sig, ssig)
             self.check_output("infer output", out, want)
             outs.append(out)
+        return outs
+
+    async def _infer_groups(self, t, items) -> list:
+        """``infer_many`` on the samples schedule with a transport that queues groups: the
+        whole groups in one burst, each held by the wrapper until the previous one's
+        outputs are captured (a host sending a group, then reading its outputs), read in
+        one wake-up; a last partial group in its own burst, FLUSHed. Every output is
+        checked; the first result brings the signatures that check a pending update."""
+        await self.flush()
+        P, n_out = self._group_size, self.cfg.layers[-1]
+        whole = len(items) // P * P
+        parts = [items[:whole], items[whole:]]
+        outs = []
+        for part in parts:
+            if not part:
+                continue
+            groups = [self._sample_codes(part[i:i + P], infer=True) for i in range(0, len(part), P)]
+            await t.send_groups(groups, n_out, len(groups[0]) * n_out)
+            if len(part) < P:
+                await self.host.flush_group(infer=True)
+            codes, res = await self._recv_outputs(t, len(part))
+            for k, (x, want) in enumerate(part):
+                if k % P == 0:
+                    self._resolve_pending_signature(res[k][1], res[k][2] if len(res[k]) > 2 else None)
+                self.check_output("infer output", codes[k], self._golden().forward(x).output if want is None else want)
+                outs.append(codes[k])
         return outs
 
     async def infer(self, x, expected_output=None) -> np.ndarray:
