@@ -9,7 +9,9 @@ expected number has arrived. The simulator runs free in between. ``send_samples`
 ``recv_samples`` move a whole queue of samples per wake-up: the wrapper releases each
 sample once the previous one's results were captured (its hold bit), and the results
 come back with the parameter signature the wrapper captured beside each result's first
-beat (in the beat's first valid cycle). ``csr_read_many`` reads a list of registers
+beat (in the beat's first valid cycle). ``send_groups`` does the same for groups of
+samples (the samples schedule): a group is released once the group before the previous
+one has its results captured. ``csr_read_many`` reads a list of registers
 through the wrapper's bus read engine.
 Clock edges are awaited with ``edge()`` (the wrapper's ``clk_cycles`` counter when it
 pulses the clock). Random idle cycles on the input stream and backpressure on the output
