@@ -402,8 +402,8 @@ class TrainingSession:
         checked; the first result brings the signatures that check a pending update."""
         await self.flush()
         P, n_out = self._group_size, self.cfg.layers[-1]
-        whole = len(items) // P * P
-        parts = [items[:whole], items[whole:]]
+        whole, cap = len(items) // P * P, self.batch_capacity(infer=True)
+        parts = [items[i:min(i + cap, whole)] for i in range(0, whole, cap)] + [items[whole:]]
         outs = []
         for part in parts:
             if not part:
