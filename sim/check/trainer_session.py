@@ -69,6 +69,7 @@ class TrainingSession:
         self._group_size = cfg.lanes if cfg.parallelism == "samples" else 1
         self._group = []  # (expected_output, update) of the group being sent
         self._unread = []  # the last group sent whole, its outputs not read yet
+        self._pending = []  # (x, t, expected_output, update) not sent yet (train_many, groups queued)
 
     def check_output(self, what: str, out, expected) -> None:
         r = self.result
@@ -182,6 +183,21 @@ class TrainingSession:
     async def flush(self) -> None:
         """Train the partial group being sent now (the samples schedule; the end of an
         epoch): the trainer's FLUSH, then its outputs. Nothing to do otherwise."""
+        t = self._group_queue()
+        if t is not None and (self._pending or self._unread):
+            # groups queued (train_many): the open group goes in one burst (the results of
+            # every group before the unread one are in), then as below
+            group, self._pending = self._pending, []
+            n_out = self.cfg.layers[-1]
+            if group:
+                await t.send_groups([self._sample_codes(group)], n_out, 0)
+            if self._unread:
+                unread, self._unread = self._unread, []
+                await self._read_groups(t, [unread])
+            if group:
+                await self.host.flush_group(infer=False)
+                await self._read_groups(t, [[(e, u) for _, _, e, u in group]])
+            return
         if self._unread:
             group, self._unread = self._unread, []
             await self._read_group(group)
@@ -209,11 +225,26 @@ class TrainingSession:
             return None
         return t
 
+    def _group_queue(self, infer: bool = False) -> SampleQueue | None:
+        """The samples schedule: the transport, if it queues groups of samples per wake-up
+        (``send_groups``) and may here (when training, updates checked by signature: a
+        full readback after every update needs the trainer idle) and a group fits in one
+        burst."""
+        t = self.host.t
+        if self._group_size <= 1 or not infer and self.check_params == "every" or not isinstance(t, SampleQueue):
+            return None
+        n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
+        return t if t.queue_capacity(n_in + (0 if infer else n_out), n_out) >= self._group_size else None
+
     def batch_capacity(self, infer: bool = False) -> int:
         """Samples per ``train_many``/``infer_many`` call: 1 unless the transport queues
         several (``sim.host.transport.SampleQueue``)."""
-        if self._group_size > 1:
-            return self._group_size  # (the samples schedule: a group per call)
+        if self._group_size > 1:  # the samples schedule: a group per call, or as many as a queue takes
+            t = self._group_queue(infer)
+            if t is None:
+                return self._group_size
+            n_in, n_out = self.cfg.layers[0], self.cfg.layers[-1]
+            return self._group_size * (t.queue_capacity(n_in + (0 if infer else n_out), n_out) // self._group_size)
         t = self._queue(infer)
         if t is None:
             return 1
@@ -229,10 +260,94 @@ class TrainingSession:
         return [(np.array([_signed(v, aw) for v in r[0]], dtype=np.int64), r[1], r[2] if len(r) > 2 else None)
                 for r in res]
 
+    def _sample_codes(self, items, infer: bool = False) -> np.ndarray:
+        """The beats of samples (x, t, ...), one row each: input codes, then (training)
+        target codes, checked against the activation format as ``TrainerHost`` checks them."""
+        c = self.cfg
+        x = np.asarray([it[0] for it in items], dtype=np.int64).reshape(len(items), -1)
+        t = (np.zeros((len(items), 0), dtype=np.int64) if infer
+             else np.asarray([it[1] for it in items], dtype=np.int64).reshape(len(items), -1))
+        rows = np.concatenate([x, t], axis=1)
+        if (x.shape[1] != c.layers[0] or t.shape[1] != (0 if infer else c.layers[-1])
+                or rows.size and (rows.min() < c.act.min_code or rows.max() > c.act.max_code)):
+            for it in items:  # the host's own checks name the culprit
+                self.host._codes(it[0], c.layers[0], "input", c.act)
+                if not infer:
+                    self.host._codes(it[1], c.layers[-1], "target", c.act)
+        return rows
+
+    async def _recv_outputs(self, t, count: int) -> tuple:
+        """The next ``count`` results in one wake-up: (signed output codes, one row each;
+        the transport's (codes, signature, state signature) per result)."""
+        n_out, aw = self.cfg.layers[-1], self.cfg.act.width
+        if not count:
+            return np.zeros((0, n_out), dtype=np.int64), []
+        res = await t.recv_samples(count, n_out)
+        codes = np.asarray([r[0] for r in res], dtype=np.int64).reshape(count, n_out) & ((1 << aw) - 1)
+        return np.where(codes >> (aw - 1), codes - (1 << aw), codes), res  # (driver._signed)
+
+    async def _read_groups(self, t, groups) -> list:
+        """The outputs of ``groups`` sent (lists of (expected_output, update)), in one
+        wake-up, checked in order; each group's first result brings the parameter and
+        state signatures the wrapper saw beside its first beat, which check the update
+        before it (the samples schedule: that beat is valid before the group's own update
+        starts, after the previous one's last write)."""
+        codes, res = await self._recv_outputs(t, sum(len(g) for g in groups))
+        outs = []
+        k = 0
+        for group in groups:
+            for i, (expected_output, update) in enumerate(group):
+                r, out = res[k], codes[k]
+                k += 1
+                if i == 0:
+                    self._resolve_pending_signature(r[1], r[2] if len(r) > 2 else None)
+                await self._record(out, expected_output, update)
+                outs.append(out)
+        return outs
+
+    async def _train_groups(self, t, items) -> list:
+        """The samples schedule with a transport that queues groups: ``items`` join the
+        samples not sent yet; every complete group (P samples, or a batch's last) goes out
+        in bursts of as many groups as the transport takes, each group held by the wrapper
+        until the group before the previous one has its outputs captured (as ``train``
+        does: send a group, then read the one before it). After each burst the outputs
+        of the unread group and of every group of the burst but its last are read and
+        checked in order. A group still open waits for more samples or ``flush``."""
+        P, n_in, n_out = self._group_size, self.cfg.layers[0], self.cfg.layers[-1]
+        self._pending += items
+        closed, group = [], []
+        for it in self._pending:
+            group.append(it)
+            if len(group) == P or it[3] is not None:
+                closed.append(group)
+                group = []
+        self._pending = group
+        send_cap = t.queue_capacity(n_in + n_out, n_out)  # samples a burst takes
+        recv_cap = t.queue_capacity(1, n_out)  # results a capture takes
+        outs = []
+        while closed:
+            burst = [closed.pop(0)]
+            while closed:
+                size = sum(len(g) for g in burst) + len(closed[0])
+                # (the wrapper holds group k until the results of groups 0 .. k - 2 are in,
+                # its goal growing by a fixed step: all but the last two the same size)
+                if (size > send_cap or len(self._unread) + size - len(closed[0]) > recv_cap
+                        or len({len(g) for g in burst[:-1]}) > 1):
+                    break
+                burst.append(closed.pop(0))
+            await t.send_groups([self._sample_codes(g) for g in burst], n_out, len(self._unread) * n_out)
+            reading = ([self._unread] if self._unread else []) + [[(e, u) for _, _, e, u in g] for g in burst[:-1]]
+            self._unread = [(e, u) for _, _, e, u in burst[-1]]
+            outs += await self._read_groups(t, reading)
+        return outs
+
     async def train_many(self, items) -> list:
         """``train`` for each (x, t, expected_output, update) of ``items``, queued together
         when the transport can (``batch_capacity``); checks and results as ``train``."""
         items = list(items)
+        t = self._group_queue()
+        if t is not None and not self._group:
+            return await self._train_groups(t, items)
         if len(items) == 1 or self._queue(infer=False) is None:
             return [await self.train(*it) for it in items]
         c, host = self.cfg, self.host
@@ -249,6 +364,9 @@ class TrainingSession:
         """``infer`` for each (x, expected_output) of ``items``, queued together when possible
         (the samples schedule: in groups of P, the last one flushed)."""
         items = list(items)
+        t = self._group_queue(infer=True)
+        if t is not None:
+            return await self._infer_groups(t, items)
         if self._group_size > 1:
             await self.flush()
             outs = []
@@ -274,6 +392,32 @@ class TrainingSession:
             self._resolve_pending_signature(sig, ssig)
             self.check_output("infer output", out, want)
             outs.append(out)
+        return outs
+
+    async def _infer_groups(self, t, items) -> list:
+        """``infer_many`` on the samples schedule with a transport that queues groups: the
+        whole groups in one burst, each held by the wrapper until the previous one's
+        outputs are captured (a host sending a group, then reading its outputs), read in
+        one wake-up; a last partial group in its own burst, FLUSHed. Every output is
+        checked; the first result brings the signatures that check a pending update."""
+        await self.flush()
+        P, n_out = self._group_size, self.cfg.layers[-1]
+        whole, cap = len(items) // P * P, self.batch_capacity(infer=True)
+        parts = [items[i:min(i + cap, whole)] for i in range(0, whole, cap)] + [items[whole:]]
+        outs = []
+        for part in parts:
+            if not part:
+                continue
+            groups = [self._sample_codes(part[i:i + P], infer=True) for i in range(0, len(part), P)]
+            await t.send_groups(groups, n_out, len(groups[0]) * n_out)
+            if len(part) < P:
+                await self.host.flush_group(infer=True)
+            codes, res = await self._recv_outputs(t, len(part))
+            for k, (x, want) in enumerate(part):
+                if k % P == 0:
+                    self._resolve_pending_signature(res[k][1], res[k][2] if len(res[k]) > 2 else None)
+                self.check_output("infer output", codes[k], self._golden().forward(x).output if want is None else want)
+                outs.append(codes[k])
         return outs
 
     async def infer(self, x, expected_output=None) -> np.ndarray:

@@ -9,7 +9,9 @@ expected number has arrived. The simulator runs free in between. ``send_samples`
 ``recv_samples`` move a whole queue of samples per wake-up: the wrapper releases each
 sample once the previous one's results were captured (its hold bit), and the results
 come back with the parameter signature the wrapper captured beside each result's first
-beat (in the beat's first valid cycle). ``csr_read_many`` reads a list of registers
+beat (in the beat's first valid cycle). ``send_groups`` does the same for groups of
+samples (the samples schedule): a group is released once the group before the previous
+one has its results captured. ``csr_read_many`` reads a list of registers
 through the wrapper's bus read engine.
 Clock edges are awaited with ``edge()`` (the wrapper's ``clk_cycles`` counter when it
 pulses the clock). Random idle cycles on the input stream and backpressure on the output
@@ -174,11 +176,28 @@ class CocotbTransport(Transport):
         further one is held by the wrapper until the previous one's ``results_per_sample``
         beats are captured, as if the host sent it after receiving them. Expects every
         result of what was sent before to have been received (``recv_samples``)."""
+        await self.send_groups([[codes] for codes in samples], results_per_sample, results_per_sample)
+
+    async def send_groups(self, groups, results_per_sample: int, lag: int) -> None:
+        """Queue groups of samples (lists of lists of codes) in one burst, as a host that
+        sends a group and then reads the results of the group before it (the samples
+        schedule). Group 0 goes at once; group k >= 1 is held by the wrapper until ``lag``
+        result beats beyond those received so far and the results of groups 0 .. k - 2
+        are captured. Groups 0 .. k - 2 of a held group k must all have the same size
+        (the wrapper's hold goal grows by a fixed step): every group but the last two
+        the same size."""
         d = self.dut
+        groups = [g for g in groups if len(g)]
+        if not groups:
+            return
+        if len({len(g) for g in groups[:-2]}) > 1:
+            raise ValueError(f"groups of {[len(g) for g in groups]} samples: all but the last two must be "
+                             "the same size (the wrapper's hold goal grows by a fixed step)")
         # the previous burst still streaming? (counted here: a value written in this time
         # step is not read back before the next, and two sends may follow each other)
         while self._bursts != int(d.s_data__burst_ack.value):
             await self.edge()
+        samples = [codes for g in groups for codes in g]
         lens = [len(codes) for codes in samples]
         n = sum(lens)
         if n > BURST_DEPTH:
@@ -186,10 +205,12 @@ class CocotbTransport(Transport):
         words = np.concatenate([np.asarray(codes, dtype=np.int64).reshape(-1) for codes in samples]) & self.mask
         ends = np.cumsum(lens)
         words[ends - 1] |= 1 << self.w  # last
-        words[ends[:-1]] |= 1 << (self.w + 1)  # hold: released once the previous sample's results are in
+        sample_starts = np.concatenate([[0], ends[:-1]])  # beat of each sample's first code
+        group_starts = np.cumsum([len(g) for g in groups[:-1]], dtype=np.int64)  # sample of each group's first
+        words[sample_starts[group_starts]] |= 1 << (self.w + 1)  # hold: released once the results named above are in
         self._put_hex("s_data__burst.hex", words, self.w + 2)
-        d.s_data__hold_goal.value = (self._taken + results_per_sample) & 0xFFFFFFFF
-        d.s_data__hold_step.value = results_per_sample
+        d.s_data__hold_goal.value = (self._taken + lag) & 0xFFFFFFFF
+        d.s_data__hold_step.value = len(groups[0]) * results_per_sample
         d.s_data__load_len.value = n
         d.s_data__load_req.value = (int(d.s_data__load_req.value) + 1) & 0xFFFFFFFF
         d.s_data__burst_len.value = n

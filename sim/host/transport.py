@@ -69,13 +69,19 @@ class Transport(Protocol):
 @runtime_checkable
 class SampleQueue(Protocol):
     """A transport that moves several samples per wake-up, each held until the previous
-    one's results are in, and returns each result with the signature seen beside it."""
+    one's results are in (or, ``send_groups``, groups of samples each held until the
+    results of the group before the previous one are in), and returns each result with
+    the signature seen beside it."""
 
     def queue_capacity(self, beats_per_sample: int, results_per_sample: int) -> int:
         """How many samples one ``send_samples`` call takes."""
 
     async def send_samples(self, samples: list[list[int]], results_per_sample: int) -> None:
         """Queue ``samples`` (lists of codes)."""
+
+    async def send_groups(self, groups: list[list[list[int]]], results_per_sample: int, lag: int) -> None:
+        """Queue groups of samples (the samples schedule): group 0 at once, group k >= 1
+        once ``lag`` more results and those of groups 0 .. k - 2 are in."""
 
     async def recv_samples(self, count: int, n: int) -> list[tuple[list[int], int]]:
         """The next ``count`` results of ``n`` raw codes each, as (codes, signature)."""

@@ -185,6 +185,46 @@ def test_samples_schedule_adam_waits_for_the_queued_biases_on_verilator(tmp_path
     assert r["samples"] == 20 and r["updates"] == 10
 
 
+def _small_digits_samples(**changes):
+    """Digits through a small samples-schedule trainer (4 lanes, batch 8): 150 samples an
+    epoch leave a partial group at each epoch's end (FLUSHed) and a group closed by the
+    batch's end at the next epoch's start."""
+    cfg = load_config("examples/digits-samples.toml")
+    return cfg.with_(layers=(64, 8, 10), lanes=4, batch_size=8, **changes)
+
+
+@pytest.mark.parametrize("stall_prob", [0.0, 0.3], ids=["no-stalls", "stalls"])
+def test_samples_schedule_queued_groups_check_every_update(stall_prob, tmp_path):
+    """The samples schedule with updates checked by signature: the testbench sends several
+    groups per burst (sim/check/trainer_session.py: _train_groups, the wrapper holding each
+    group until the results of the group before the previous one are in) and checks every
+    output and every update's signatures, across partial groups and epochs, with and
+    without random stalls; the cycle count is that of a host sending a group at a time."""
+    require_simulator("verilator")
+    cfg = _small_digits_samples()
+    r = run_train(cfg, "verilator", epochs=2, max_samples=150, check_params="signature", stall_prob=stall_prob,
+                  evaluate=False, build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 0, r["first_mismatch"]
+    assert r["samples"] == 300 and r["updates"] == 300 // cfg.batch_size
+
+
+def test_samples_schedule_queued_groups_catch_wrong_expectations(tmp_path):
+    """Groups queued several per burst: a wrong expected update signature (checked at the
+    next group's first result, here inside the same burst) and a wrong expected output are
+    each reported, the first with its sample."""
+    require_simulator("verilator")
+    cfg = _small_digits_samples()
+    plan = make_plan(cfg, load_dataset(cfg), 1, 100, evaluate=False)
+    ep = plan.epochs[0]
+    k = 15  # the second batch's last sample: its update is checked at sample 16's result
+    sig, params, state_sig, state = ep.updates[k]
+    ep.updates[k] = (sig ^ 0x20, params, state_sig, state)
+    ep.outputs[50][3] += 1
+    r = run_trainer_job(cfg, "verilator", plan=plan, build_root=str(tmp_path.parent / "build"))
+    assert r["mismatches"] == 2
+    assert r["first_mismatch"] == f"first mismatch at sample {k}: signature: expected {sig ^ 0x20}, actual {sig}"
+
+
 @pytest.mark.slow  # (about 3 minutes with the 16-lane build; the default suite keeps under 20 minutes)
 def test_digits_16_lanes_samples_schedule_one_epoch_on_verilator(tmp_path):
     """examples/digits-samples.toml (16 lanes, batch 16, softmax): one whole epoch, every
