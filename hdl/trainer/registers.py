@@ -60,7 +60,7 @@ class ControlRegisters(wiring.Component):
     param_signature, state_signature : In(32)
         The SIGNATURE and STATE_SIGNATURE registers' values.
     s_w_data, s_b_data : In(32).array(lanes)   (momentum, Adam)
-        The state words the bus read (hdl/trainer/state.py), a cycle after ``param_rd.valid``.
+        The state words the bus read (hdl/trainer/state.py), two cycles after ``param_rd.valid`` (registered there).
     adam_lr, pow_wr; p1, p2 : Out; In   (Adam)
         The ADAM_LR register; BETA1_POW/BETA2_POW writes and values (hdl/trainer/adam_scalars.py).
     param_wr, param_rd : Out(bus_write_layout), Out(bus_read_layout)
@@ -254,8 +254,9 @@ class ControlRegisters(wiring.Component):
                 m.d.sync += self._refuse(err_bus, CsrResult.UNMAPPED)
 
     def _read_parameter(self, m, pw, rdata):
-        """States PARAM_READ, PARAM_GROUP, PARAM_SELECT: every bank's word registered first
-        (block RAM output straight into a register), then the bank chosen in two registered
+        """States PARAM_READ, (PARAM_STATE,) PARAM_GROUP, PARAM_SELECT: every bank's word
+        registered first (block RAM output straight into a register; with optimizer state,
+        the state banks' words a cycle later), then the bank chosen in two registered
         steps (the banks sit all over the die): within groups of four banks, then among
         the groups."""
         P, WW = self._cfg.lanes, self._cfg.weight.width
@@ -265,12 +266,19 @@ class ControlRegisters(wiring.Component):
         n_groups = -(-P // 4)
         group = [Signal(signed(WW), name=f"csr_group{g}") for g in range(n_groups)]
         sel = Signal(signed(WW))
+        state = hasattr(self, "s_w_data")
         with m.State("PARAM_READ"):
-            state = hasattr(self, "s_w_data")
+            # the parameter banks' words as they leave the block RAMs; the state banks
+            # register theirs (hdl/trainer/state.py): the region is chosen a cycle later
             for p in range(P):
-                m.d.sync += [words[p].eq(Mux(pw.region == 0, self.w_data[p], self.s_w_data[p]) if state else self.w_data[p]),
-                             biases[p].eq(Mux(pw.region == 0, self.b_data[p], self.s_b_data[p]) if state else self.b_data[p])]
-            m.next = "PARAM_GROUP"
+                m.d.sync += [words[p].eq(self.w_data[p]), biases[p].eq(self.b_data[p])]
+            m.next = "PARAM_STATE" if state else "PARAM_GROUP"
+        if state:
+            with m.State("PARAM_STATE"):
+                with m.If(pw.region != 0):
+                    m.d.sync += [words[p].eq(self.s_w_data[p]) for p in range(P)]
+                    m.d.sync += [biases[p].eq(self.s_b_data[p]) for p in range(P)]
+                m.next = "PARAM_GROUP"
         with m.State("PARAM_GROUP"):
             for g in range(n_groups):
                 in_group = Array(Mux(pw.bias, biases[p], words[p]) for p in range(4 * g, min(P, 4 * g + 4)))

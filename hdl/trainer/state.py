@@ -50,7 +50,9 @@ class StateBanks(wiring.Component):
         The update engine's writes.
     bus_wr, bus_rd : In(bus_write_layout), In(bus_read_layout)
         The bus's accesses of regions 1-3; ``bus_w_data``, ``bus_b_data`` (Out, per bank, 32
-        bits, zero- or sign-extended as the region's word): the words read, a cycle later.
+        bits, zero- or sign-extended as the region's word): the words read, two cycles
+        later (each block RAM's output goes straight into a register: a block RAM's data
+        leaves it late, and the region's select comes after that register).
     """
 
     def __init__(self, cfg: Config, lay: Layout):
@@ -73,8 +75,10 @@ class StateBanks(wiring.Component):
         wdepth, ddepth = max(lay.wdepth, 1), max(lay.ddepth, 1)
         bus_wr, bus_rd = self.bus_wr, self.bus_rd
         regions = state_regions(cfg)
-        region_r = Signal.like(bus_rd.region)  # the read's region, with its data a cycle later
-        m.d.sync += region_r.eq(bus_rd.region)
+        # the read's region and valid, with its data a cycle later; the region again beside
+        # the registered data
+        region_r, region_rr, valid_r = Signal.like(bus_rd.region), Signal.like(bus_rd.region), Signal()
+        m.d.sync += [region_r.eq(bus_rd.region), region_rr.eq(region_r), valid_r.eq(bus_rd.valid)]
         for p in range(cfg.lanes):
             bus_words = {}
             for bias, depth, key in ((0, wdepth, ""), (1, ddepth, "b")):
@@ -102,13 +106,15 @@ class StateBanks(wiring.Component):
                                          wr.en.eq(wr_in.en)]
                         datas.append(rd.data)
                         # the bus sees s1 sign-extended, v's parts as they are (v >= 0)
-                        word = rd.data.as_signed() if name == "s1" else rd.data
-                        bus_words[(region, bias)] = word
+                        held = Signal(width, name=f"bus_{name}{key}_{region}_{p}")
+                        with m.If(valid_r):
+                            m.d.sync += held.eq(rd.data)
+                        bus_words[(region, bias)] = held.as_signed() if name == "s1" else held
                     m.d.comb += getattr(self, f"{name}{key}")[p].eq(Cat(*datas).as_signed() if shape.signed
                                                                     else Cat(*datas))
             for bias, out in ((0, self.bus_w_data[p]), (1, self.bus_b_data[p])):
                 value = 0
                 for region in regions:
-                    value = Mux(region_r == region, bus_words[(region, bias)], value)
+                    value = Mux(region_rr == region, bus_words[(region, bias)], value)
                 m.d.comb += out.eq(value)
         return m
