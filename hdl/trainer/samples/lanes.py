@@ -45,6 +45,12 @@ def _operand_shapes(cfg: Config):
     return signed(max(ww, ew, aw + 1)), signed(max(aw, ew, rw))
 
 
+def _sigma_selects(cfg: Config) -> bool:
+    """Backward, every sigma' below the output layer is 1.0 or 0 (ReLU, linear): the
+    lanes' times-sigma' multiplies are selects."""
+    return cfg.act.int_bits >= 1 and all(k in ("relu", "linear") for k in cfg.activations[:-1])
+
+
 def lane_product_shape(cfg: Config):
     a, b = _operand_shapes(cfg)
     return signed(a.width + b.width)
@@ -128,7 +134,11 @@ class SampleLanes(wiring.Component):
         # stages 2, M, A: the control and sigma' carried beside the multipliers
         s2, sm, sa = (Signal(layout, name=n) for n in ("s2", "sm", "sa"))
         m.d.sync += [s2.eq(r), sm.eq(s2), sa.eq(sm)]
-        d_a = [_reg(m, _reg(m, _reg(m, deriv[p], f"d2_{p}"), f"dm_{p}"), f"da_{p}") for p in range(P)]
+        if _sigma_selects(cfg):  # (backward, sigma' is 0 or 1: only whether it is 0 is carried)
+            deriv_bwd = [deriv[p].any() for p in range(P)]
+        else:
+            deriv_bwd = deriv
+        d_a = [_reg(m, _reg(m, _reg(m, deriv_bwd[p], f"d2_{p}"), f"dm_{p}"), f"da_{p}") for p in range(P)]
         dl_a = [_reg(m, _reg(m, _reg(m, r_d[p], f"dl2_{p}"), f"dlm_{p}"), f"dla_{p}") for p in range(P)]
         w_a = _reg(m, _reg(m, _reg(m, r_w, "w2"), "wm"), "wa")
         b_a = _reg(m, _reg(m, _reg(m, r_b, "b2"), "bm"), "ba")
@@ -243,9 +253,15 @@ class SampleLanes(wiring.Component):
             d0 = _reg(m, d_a[p], f"bf_d0{p}")
             s = _reg(m, saturate(q, cfg.error), f"bf_s{p}")
             d1 = _reg(m, d0, f"bf_d1{p}")
-            prod = _reg(m, s * d1, f"bf_p{p}")
-            pq = _reg(m, round_shift(prod, af), f"bf_pq{p}")
-            outs.append(saturate(pq, cfg.error))
+            if _sigma_selects(cfg):
+                # sigma' = 1.0 or 0: the product rounded and saturated is s or 0 (a select,
+                # in the multiply's and the rounding's stages)
+                prod = _reg(m, Mux(d1, s, 0), f"bf_p{p}")
+                outs.append(_reg(m, prod, f"bf_pq{p}"))
+            else:
+                prod = _reg(m, s * d1, f"bf_p{p}")
+                pq = _reg(m, round_shift(prod, af), f"bf_pq{p}")
+                outs.append(saturate(pq, cfg.error))
         self._d_writes.append((v[4], dst[4], Cat(*outs)))
         return v[1:]
 

@@ -19,6 +19,7 @@ from amaranth.hdl import Cat, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
 from golden.config import Config
+from golden.tables import table_contents
 
 from ...activation import LutReader
 from ...arith import requantize
@@ -48,6 +49,9 @@ class LaneSoftmax:
         self.total = [Signal(unsigned(a.s_max.bit_length()), name=f"sm_sum{p}") for p in range(P)]
         self.k = [Signal(range(a.k_hi + 1), name=f"sm_k{p}") for p in range(P)]
         self.r = [Signal(self.r_shape, name=f"sm_r{p}") for p in range(P)]
+        # the tables in block RAM, shared by two lanes (without interpolation: one read per
+        # lookup); with interpolation each lane keeps the rows schedule's LutReader
+        self.shared = not a.exp_spec.interpolate or a.exp_spec.shift == 0
 
     def track_max(self, m, valid, first, z):
         """The logits as the drain writes them (``valid``; ``first``: output 0): each
@@ -69,14 +73,21 @@ class LaneSoftmax:
         go = r.valid & r.exp
         m.d.sync += [v1.eq(go), d1.eq(r.dst), f1.eq(r.first), v2.eq(v1), d2.eq(d1), f2.eq(f1)]
         es = []
+        self._ex_v1 = v1
+        self._ports = self._shared_tables(m) if self.shared else None
         for p in range(P):
             ix = Signal(range(spec.span_code), name=f"ex_ix{p}")
             m.d.sync += ix.eq(LutReader.index_of(spec, self.zmax[p] - r_a[p]))
-            unit = LutReader(spec, AW + 1, indexed=True)
-            m.submodules[f"exp{p}"] = unit
             e = Signal(signed(AW), name=f"ex_e{p}")
-            m.d.comb += unit.x.eq(ix)
-            m.d.sync += e.eq(unit.y)
+            if self._ports is not None:
+                # the exp table's half of the lane's block RAM port (its read register is e)
+                self._ex_addr.append(ix >> spec.shift)
+                m.d.comb += e.eq(self._ports[p].data[:spec.out_fmt.width].as_signed())
+            else:
+                unit = LutReader(spec, AW + 1, indexed=True)
+                m.submodules[f"exp{p}"] = unit
+                m.d.comb += unit.x.eq(ix)
+                m.d.sync += e.eq(unit.y)
             total = self.total[p]
             with m.If(v2):
                 m.d.sync += total.eq(Mux(f2, e, total + e))  # (the sum starts at output 0)
@@ -91,12 +102,37 @@ class LaneSoftmax:
         for p in range(P):
             k_c, idx = Signal(range(a.k_hi + 1), name=f"sm_kc{p}"), Signal(cfg.recip_entries_log2, name=f"sm_idx{p}")
             a.leading_one(m, self.total[p], k_c, idx)
-            rom = Memory(shape=self.r_shape, depth=len(rom_rows), init=rom_rows)
-            m.submodules[f"recip{p}"] = rom
-            rd = rom.read_port(domain="comb")
             r_rom = Signal(self.r_shape, name=f"sm_rr{p}")
-            m.d.comb += rd.addr.eq(idx)
-            m.d.sync += [self.k[p].eq(k_c), r_rom.eq(rd.data), self.r[p].eq(r_rom)]
+            if self._ports is not None:
+                # the port reads the exp table while the lane's exp index is valid (ex_v1),
+                # the reciprocal table otherwise: R is read only after the exp pass's sums
+                port = self._ports[p]
+                m.d.comb += [port.addr.eq(Mux(self._ex_v1, self._ex_addr[p], self._r_base + idx)),
+                             r_rom.eq(port.data[:len(r_rom)])]
+            else:
+                rom = Memory(shape=self.r_shape, depth=len(rom_rows), init=rom_rows)
+                m.submodules[f"recip{p}"] = rom
+                rd = rom.read_port(domain="comb")
+                m.d.comb += rd.addr.eq(idx)
+                m.d.sync += r_rom.eq(rd.data)
+            m.d.sync += [self.k[p].eq(k_c), self.r[p].eq(r_rom)]
+
+    def _shared_tables(self, m):
+        """One ROM per two lanes, the exp table and the reciprocal table one after the
+        other, read through a synchronous port per lane (one block RAM, both its ports).
+        Returns the lanes' read ports."""
+        cfg, a = self.cfg, self.arith
+        spec = a.exp_spec
+        ew = spec.out_fmt.width
+        etab = [int(v) & ((1 << ew) - 1) for v in table_contents(spec)]
+        self._r_base = len(etab)
+        rows = etab + list(a.rtab)
+        ports, self._ex_addr = [], []
+        for g in range(0, cfg.lanes, 2):
+            rom = Memory(shape=max(ew, a.r_width), depth=len(rows), init=rows)
+            m.submodules[f"smtab{g // 2}"] = rom
+            ports += [rom.read_port() for _ in range(min(2, cfg.lanes - g))]
+        return ports
 
     def prob_pass(self, m, sa, prod, t_a):
         """Stage A of a prob beat: e R aligned to the largest sum's scale, rounded,
