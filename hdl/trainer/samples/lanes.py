@@ -18,7 +18,9 @@ saturation), as in the rows schedule.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -34,7 +36,32 @@ from ..update import _or, _register as _reg  # (the update engine's register hel
 from .schedule import SampleLayout, sample_issue_layout
 from .softmax import LaneSoftmax
 
-__all__ = ["SampleLanes", "lane_product_shape", "update_beat_a_layout"]
+__all__ = ["SampleLanes", "lane_product_shape", "update_beat_a_layout", "LANE_GROUP"]
+
+# The beat's control, the weight and the bias reach the lanes through copies of their
+# stage R and stage A registers, one per LANE_GROUP lanes (a register drives a few lanes,
+# not all P of them).
+LANE_GROUP = 8
+
+
+def _copies(m, value, n, name, dsp):
+    """``n`` registers, each ``value`` a cycle later (reset to 0 as a sync signal). yosys
+    merges identical flip-flops, so on ecp5 each bit is a TRELLIS_FF instance of its own."""
+    value = Value.cast(value)
+    out = []
+    for g in range(n):
+        q = Signal(value.shape(), name=f"{name}_g{g}")
+        if dsp == "ecp5" and n > 1:
+            for i in range(len(value)):
+                m.submodules[f"{name}_g{g}_ff{i}"] = Instance(
+                    "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
+                    p_SRMODE="LSR_OVER_CE", p_REGSET="RESET",
+                    i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_CE=Const(1, 1), i_DI=value[i],
+                    o_Q=q[i])
+        else:
+            m.d.sync += q.eq(value)
+        out.append(q)
+    return out
 
 
 def _operand_shapes(cfg: Config):
@@ -81,7 +108,8 @@ class SampleLanes(wiring.Component):
     res_wr : Out
         A row of results (output j of every lane), to the result streamer.
     busy : Out(1)
-        A beat in the pipeline, or its result not yet written.
+        A beat in the pipeline, or its result not yet written (a register: the OR of the
+        pipeline's valid flags' next values).
     """
 
     def __init__(self, cfg: Config, *, dsp: str = "generic"):
@@ -123,10 +151,17 @@ class SampleLanes(wiring.Component):
         r_i = [_reg(m, self.inp[p], f"r_i{p}") for p in range(P)]
         r_t = [_reg(m, self.tgt[p], f"r_t{p}") for p in range(P)]
         r_d = [_reg(m, d_rd.data[p * EW:(p + 1) * EW].as_signed(), f"r_d{p}") for p in range(P)]
-        a_in = [Mux(r.in0, r_i[p], r_a[p]) for p in range(P)]
-        deriv = self._derivatives(m, r, r_a)
         smx = LaneSoftmax(cfg) if cfg.activations[-1] == "softmax" else None
         softmax = cfg.activations[-1] == "softmax"
+        # stage R as the lanes see it: a copy of the beat's control and the weight per group
+        n_g, dsp = -(-P // LANE_GROUP), self._dsp
+        r_fields = ["fwd", "bwd", "upd", "in0", "layer", "prob" if softmax else "out"]
+        rc = {f: _copies(m, getattr(s1, f), n_g, f"rc_{f}", dsp) for f in r_fields}
+        rc["w"] = _copies(m, self.w, n_g, "rc_w", dsp)
+        rg = [SimpleNamespace(**{f: v[g] for f, v in rc.items()}) for g in range(n_g)]
+        lr = [rg[p // LANE_GROUP] for p in range(P)]  # lane p's copy
+        a_in = [Mux(lr[p].in0, r_i[p], r_a[p]) for p in range(P)]
+        deriv = self._derivatives(m, lr, r_a)
         self._a_writes, self._d_writes, self._res_writes = [], [], []
         if not softmax:
             self._res_writes.append((r.valid & r.out, r.dst, Cat(*r_a)))  # (MSE: the outputs as read)
@@ -141,23 +176,28 @@ class SampleLanes(wiring.Component):
         d_a = [_reg(m, _reg(m, _reg(m, deriv_bwd[p], f"d2_{p}"), f"dm_{p}"), f"da_{p}") for p in range(P)]
         dl_a = [_reg(m, _reg(m, _reg(m, r_d[p], f"dl2_{p}"), f"dlm_{p}"), f"dla_{p}") for p in range(P)]
         w_a = _reg(m, _reg(m, _reg(m, r_w, "w2"), "wm"), "wa")
-        b_a = _reg(m, _reg(m, _reg(m, r_b, "b2"), "bm"), "ba")
+        bm = _reg(m, _reg(m, r_b, "b2"), "bm")
+        b_a = _reg(m, bm, "ba")
         m.d.comb += [self.w_a.eq(w_a), self.b_a.eq(b_a)]
+        # stage A as the lanes' sums see it, a copy per group
+        ac = {f: _copies(m, getattr(sm, f), n_g, f"ac_{f}", dsp) for f in ("valid", "first", "fwd", "bwd")}
+        ac["b"] = _copies(m, bm, n_g, "ac_b", dsp)
+        la = [SimpleNamespace(**{f: v[p // LANE_GROUP] for f, v in ac.items()}) for p in range(P)]
         opa, opb = _operand_shapes(cfg)
         prod = []
         for p in range(P):
             a, b = Signal(opa, name=f"op_a{p}"), Signal(opb, name=f"op_b{p}")
-            with m.If(r.fwd):
-                m.d.comb += [a.eq(r_w), b.eq(a_in[p])]
-            with m.If(r.bwd):
-                m.d.comb += [a.eq(r_w), b.eq(r_d[p])]
-            with m.If(r.upd):
+            with m.If(lr[p].fwd):
+                m.d.comb += [a.eq(lr[p].w), b.eq(a_in[p])]
+            with m.If(lr[p].bwd):
+                m.d.comb += [a.eq(lr[p].w), b.eq(r_d[p])]
+            with m.If(lr[p].upd):
                 m.d.comb += [a.eq(r_d[p]), b.eq(a_in[p])]
             if not softmax:
-                with m.If(r.out):
+                with m.If(lr[p].out):
                     m.d.comb += [a.eq(r_a[p] - r_t[p]), b.eq(deriv[p])]
             else:
-                with m.If(r.prob):
+                with m.If(lr[p].prob):
                     m.d.comb += [a.eq(r_a[p]), b.eq(smx.r[p])]
             pm, pa = Signal(lane_product_shape(cfg), name=f"pm{p}"), Signal(lane_product_shape(cfg), name=f"pa{p}")
             registered_product(m, a, b, pm, dsp=self._dsp, name=f"mul{p}")
@@ -177,17 +217,23 @@ class SampleLanes(wiring.Component):
         acc = [Signal(signed(max(FW, BW)), name=f"acc{p}") for p in range(P)]
         total = [Signal(signed(max(FW, BW)), name=f"sum{p}") for p in range(P)]
         for p in range(P):
-            m.d.comb += total[p].eq(Mux(sa.first, Mux(sa.fwd, b_a << af, 0), acc[p]) + prod[p])
-        with m.If(sa.valid & (sa.fwd | sa.bwd)):
-            m.d.sync += [acc[p].eq(total[p]) for p in range(P)]
+            m.d.comb += total[p].eq(Mux(la[p].first, Mux(la[p].fwd, la[p].b << af, 0), acc[p]) + prod[p])
+            with m.If(la[p].valid & (la[p].fwd | la[p].bwd)):
+                m.d.sync += acc[p].eq(total[p])
         done = sa.valid & sa.last
-        busy = [s1.valid, r.valid, s2.valid, sm.valid, sa.valid]
+        # the pipeline's valid flags as (flag, the value it takes next cycle): every flag
+        # shifts down a chain from a stage's go
+        busy = [(s1.valid, self.issue.valid), (r.valid, s1.valid), (s2.valid, r.valid), (sm.valid, s2.valid),
+                (sa.valid, sm.valid)]
         busy += self._forward_drain(m, done & sa.fwd, sa, total, smx)
         busy += self._backward_finish(m, done & sa.bwd, sa, total, d_a)
         if not softmax:
             busy += self._output_delta(m, sa.valid & sa.out, sa, prod)
         if smx is not None:
-            a_req, b = smx.exp_pass(m, r, r_a)
+            def lane_copies(value, name):
+                c = _copies(m, value, n_g, name, dsp)
+                return [c[p // LANE_GROUP] for p in range(P)]
+            a_req, b = smx.exp_pass(m, r, r_a, lane_copies)
             self._a_writes.append(a_req)
             busy += b
             smx.reciprocal(m)
@@ -205,7 +251,10 @@ class SampleLanes(wiring.Component):
             with m.If(valid):
                 m.d.comb += [self.res_wr.en.eq(1), self.res_wr.row.eq(addr - sl.dbase(L - 1)),
                              self.res_wr.data.eq(value)]
-        m.d.comb += self.busy.eq(_or(busy))
+        # busy: the OR of the flags, from a register (the OR of their next values)
+        busy_r = Signal(name="busy_r")
+        m.d.sync += busy_r.eq(_or(nxt for _, nxt in busy))
+        m.d.comb += self.busy.eq(busy_r)
         return m
 
     def _forward_drain(self, m, go, sa, total, smx):
@@ -236,8 +285,11 @@ class SampleLanes(wiring.Component):
             zs.append(zr)
         self._a_writes.append((v2, dst2, Cat(*outs)))
         if smx is not None:
-            smx.track_max(m, v2 & (lay2 == L - 1), dst2 == self._sl.abase(L), zs)
-        return [v1, v2]
+            n_g = -(-P // LANE_GROUP)
+            tv = _copies(m, v1 & (lay1 == L - 1), n_g, "tm_v", self._dsp)
+            tf = _copies(m, dst1 == self._sl.abase(L), n_g, "tm_first", self._dsp)
+            smx.track_max(m, [tv[p // LANE_GROUP] for p in range(P)], [tf[p // LANE_GROUP] for p in range(P)], zs)
+        return [(v1, go), (v2, v1)]
 
     def _backward_finish(self, m, go, sa, total, d_a):
         """An input's P sums: rounded, saturated to the error format, times sigma'(a_p[k]),
@@ -263,7 +315,7 @@ class SampleLanes(wiring.Component):
                 pq = _reg(m, round_shift(prod, af), f"bf_pq{p}")
                 outs.append(saturate(pq, cfg.error))
         self._d_writes.append((v[4], dst[4], Cat(*outs)))
-        return v[1:]
+        return list(zip(v[1:], v[:-1]))
 
     def _output_delta(self, m, go, sa, prod):
         """MSE: (a - t) sigma'(a) rounded, then saturated and written as delta_p[j]."""
@@ -275,9 +327,9 @@ class SampleLanes(wiring.Component):
         shift = 2 * af - cfg.error.frac_bits
         outs = [saturate(_reg(m, round_shift(prod[p], shift), f"od_q{p}"), cfg.error) for p in range(P)]
         self._d_writes.append((v1, dst1, Cat(*outs)))
-        return [v1]
+        return [(v1, go)]
 
-    def _derivatives(self, m, r, r_a):
+    def _derivatives(self, m, lr, r_a):
         """sigma' of stage R's activation words, per lane: the output layer's (MSE output
         deltas) or, backward through layer l, that of a_l (the activation of layer l - 1)."""
         cfg = self._cfg
@@ -291,10 +343,10 @@ class SampleLanes(wiring.Component):
                 m.submodules[f"actd_{kind}{p}"] = unit
                 m.d.comb += unit.a.eq(r_a[p])
             if cfg.activations[-1] != "softmax":
-                with m.If(r.out):
+                with m.If(lr[p].out):
                     m.d.comb += d.eq(units[cfg.activations[-1]].d)
-            with m.If(r.bwd):
-                with m.Switch(r.layer):
+            with m.If(lr[p].bwd):
+                with m.Switch(lr[p].layer):
                     for l in range(1, L):
                         with m.Case(l):
                             m.d.comb += d.eq(units[cfg.activations[l - 1]].d)

@@ -54,16 +54,16 @@ class LaneSoftmax:
         self.shared = not a.exp_spec.interpolate or a.exp_spec.shift == 0
 
     def track_max(self, m, valid, first, z):
-        """The logits as the drain writes them (``valid``; ``first``: output 0): each
-        lane's running maximum."""
-        for mx, zp in zip(self.zmax, z):
-            with m.If(valid & (first | (zp > mx))):
+        """The logits as the drain writes them (``valid``; ``first``: output 0; per lane):
+        each lane's running maximum."""
+        for mx, zp, v, f in zip(self.zmax, z, valid, first):
+            with m.If(v & (f | (zp > mx))):
                 m.d.sync += mx.eq(zp)
 
-    def exp_pass(self, m, r, r_a):
+    def exp_pass(self, m, r, r_a, copies=None):
         """Stage R of an exp beat: max - z to the table's index (registered), the table's
         value (registered), then written over z and added to the lane's sum. Returns the
-        activation-memory write (valid, address, data) and the stages to wait for."""
+        activation-memory write (valid, address, data) and the stages to wait for (flag, next value)."""
         cfg, P = self.cfg, self.cfg.lanes
         spec = self.arith.exp_spec
         AW = cfg.act.width
@@ -72,6 +72,9 @@ class LaneSoftmax:
         f1, f2 = Signal(name="ex_first1"), Signal(name="ex_first2")
         go = r.valid & r.exp
         m.d.sync += [v1.eq(go), d1.eq(r.dst), f1.eq(r.first), v2.eq(v1), d2.eq(d1), f2.eq(f1)]
+        # the sums' enable and start as each lane sees them (``copies(value, name)``: the
+        # value a cycle later, one register per group of lanes, listed per lane)
+        v2c, f2c = (copies(v1, "ex_v2c"), copies(f1, "ex_f2c")) if copies else ([v2] * P, [f2] * P)
         es = []
         self._ex_v1 = v1
         self._ports = self._shared_tables(m) if self.shared else None
@@ -89,10 +92,10 @@ class LaneSoftmax:
                 m.d.comb += unit.x.eq(ix)
                 m.d.sync += e.eq(unit.y)
             total = self.total[p]
-            with m.If(v2):
-                m.d.sync += total.eq(Mux(f2, e, total + e))  # (the sum starts at output 0)
+            with m.If(v2c[p]):
+                m.d.sync += total.eq(Mux(f2c[p], e, total + e))  # (the sum starts at output 0)
             es.append(e)
-        return (v2, d2, Cat(*es)), [v1, v2]
+        return (v2, d2, Cat(*es)), [(v1, go), (v2, v1)]
 
     def reciprocal(self, m):
         """k_p and R_p from the lane's sum, two registers (as the rows schedule's RECIP,
@@ -137,7 +140,7 @@ class LaneSoftmax:
     def prob_pass(self, m, sa, prod, t_a):
         """Stage A of a prob beat: e R aligned to the largest sum's scale, rounded,
         saturated (p); then p - t requantized to the error format. Returns the delta
-        write and the result row (valid, address, data) and the stages to wait for."""
+        write and the result row (valid, address, data) and the stages to wait for (flag, next value)."""
         cfg, P, a = self.cfg, self.cfg.lanes, self.arith
         v = [sa.valid & sa.prob] + [Signal(name=f"pr_v{i}") for i in range(1, 4)]
         dst = [sa.dst] + [Signal.like(sa.dst, name=f"pr_dst{i}") for i in range(1, 4)]
@@ -150,6 +153,6 @@ class LaneSoftmax:
             t3 = _reg(m, _reg(m, _reg(m, t_a[p], f"pr_t1{p}"), f"pr_t2{p}"), f"pr_t3{p}")
             ps.append(pp)
             deltas.append(requantize(pp - t3, cfg.act.frac_bits, cfg.error))
-        return (v[3], dst[3], Cat(*deltas)), (v[3], dst[3], Cat(*ps)), v[1:]
+        return (v[3], dst[3], Cat(*deltas)), (v[3], dst[3], Cat(*ps)), list(zip(v[1:], v[:-1]))
 
 
