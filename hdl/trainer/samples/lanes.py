@@ -225,8 +225,8 @@ class SampleLanes(wiring.Component):
         # shifts down a chain from a stage's go
         busy = [(s1.valid, self.issue.valid), (r.valid, s1.valid), (s2.valid, r.valid), (sm.valid, s2.valid),
                 (sa.valid, sm.valid)]
-        busy += self._forward_drain(m, done & sa.fwd, sa, total, smx)
-        busy += self._backward_finish(m, done & sa.bwd, sa, total, d_a)
+        busy += self._forward_drain(m, done & sa.fwd, sa, acc, smx)
+        busy += self._backward_finish(m, done & sa.bwd, sa, acc, d_a)
         if not softmax:
             busy += self._output_delta(m, sa.valid & sa.out, sa, prod)
         if smx is not None:
@@ -257,18 +257,20 @@ class SampleLanes(wiring.Component):
         m.d.comb += self.busy.eq(busy_r)
         return m
 
-    def _forward_drain(self, m, go, sa, total, smx):
-        """A row's P sums: rounded (D1), saturated (D2), activated and written as a_p[j]
-        (a softmax layer: the logit z_p[j] as it is, its lane's maximum kept)."""
+    def _forward_drain(self, m, go, sa, acc, smx):
+        """A row's P sums, in the accumulators the cycle after the row's last beat (D0):
+        rounded (D1), saturated (D2), activated and written as a_p[j] (a softmax layer: the
+        logit z_p[j] as it is, its lane's maximum kept)."""
         cfg = self._cfg
         P, AW, L, wf = cfg.lanes, cfg.act.width, cfg.n_layers, cfg.weight.frac_bits
-        v1, v2 = Signal(name="dr_v1"), Signal(name="dr_v2")
-        dst1, dst2 = Signal.like(sa.dst, name="dr_dst1"), Signal.like(sa.dst, name="dr_dst2")
-        lay1, lay2 = Signal.like(sa.layer, name="dr_l1"), Signal.like(sa.layer, name="dr_l2")
-        m.d.sync += [v1.eq(go), dst1.eq(sa.dst), lay1.eq(sa.layer), v2.eq(v1), dst2.eq(dst1), lay2.eq(lay1)]
+        v0, v1, v2 = Signal(name="dr_v0"), Signal(name="dr_v1"), Signal(name="dr_v2")
+        dst0, dst1, dst2 = (Signal.like(sa.dst, name=f"dr_dst{i}") for i in range(3))
+        lay0, lay1, lay2 = (Signal.like(sa.layer, name=f"dr_l{i}") for i in range(3))
+        m.d.sync += [v0.eq(go), dst0.eq(sa.dst), lay0.eq(sa.layer), v1.eq(v0), dst1.eq(dst0), lay1.eq(lay0),
+                     v2.eq(v1), dst2.eq(dst1), lay2.eq(lay1)]
         outs, zs = [], []
         for p in range(P):
-            zq = _reg(m, round_shift(total[p], wf), f"dr_zq{p}")
+            zq = _reg(m, round_shift(acc[p], wf), f"dr_zq{p}")
             zr = _reg(m, saturate(zq, cfg.act), f"dr_zr{p}")
             a = Signal(signed(AW), name=f"dr_a{p}")
             m.d.comb += a.eq(zr)  # (a softmax layer: the logit)
@@ -289,20 +291,21 @@ class SampleLanes(wiring.Component):
             tv = _copies(m, v1 & (lay1 == L - 1), n_g, "tm_v", self._dsp)
             tf = _copies(m, dst1 == self._sl.abase(L), n_g, "tm_first", self._dsp)
             smx.track_max(m, [tv[p // LANE_GROUP] for p in range(P)], [tf[p // LANE_GROUP] for p in range(P)], zs)
-        return [(v1, go), (v2, v1)]
+        return [(v0, go), (v1, v0), (v2, v1)]
 
-    def _backward_finish(self, m, go, sa, total, d_a):
-        """An input's P sums: rounded, saturated to the error format, times sigma'(a_p[k]),
-        rounded, then saturated and written as delta_p[k] of the layer below."""
+    def _backward_finish(self, m, go, sa, acc, d_a):
+        """An input's P sums, in the accumulators the cycle after the last beat: rounded,
+        saturated to the error format, times sigma'(a_p[k]), rounded, then saturated and
+        written as delta_p[k] of the layer below."""
         cfg = self._cfg
         P, wf, af = cfg.lanes, cfg.weight.frac_bits, cfg.act.frac_bits
-        v = [go] + [Signal(name=f"bf_v{i}") for i in range(1, 5)]
-        dst = [sa.dst] + [Signal.like(sa.dst, name=f"bf_dst{i}") for i in range(1, 5)]
-        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 5)] + [dst[i].eq(dst[i - 1]) for i in range(1, 5)]
+        v = [go] + [Signal(name=f"bf_v{i}") for i in range(1, 6)]
+        dst = [sa.dst] + [Signal.like(sa.dst, name=f"bf_dst{i}") for i in range(1, 6)]
+        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 6)] + [dst[i].eq(dst[i - 1]) for i in range(1, 6)]
         outs = []
         for p in range(P):
-            q = _reg(m, round_shift(total[p], wf), f"bf_q{p}")
-            d0 = _reg(m, d_a[p], f"bf_d0{p}")
+            q = _reg(m, round_shift(acc[p], wf), f"bf_q{p}")
+            d0 = _reg(m, _reg(m, d_a[p], f"bf_dd{p}"), f"bf_d0{p}")
             s = _reg(m, saturate(q, cfg.error), f"bf_s{p}")
             d1 = _reg(m, d0, f"bf_d1{p}")
             if _sigma_selects(cfg):
@@ -314,7 +317,7 @@ class SampleLanes(wiring.Component):
                 prod = _reg(m, s * d1, f"bf_p{p}")
                 pq = _reg(m, round_shift(prod, af), f"bf_pq{p}")
                 outs.append(saturate(pq, cfg.error))
-        self._d_writes.append((v[4], dst[4], Cat(*outs)))
+        self._d_writes.append((v[5], dst[5], Cat(*outs)))
         return list(zip(v[1:], v[:-1]))
 
     def _output_delta(self, m, go, sa, prod):

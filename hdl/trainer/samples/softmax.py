@@ -31,7 +31,7 @@ __all__ = ["LaneSoftmax", "EXP_WRITE_STAGE", "PROB_WRITE_STAGE", "RECIP_CYCLES"]
 # Stages after an exp beat's issue to its e's write (stage 1, R, the table index, the
 # table value), and after a prob beat's issue to its p's and delta's write (stage A, the
 # product aligned, rounded, saturated); cycles from the last sum to R.
-EXP_WRITE_STAGE = 4
+EXP_WRITE_STAGE = 4  # (5 with the tables in block RAM: still no later than the beat's stage A)
 PROB_WRITE_STAGE = 8
 RECIP_CYCLES = 2
 
@@ -72,11 +72,18 @@ class LaneSoftmax:
         f1, f2 = Signal(name="ex_first1"), Signal(name="ex_first2")
         go = r.valid & r.exp
         m.d.sync += [v1.eq(go), d1.eq(r.dst), f1.eq(r.first), v2.eq(v1), d2.eq(d1), f2.eq(f1)]
+        self._ex_v1 = v1  # (the index's stage: the table's port reads exp)
+        if self.shared:  # (the block RAM's data registered once more: e a stage later)
+            v3, d3, f3 = Signal(name="ex_v3"), Signal.like(r.dst, name="ex_dst3"), Signal(name="ex_first3")
+            m.d.sync += [v3.eq(v2), d3.eq(d2), f3.eq(f2)]
+            chain = [(v1, go), (v2, v1), (v3, v2)]
+            v1, f1, v2, d2, f2 = v2, f2, v3, d3, f3  # (the stage before e's, e's)
+        else:
+            chain = [(v1, go), (v2, v1)]
         # the sums' enable and start as each lane sees them (``copies(value, name)``: the
         # value a cycle later, one register per group of lanes, listed per lane)
         v2c, f2c = (copies(v1, "ex_v2c"), copies(f1, "ex_f2c")) if copies else ([v2] * P, [f2] * P)
         es = []
-        self._ex_v1 = v1
         self._ports = self._shared_tables(m) if self.shared else None
         for p in range(P):
             ix = Signal(range(spec.span_code), name=f"ex_ix{p}")
@@ -85,7 +92,7 @@ class LaneSoftmax:
             if self._ports is not None:
                 # the exp table's half of the lane's block RAM port (its read register is e)
                 self._ex_addr.append(ix >> spec.shift)
-                m.d.comb += e.eq(self._ports[p].data[:spec.out_fmt.width].as_signed())
+                m.d.sync += e.eq(self._ports[p].data[:spec.out_fmt.width].as_signed())
             else:
                 unit = LutReader(spec, AW + 1, indexed=True)
                 m.submodules[f"exp{p}"] = unit
@@ -95,7 +102,7 @@ class LaneSoftmax:
             with m.If(v2c[p]):
                 m.d.sync += total.eq(Mux(f2c[p], e, total + e))  # (the sum starts at output 0)
             es.append(e)
-        return (v2, d2, Cat(*es)), [(v1, go), (v2, v1)]
+        return (v2, d2, Cat(*es)), chain
 
     def reciprocal(self, m):
         """k_p and R_p from the lane's sum, two registers (as the rows schedule's RECIP,
