@@ -74,8 +74,12 @@ class LaneSoftmax:
         m.d.sync += [v1.eq(go), d1.eq(r.dst), f1.eq(r.first), v2.eq(v1), d2.eq(d1), f2.eq(f1)]
         self._ex_v1 = v1  # (the index's stage: the table's port reads exp)
         if self.shared:  # (the block RAM's data registered once more: e a stage later)
-            v3, d3, f3 = Signal(name="ex_v3"), Signal.like(r.dst, name="ex_dst3"), Signal(name="ex_first3")
-            m.d.sync += [v3.eq(v2), d3.eq(d2), f3.eq(f2)]
+            v3, d3 = Signal(name="ex_v3"), Signal.like(r.dst, name="ex_dst3")
+            m.d.sync += [v3.eq(v2), d3.eq(d2)]
+            f3 = f2
+            if not copies:
+                f3 = Signal(name="ex_first3")
+                m.d.sync += f3.eq(f2)
             chain = [(v1, go), (v2, v1), (v3, v2)]
             v1, f1, v2, d2, f2 = v2, f2, v3, d3, f3  # (the stage before e's, e's)
         else:
@@ -86,14 +90,17 @@ class LaneSoftmax:
         es = []
         self._ports = self._shared_tables(m) if self.shared else None
         for p in range(P):
-            ix = Signal(range(spec.span_code), name=f"ex_ix{p}")
-            m.d.sync += ix.eq(LutReader.index_of(spec, self.zmax[p] - r_a[p]))
             e = Signal(signed(AW), name=f"ex_e{p}")
             if self._ports is not None:
-                # the exp table's half of the lane's block RAM port (its read register is e)
-                self._ex_addr.append(ix >> spec.shift)
+                # the table's row (registered), the exp table's half of the lane's block RAM
+                # port (its read register, then e)
+                ix = Signal(range(spec.span_code >> spec.shift), name=f"ex_ix{p}")
+                m.d.sync += ix.eq(LutReader.index_of(spec, self.zmax[p] - r_a[p]) >> spec.shift)
+                self._ex_addr.append(ix)
                 m.d.sync += e.eq(self._ports[p].data[:spec.out_fmt.width].as_signed())
             else:
+                ix = Signal(range(spec.span_code), name=f"ex_ix{p}")
+                m.d.sync += ix.eq(LutReader.index_of(spec, self.zmax[p] - r_a[p]))
                 unit = LutReader(spec, AW + 1, indexed=True)
                 m.submodules[f"exp{p}"] = unit
                 m.d.comb += unit.x.eq(ix)
