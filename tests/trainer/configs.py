@@ -56,6 +56,13 @@ def sample_variants():
                                        activations=("tanh", "relu", "leaky_relu", "linear"), **s)),
         ("softmax-ce", xor(layers=(2, 5, 3), activations=("tanh", "softmax"), loss="cross_entropy", lanes=2,
                            batch_size=4, **s)),
+        # ReLU below a softmax (sigma' a select; the lanes' exp and reciprocal tables in
+        # block RAMs of two lanes, one lane alone)
+        ("relu-softmax-3lanes", xor(layers=(2, 6, 4, 3), activations=("relu", "relu", "softmax"),
+                                    loss="cross_entropy", lanes=3, batch_size=6, **s)),
+        # more lanes than a group of LANE_GROUP (the control's copies per group of lanes)
+        ("relu-softmax-10lanes", xor(layers=(2, 4, 3), activations=("relu", "softmax"), loss="cross_entropy",
+                                     lanes=10, batch_size=10, **s)),
         ("3layer-b8-sr-momentum", xor(optimizer="momentum", learning_rate=0.5, **deep)),
         ("3layer-b8-sr-adam", xor(optimizer="adam", learning_rate=0.05, **deep)),
     ]

@@ -65,7 +65,7 @@ def test_build_trainer_follows_the_parallelism():
 
 CYCLE_VARIANTS = [v for v in sample_variants() if v[0] in ("xor-lanes4-batch4", "xor-lanes2-batch4", "1lane",
                                                              "3layer-b8-4lanes-sr", "tanh-relu-leaky-linear",
-                                                             "softmax-ce")]
+                                                             "softmax-ce", "relu-softmax-3lanes")]
 
 
 @pytest.mark.parametrize("name,cfg", CYCLE_VARIANTS, ids=[v[0] for v in CYCLE_VARIANTS])

@@ -18,7 +18,9 @@ saturation), as in the rows schedule.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -34,7 +36,32 @@ from ..update import _or, _register as _reg  # (the update engine's register hel
 from .schedule import SampleLayout, sample_issue_layout
 from .softmax import LaneSoftmax
 
-__all__ = ["SampleLanes", "lane_product_shape", "update_beat_a_layout"]
+__all__ = ["SampleLanes", "lane_product_shape", "update_beat_a_layout", "LANE_GROUP"]
+
+# The beat's control, the weight and the bias reach the lanes through copies of their
+# stage R and stage A registers, one per LANE_GROUP lanes (a register drives a few lanes,
+# not all P of them).
+LANE_GROUP = 8
+
+
+def _copies(m, value, n, name, dsp):
+    """``n`` registers, each ``value`` a cycle later (reset to 0 as a sync signal). yosys
+    merges identical flip-flops, so on ecp5 each bit is a TRELLIS_FF instance of its own."""
+    value = Value.cast(value)
+    out = []
+    for g in range(n):
+        q = Signal(value.shape(), name=f"{name}_g{g}")
+        if dsp == "ecp5" and n > 1:
+            for i in range(len(value)):
+                m.submodules[f"{name}_g{g}_ff{i}"] = Instance(
+                    "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
+                    p_SRMODE="LSR_OVER_CE", p_REGSET="RESET",
+                    i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_CE=Const(1, 1), i_DI=value[i],
+                    o_Q=q[i])
+        else:
+            m.d.sync += q.eq(value)
+        out.append(q)
+    return out
 
 
 def _operand_shapes(cfg: Config):
@@ -43,6 +70,12 @@ def _operand_shapes(cfg: Config):
     aw, ew, ww = cfg.act.width, cfg.error.width, cfg.weight.width
     rw = SoftmaxArith(cfg).r_width + 1 if cfg.activations[-1] == "softmax" else 0
     return signed(max(ww, ew, aw + 1)), signed(max(aw, ew, rw))
+
+
+def _sigma_selects(cfg: Config) -> bool:
+    """Backward, every sigma' below the output layer is 1.0 or 0 (ReLU, linear): the
+    lanes' times-sigma' multiplies are selects."""
+    return cfg.act.int_bits >= 1 and all(k in ("relu", "linear") for k in cfg.activations[:-1])
 
 
 def lane_product_shape(cfg: Config):
@@ -75,7 +108,8 @@ class SampleLanes(wiring.Component):
     res_wr : Out
         A row of results (output j of every lane), to the result streamer.
     busy : Out(1)
-        A beat in the pipeline, or its result not yet written.
+        A beat in the pipeline, or its result not yet written (a register: the OR of the
+        pipeline's valid flags' next values).
     """
 
     def __init__(self, cfg: Config, *, dsp: str = "generic"):
@@ -117,10 +151,17 @@ class SampleLanes(wiring.Component):
         r_i = [_reg(m, self.inp[p], f"r_i{p}") for p in range(P)]
         r_t = [_reg(m, self.tgt[p], f"r_t{p}") for p in range(P)]
         r_d = [_reg(m, d_rd.data[p * EW:(p + 1) * EW].as_signed(), f"r_d{p}") for p in range(P)]
-        a_in = [Mux(r.in0, r_i[p], r_a[p]) for p in range(P)]
-        deriv = self._derivatives(m, r, r_a)
         smx = LaneSoftmax(cfg) if cfg.activations[-1] == "softmax" else None
         softmax = cfg.activations[-1] == "softmax"
+        # stage R as the lanes see it: a copy of the beat's control and the weight per group
+        n_g, dsp = -(-P // LANE_GROUP), self._dsp
+        r_fields = ["fwd", "bwd", "upd", "in0", "layer", "prob" if softmax else "out"]
+        rc = {f: _copies(m, getattr(s1, f), n_g, f"rc_{f}", dsp) for f in r_fields}
+        rc["w"] = _copies(m, self.w, n_g, "rc_w", dsp)
+        rg = [SimpleNamespace(**{f: v[g] for f, v in rc.items()}) for g in range(n_g)]
+        lr = [rg[p // LANE_GROUP] for p in range(P)]  # lane p's copy
+        a_in = [Mux(lr[p].in0, r_i[p], r_a[p]) for p in range(P)]
+        deriv = self._derivatives(m, lr, r_a)
         self._a_writes, self._d_writes, self._res_writes = [], [], []
         if not softmax:
             self._res_writes.append((r.valid & r.out, r.dst, Cat(*r_a)))  # (MSE: the outputs as read)
@@ -128,26 +169,35 @@ class SampleLanes(wiring.Component):
         # stages 2, M, A: the control and sigma' carried beside the multipliers
         s2, sm, sa = (Signal(layout, name=n) for n in ("s2", "sm", "sa"))
         m.d.sync += [s2.eq(r), sm.eq(s2), sa.eq(sm)]
-        d_a = [_reg(m, _reg(m, _reg(m, deriv[p], f"d2_{p}"), f"dm_{p}"), f"da_{p}") for p in range(P)]
+        if _sigma_selects(cfg):  # (backward, sigma' is 0 or 1: only whether it is 0 is carried)
+            deriv_bwd = [deriv[p].any() for p in range(P)]
+        else:
+            deriv_bwd = deriv
+        d_a = [_reg(m, _reg(m, _reg(m, deriv_bwd[p], f"d2_{p}"), f"dm_{p}"), f"da_{p}") for p in range(P)]
         dl_a = [_reg(m, _reg(m, _reg(m, r_d[p], f"dl2_{p}"), f"dlm_{p}"), f"dla_{p}") for p in range(P)]
         w_a = _reg(m, _reg(m, _reg(m, r_w, "w2"), "wm"), "wa")
-        b_a = _reg(m, _reg(m, _reg(m, r_b, "b2"), "bm"), "ba")
+        bm = _reg(m, _reg(m, r_b, "b2"), "bm")
+        b_a = _reg(m, bm, "ba")
         m.d.comb += [self.w_a.eq(w_a), self.b_a.eq(b_a)]
+        # stage A as the lanes' sums see it, a copy per group
+        ac = {f: _copies(m, getattr(sm, f), n_g, f"ac_{f}", dsp) for f in ("valid", "first", "fwd", "bwd")}
+        ac["b"] = _copies(m, bm, n_g, "ac_b", dsp)
+        la = [SimpleNamespace(**{f: v[p // LANE_GROUP] for f, v in ac.items()}) for p in range(P)]
         opa, opb = _operand_shapes(cfg)
         prod = []
         for p in range(P):
             a, b = Signal(opa, name=f"op_a{p}"), Signal(opb, name=f"op_b{p}")
-            with m.If(r.fwd):
-                m.d.comb += [a.eq(r_w), b.eq(a_in[p])]
-            with m.If(r.bwd):
-                m.d.comb += [a.eq(r_w), b.eq(r_d[p])]
-            with m.If(r.upd):
+            with m.If(lr[p].fwd):
+                m.d.comb += [a.eq(lr[p].w), b.eq(a_in[p])]
+            with m.If(lr[p].bwd):
+                m.d.comb += [a.eq(lr[p].w), b.eq(r_d[p])]
+            with m.If(lr[p].upd):
                 m.d.comb += [a.eq(r_d[p]), b.eq(a_in[p])]
             if not softmax:
-                with m.If(r.out):
+                with m.If(lr[p].out):
                     m.d.comb += [a.eq(r_a[p] - r_t[p]), b.eq(deriv[p])]
             else:
-                with m.If(r.prob):
+                with m.If(lr[p].prob):
                     m.d.comb += [a.eq(r_a[p]), b.eq(smx.r[p])]
             pm, pa = Signal(lane_product_shape(cfg), name=f"pm{p}"), Signal(lane_product_shape(cfg), name=f"pa{p}")
             registered_product(m, a, b, pm, dsp=self._dsp, name=f"mul{p}")
@@ -167,17 +217,23 @@ class SampleLanes(wiring.Component):
         acc = [Signal(signed(max(FW, BW)), name=f"acc{p}") for p in range(P)]
         total = [Signal(signed(max(FW, BW)), name=f"sum{p}") for p in range(P)]
         for p in range(P):
-            m.d.comb += total[p].eq(Mux(sa.first, Mux(sa.fwd, b_a << af, 0), acc[p]) + prod[p])
-        with m.If(sa.valid & (sa.fwd | sa.bwd)):
-            m.d.sync += [acc[p].eq(total[p]) for p in range(P)]
+            m.d.comb += total[p].eq(Mux(la[p].first, Mux(la[p].fwd, la[p].b << af, 0), acc[p]) + prod[p])
+            with m.If(la[p].valid & (la[p].fwd | la[p].bwd)):
+                m.d.sync += acc[p].eq(total[p])
         done = sa.valid & sa.last
-        busy = [s1.valid, r.valid, s2.valid, sm.valid, sa.valid]
-        busy += self._forward_drain(m, done & sa.fwd, sa, total, smx)
-        busy += self._backward_finish(m, done & sa.bwd, sa, total, d_a)
+        # the pipeline's valid flags as (flag, the value it takes next cycle): every flag
+        # shifts down a chain from a stage's go
+        busy = [(s1.valid, self.issue.valid), (r.valid, s1.valid), (s2.valid, r.valid), (sm.valid, s2.valid),
+                (sa.valid, sm.valid)]
+        busy += self._forward_drain(m, done & sa.fwd, sa, acc, smx)
+        busy += self._backward_finish(m, done & sa.bwd, sa, acc, d_a)
         if not softmax:
             busy += self._output_delta(m, sa.valid & sa.out, sa, prod)
         if smx is not None:
-            a_req, b = smx.exp_pass(m, r, r_a)
+            def lane_copies(value, name):
+                c = _copies(m, value, n_g, name, dsp)
+                return [c[p // LANE_GROUP] for p in range(P)]
+            a_req, b = smx.exp_pass(m, r, r_a, lane_copies)
             self._a_writes.append(a_req)
             busy += b
             smx.reciprocal(m)
@@ -195,21 +251,26 @@ class SampleLanes(wiring.Component):
             with m.If(valid):
                 m.d.comb += [self.res_wr.en.eq(1), self.res_wr.row.eq(addr - sl.dbase(L - 1)),
                              self.res_wr.data.eq(value)]
-        m.d.comb += self.busy.eq(_or(busy))
+        # busy: the OR of the flags, from a register (the OR of their next values)
+        busy_r = Signal(name="busy_r")
+        m.d.sync += busy_r.eq(_or(nxt for _, nxt in busy))
+        m.d.comb += self.busy.eq(busy_r)
         return m
 
-    def _forward_drain(self, m, go, sa, total, smx):
-        """A row's P sums: rounded (D1), saturated (D2), activated and written as a_p[j]
-        (a softmax layer: the logit z_p[j] as it is, its lane's maximum kept)."""
+    def _forward_drain(self, m, go, sa, acc, smx):
+        """A row's P sums, in the accumulators the cycle after the row's last beat (D0):
+        rounded (D1), saturated (D2), activated and written as a_p[j] (a softmax layer: the
+        logit z_p[j] as it is, its lane's maximum kept)."""
         cfg = self._cfg
         P, AW, L, wf = cfg.lanes, cfg.act.width, cfg.n_layers, cfg.weight.frac_bits
-        v1, v2 = Signal(name="dr_v1"), Signal(name="dr_v2")
-        dst1, dst2 = Signal.like(sa.dst, name="dr_dst1"), Signal.like(sa.dst, name="dr_dst2")
-        lay1, lay2 = Signal.like(sa.layer, name="dr_l1"), Signal.like(sa.layer, name="dr_l2")
-        m.d.sync += [v1.eq(go), dst1.eq(sa.dst), lay1.eq(sa.layer), v2.eq(v1), dst2.eq(dst1), lay2.eq(lay1)]
+        v0, v1, v2 = Signal(name="dr_v0"), Signal(name="dr_v1"), Signal(name="dr_v2")
+        dst0, dst1, dst2 = (Signal.like(sa.dst, name=f"dr_dst{i}") for i in range(3))
+        lay0, lay1, lay2 = (Signal.like(sa.layer, name=f"dr_l{i}") for i in range(3))
+        m.d.sync += [v0.eq(go), dst0.eq(sa.dst), lay0.eq(sa.layer), v1.eq(v0), dst1.eq(dst0), lay1.eq(lay0),
+                     v2.eq(v1), dst2.eq(dst1), lay2.eq(lay1)]
         outs, zs = [], []
         for p in range(P):
-            zq = _reg(m, round_shift(total[p], wf), f"dr_zq{p}")
+            zq = _reg(m, round_shift(acc[p], wf), f"dr_zq{p}")
             zr = _reg(m, saturate(zq, cfg.act), f"dr_zr{p}")
             a = Signal(signed(AW), name=f"dr_a{p}")
             m.d.comb += a.eq(zr)  # (a softmax layer: the logit)
@@ -226,28 +287,38 @@ class SampleLanes(wiring.Component):
             zs.append(zr)
         self._a_writes.append((v2, dst2, Cat(*outs)))
         if smx is not None:
-            smx.track_max(m, v2 & (lay2 == L - 1), dst2 == self._sl.abase(L), zs)
-        return [v1, v2]
+            n_g = -(-P // LANE_GROUP)
+            tv = _copies(m, v1 & (lay1 == L - 1), n_g, "tm_v", self._dsp)
+            tf = _copies(m, dst1 == self._sl.abase(L), n_g, "tm_first", self._dsp)
+            smx.track_max(m, [tv[p // LANE_GROUP] for p in range(P)], [tf[p // LANE_GROUP] for p in range(P)], zs)
+        return [(v0, go), (v1, v0), (v2, v1)]
 
-    def _backward_finish(self, m, go, sa, total, d_a):
-        """An input's P sums: rounded, saturated to the error format, times sigma'(a_p[k]),
-        rounded, then saturated and written as delta_p[k] of the layer below."""
+    def _backward_finish(self, m, go, sa, acc, d_a):
+        """An input's P sums, in the accumulators the cycle after the last beat: rounded,
+        saturated to the error format, times sigma'(a_p[k]), rounded, then saturated and
+        written as delta_p[k] of the layer below."""
         cfg = self._cfg
         P, wf, af = cfg.lanes, cfg.weight.frac_bits, cfg.act.frac_bits
-        v = [go] + [Signal(name=f"bf_v{i}") for i in range(1, 5)]
-        dst = [sa.dst] + [Signal.like(sa.dst, name=f"bf_dst{i}") for i in range(1, 5)]
-        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 5)] + [dst[i].eq(dst[i - 1]) for i in range(1, 5)]
+        v = [go] + [Signal(name=f"bf_v{i}") for i in range(1, 6)]
+        dst = [sa.dst] + [Signal.like(sa.dst, name=f"bf_dst{i}") for i in range(1, 6)]
+        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 6)] + [dst[i].eq(dst[i - 1]) for i in range(1, 6)]
         outs = []
         for p in range(P):
-            q = _reg(m, round_shift(total[p], wf), f"bf_q{p}")
-            d0 = _reg(m, d_a[p], f"bf_d0{p}")
+            q = _reg(m, round_shift(acc[p], wf), f"bf_q{p}")
+            d0 = _reg(m, _reg(m, d_a[p], f"bf_dd{p}"), f"bf_d0{p}")
             s = _reg(m, saturate(q, cfg.error), f"bf_s{p}")
             d1 = _reg(m, d0, f"bf_d1{p}")
-            prod = _reg(m, s * d1, f"bf_p{p}")
-            pq = _reg(m, round_shift(prod, af), f"bf_pq{p}")
-            outs.append(saturate(pq, cfg.error))
-        self._d_writes.append((v[4], dst[4], Cat(*outs)))
-        return v[1:]
+            if _sigma_selects(cfg):
+                # sigma' = 1.0 or 0: the product rounded and saturated is s or 0 (a select,
+                # in the multiply's and the rounding's stages)
+                prod = _reg(m, Mux(d1, s, 0), f"bf_p{p}")
+                outs.append(_reg(m, prod, f"bf_pq{p}"))
+            else:
+                prod = _reg(m, s * d1, f"bf_p{p}")
+                pq = _reg(m, round_shift(prod, af), f"bf_pq{p}")
+                outs.append(saturate(pq, cfg.error))
+        self._d_writes.append((v[5], dst[5], Cat(*outs)))
+        return list(zip(v[1:], v[:-1]))
 
     def _output_delta(self, m, go, sa, prod):
         """MSE: (a - t) sigma'(a) rounded, then saturated and written as delta_p[j]."""
@@ -259,9 +330,9 @@ class SampleLanes(wiring.Component):
         shift = 2 * af - cfg.error.frac_bits
         outs = [saturate(_reg(m, round_shift(prod[p], shift), f"od_q{p}"), cfg.error) for p in range(P)]
         self._d_writes.append((v1, dst1, Cat(*outs)))
-        return [v1]
+        return [(v1, go)]
 
-    def _derivatives(self, m, r, r_a):
+    def _derivatives(self, m, lr, r_a):
         """sigma' of stage R's activation words, per lane: the output layer's (MSE output
         deltas) or, backward through layer l, that of a_l (the activation of layer l - 1)."""
         cfg = self._cfg
@@ -275,10 +346,10 @@ class SampleLanes(wiring.Component):
                 m.submodules[f"actd_{kind}{p}"] = unit
                 m.d.comb += unit.a.eq(r_a[p])
             if cfg.activations[-1] != "softmax":
-                with m.If(r.out):
+                with m.If(lr[p].out):
                     m.d.comb += d.eq(units[cfg.activations[-1]].d)
-            with m.If(r.bwd):
-                with m.Switch(r.layer):
+            with m.If(lr[p].bwd):
+                with m.Switch(lr[p].layer):
                     for l in range(1, L):
                         with m.Case(l):
                             m.d.comb += d.eq(units[cfg.activations[l - 1]].d)

@@ -92,6 +92,15 @@ class GroupLoader(wiring.Component):
         m.submodules.imem, m.submodules.tmem = imem, tmem
         i_rd, t_rd = imem.read_port(), tmem.read_port()
         i_wr, t_wr = imem.write_port(granularity=AW), tmem.write_port(granularity=AW)
+        # the writes a cycle after the beat's acceptance, from registers (the acceptance
+        # logic and the lane enable stay off the block RAMs' inputs); a buffer's last write
+        # lands in the cycle its `full` is first seen, before the sequencer's first read
+        wr_data = Signal(AW)
+        i_req = Signal.like(i_wr.addr, name="i_wr_addr"), Signal(P, name="i_wr_en")
+        t_req = Signal.like(t_wr.addr, name="t_wr_addr"), Signal(P, name="t_wr_en")
+        m.d.comb += [i_wr.addr.eq(i_req[0]), i_wr.en.eq(i_req[1]), i_wr.data.eq(wr_data.replicate(P)),
+                     t_wr.addr.eq(t_req[0]), t_wr.en.eq(t_req[1]), t_wr.data.eq(wr_data.replicate(P))]
+        m.d.sync += [i_req[1].eq(0), t_req[1].eq(0), wr_data.eq(self.s_data.payload.data)]
         m.d.comb += [i_rd.addr.eq(self.i_addr), t_rd.addr.eq(self.t_addr)]
         m.d.comb += [self.i_data[p].eq(i_rd.data[p * AW:(p + 1) * AW]) for p in range(P)]
         m.d.comb += [self.t_data[p].eq(t_rd.data[p * AW:(p + 1) * AW]) for p in range(P)]
@@ -134,13 +143,10 @@ class GroupLoader(wiring.Component):
             with m.If(self.s_data.valid & ~full[lbuf]):
                 with m.If((beat_n == 0) & (lane == 0)):
                     m.d.sync += infer[lbuf].eq(self.mode_infer)
-                data = beat.data.as_unsigned().replicate(P)
                 with m.If(beat_n < n_in0):
-                    m.d.comb += [i_wr.addr.eq(Mux(lbuf, sl.ibase(1), 0) + beat_n), i_wr.data.eq(data),
-                                 i_wr.en.eq(lane_en)]
+                    m.d.sync += [i_req[0].eq(Mux(lbuf, sl.ibase(1), 0) + beat_n), i_req[1].eq(lane_en)]
                 with m.Else():
-                    m.d.comb += [t_wr.addr.eq(Mux(lbuf, sl.tbase(1), 0) + beat_n - n_in0), t_wr.data.eq(data),
-                                 t_wr.en.eq(lane_en)]
+                    m.d.sync += [t_req[0].eq(Mux(lbuf, sl.tbase(1), 0) + beat_n - n_in0), t_req[1].eq(lane_en)]
                 with m.If(beat_n == expect - 1):
                     m.d.sync += beat_n.eq(0)
                     with m.If(beat.last):

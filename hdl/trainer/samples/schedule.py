@@ -23,11 +23,12 @@ __all__ = ["SampleLayout", "param_layout", "sample_issue_layout", "DRAIN_LAG", "
            "reduce_latency", "update_lag"]
 
 # Cycles from a beat's issue to the write of what its stage A completes (a memory read
-# issued in that cycle sees it): forward, the sum rounded, saturated, activated and
-# written; backward, rounded, saturated, times sigma', rounded, saturated and written;
-# output (MSE), the product rounded, then saturated and written.
-DRAIN_LAG = PIPE_LATENCY + 3
-BWD_LAG = PIPE_LATENCY + 5
+# issued in that cycle sees it): forward, the sum (in the accumulator a cycle) rounded,
+# saturated, activated and written; backward, the sum in the accumulator, rounded,
+# saturated, times sigma', rounded, saturated and written; output (MSE), the product
+# rounded, then saturated and written.
+DRAIN_LAG = PIPE_LATENCY + 4
+BWD_LAG = PIPE_LATENCY + 6
 OUT_LAG = PIPE_LATENCY + 3
 
 
@@ -140,7 +141,9 @@ def expected_group_cycles(cfg: Config, count: int | None = None, flush_after: in
             total += DRAIN_LAG  # the next layer would read a row before its write
     total += DRAIN_LAG  # OUT (or EXP) waits for the last activations
     if cfg.activations[-1] == "softmax":  # (hdl/trainer/samples/softmax.py)
-        total += layers[-1] + PIPE_LATENCY + 1  # EXP, then its pipeline empties (the sums complete)
+        # EXP, then its pipeline empties (the sums complete; the sum's stage is at most
+        # the beat's stage A, hdl/trainer/samples/softmax.py)
+        total += layers[-1] + PIPE_LATENCY + 1
         total += layers[-1] + PIPE_LATENCY + 4  # PROB, then p aligned, rounded, saturated, written
     else:
         total += layers[-1]  # OUT, one output unit per cycle

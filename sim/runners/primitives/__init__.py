@@ -1,5 +1,6 @@
 """Behavioural Verilog models of the FPGA primitives hdl/ may instantiate (hdl/dsp.py),
-compiled with a design that uses them so every simulator can run it."""
+compiled with a design that uses them so every simulator can run it (TRELLIS_FF: the
+samples schedule's register copies, hdl/trainer/samples/lanes.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 __all__ = ["primitive_models"]
 
 _HERE = Path(__file__).parent
-_MODELS = {"ecp5": ("MULT18X18D.v",)}
+_MODELS = {"ecp5": ("MULT18X18D.v", "TRELLIS_FF.v")}
 
 
 def primitive_models(dsp: str) -> str:
