@@ -22,6 +22,7 @@ Failures are visible, never silent:
 from __future__ import annotations
 
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -114,12 +115,15 @@ def run_space(client, space: Space, stages: tuple, options: dict, store: ResultS
     summary = RunSummary(points=len(space))
     chains = _Chains()
     ac = as_completed()
+    # task keys unique to this run: a key the cluster still holds from an earlier run (its
+    # futures are released asynchronously) would hand back that run's result
+    run_id = uuid.uuid4().hex[:8]
 
     def submit_chain(point: Point, start: int, prev, retry: bool):
         if retry:  # a key Dask still holds (the erred future) would return that future
             chains.resubmits += 1
         for stage in stages[start:]:
-            key = f"{stage}-{point.key}" + (f"-retry{chains.resubmits}" if retry else "")
+            key = f"{stage}-{point.key}-{run_id}" + (f"-retry{chains.resubmits}" if retry else "")
             opts = dict(options, point=point.key)
             fut = client.submit(run_stage, stage, point.config, prev, opts, key=key, pure=False)
             chains.meta[fut.key] = (point, stage)
