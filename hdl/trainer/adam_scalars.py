@@ -70,9 +70,10 @@ class AdamScalars(wiring.Component):
         m.submodules.recip = rom
         nxt = {}
         for name, p in (("1", self.p1), ("2", self.p2)):
-            # 1: d = 2^32 - p, its bit length and the er bits below its leading one
+            # 0: d = 2^32 - p (registered: its carry chain and the leading one's search
+            # would not fit one cycle); 1: its bit length and the er bits below its leading one
             d = Signal(BETA_POW_FRAC_BITS + 1, name=f"d{name}")
-            m.d.comb += d.eq((1 << BETA_POW_FRAC_BITS) - p)
+            m.d.sync += d.eq((1 << BETA_POW_FRAC_BITS) - p)
             n, idx = Signal(range(BETA_POW_FRAC_BITS + 2), name=f"n{name}"), Signal(er, name=f"idx{name}")
             nc, ic = Signal.like(n, name=f"nc{name}"), Signal.like(idx, name=f"ic{name}")
             for b in range(BETA_POW_FRAC_BITS + 1):  # later statements win: the leading one
