@@ -161,7 +161,12 @@ class TrainingSession:
             prev, self._unread = self._unread, self._group
             self._group = []
             out = await self._read_group(prev) if prev else None
-            if self.check_params == "every":
+            # a transport that queues groups but cannot take a whole one (a group over its
+            # burst memory) reads the signatures off the live wire: read each group before
+            # the next is sent, or the next update may have written by the time its first
+            # output is read
+            too_big = isinstance(self.host.t, SampleQueue) and self._group_queue() is None
+            if self.check_params == "every" or too_big:
                 out = await self._read_group(self._unread)
                 self._unread = []
             return out

@@ -21,7 +21,7 @@ from .cocotb_run import _VERILATOR_MAKE_VARS, icarus_time0_fix, log_error, parse
 __all__ = ["run_trainer_job", "trainer_verilog", "prepare_build", "run_cocotb_test", "SIMULATORS"]
 
 SIMULATORS = ("verilator", "icarus")
-_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed-pulse timing O3-global-O2 public-marked state-tap v11"  # change when build flags change
+_BUILD_FLAGS_VERSION = "wrapper-clock-bursts-hold-taps-csr-files-shadowed-pulse timing O3-global-O2 public-marked state-tap burst16k v12"  # change when build flags change
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,7 +37,7 @@ def _verilator_env() -> None:
     os.environ["MAKEFLAGS"] = " ".join(_VERILATOR_MAKE_VARS + ["OPT_FAST=-O3", "OPT_GLOBAL=-O2"])
 
 
-BURST_DEPTH = 4096  # beats one burst or capture can hold
+BURST_DEPTH = 16384  # beats one burst or capture can hold (a 128-lane digits group: 9,472)
 
 
 def _lfsr16_step(name: str) -> str:
