@@ -20,8 +20,13 @@ TARGETS = ("ecp5-85k", "ice40-up5k")
               help="With --unit trainer: the native top, or the AXI top (the same as --unit trainer-axi).")
 @click.option("--freq", "freq_mhz", type=click.FloatRange(min=1), default=None,
               help="Clock target in MHz (default: 100 on ecp5-85k, 30 on ice40-up5k).")
+@click.option("--no-route", "no_route", is_flag=True,
+              help="Stop after placement: Fmax is nextpnr's estimate from predicted net delays, and the worst "
+                   "paths are listed (routing the larger trainers takes hours).")
+@click.option("--paths", "n_paths", type=click.IntRange(min=0), default=3, show_default=True,
+              help="How many of the worst paths to print (report.json keeps 10).")
 @out_option("out/synth")
-def synth(config_path, target, unit, bus, freq_mhz, out_dir):
+def synth(config_path, target, unit, bus, freq_mhz, no_route, n_paths, out_dir):
     """Synthesize the trainer (or one unit) and report LUTs, flip-flops, DSPs, block RAMs and Fmax.
 
     The first run of a YoWASP tool compiles WebAssembly (about a minute); progress lines show
@@ -42,9 +47,14 @@ def synth(config_path, target, unit, bus, freq_mhz, out_dir):
     con.print(f"synth: {config_path}  unit {unit}  target {target}  ({cfg.lanes} lanes)")
     try:
         r = synthesize(cfg, target, unit, out_dir=out_dir, on_status=lambda msg: con.print(f"  {msg}"),
-                       freq_mhz=freq_mhz)
+                       freq_mhz=freq_mhz, route=not no_route)
     except DoesNotFit as e:
         rep.fail(f"the design does not fit {target}: {e}")
     con.print(f"LUTs {r['luts']}  FFs {r['ffs']}  DSPs {r['dsps']}  BRAMs {r['brams']}  "
-              f"Fmax {rep.fmt(r['fmax_mhz'], 2)} MHz (timing {'met' if r.get('timing_met') else 'not met'})")
+              f"Fmax {rep.fmt(r['fmax_mhz'], 2)} MHz ({r['fmax_kind']}; timing {'met' if r.get('timing_met') else 'not met'})")
+    for p in (r.get("timing_paths") or {}).get("paths", [])[:n_paths]:
+        con.print(f"path {p['required_ns']:.2f} ns ({p['logic_cells']} cells, {p['routing_ns']:.2f} ns routing): "
+                  f"{p['from']} -> {p['to']}")
+        for cell, port, incr, at in p["steps"]:
+            con.print(f"    {at:7.3f}  +{incr:.3f}  {cell} {port}")
     con.print(f"wrote {out_dir}/report.json")

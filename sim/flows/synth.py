@@ -420,7 +420,7 @@ def _strip_ports(netlist: Path, out: Path, top: str, keep=("clk", "rst")) -> lis
 
 
 def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on_status=None, *,
-               freq_mhz: float | None = None) -> dict:
+               freq_mhz: float | None = None, route: bool = True) -> dict:
     """Synthesize, place and route ``unit`` of ``cfg`` for ``target``; return the report.
 
     Parameters
@@ -438,6 +438,11 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
     freq_mhz : float, optional
         Clock constraint on ``clk`` for nextpnr (default 100 MHz for ECP5, 30 MHz for iCE40).
         Failing it is not an error: the report has ``timing_met`` false.
+    route : bool
+        False stops nextpnr after placement (``--no-route``): ``fmax_mhz`` is then nextpnr's
+        estimate from predicted net delays (``fmax_kind`` says which), for designs whose
+        routing takes hours. Either way nextpnr writes ``timing.sdf`` and ``timing_paths``
+        has the worst paths found in it (sim/flows/sdf_timing.py).
 
     Returns
     -------
@@ -514,9 +519,11 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
         removed = _strip_ports(netlist, pnr_in, top)
     plog, prep = out / "nextpnr.log", out / "nextpnr_report.json"
     prep.unlink(missing_ok=True)
+    sdf = out / "timing.sdf"
+    sdf.unlink(missing_ok=True)
     argv = [nextpnr, *tg.nextpnr_args, "--json", pnr_in.name, "--freq", f"{freq:g}", "--timing-allow-fail",
-            "--report", prep.name, "-l", plog.name, "-q"]
-    say(f"{tg.nextpnr.removeprefix('yowasp-')}: placing and routing at {freq:g} MHz "
+            "--report", prep.name, "--sdf", sdf.name, "-l", plog.name, "-q", *(() if route else ("--no-route",))]
+    say(f"{tg.nextpnr.removeprefix('yowasp-')}: placing{' and routing' if route else ' (no routing)'} at {freq:g} MHz "
         f"(first run compiles WebAssembly, ~1 min)...")
     rc, dt = _run(tg.nextpnr.removeprefix("yowasp-"), argv, out, out / "nextpnr.out", on_status)
     runtime["nextpnr"] = round(dt, 1)
@@ -540,7 +547,8 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
                    "act": str(cfg.act), "weight": str(cfg.weight), "error": str(cfg.error),
                    "batch_size": cfg.batch_size, "rounding": cfg.rounding},
         "fits": not _overflows(util) and rc == 0,
-        "fmax_mhz": None, "freq_target_mhz": freq, "timing_met": None, "clock": None,
+        "fmax_mhz": None, "fmax_kind": "routed" if route else "placement estimate (not routed)",
+        "freq_target_mhz": freq, "timing_met": None, "clock": None,
         "luts": luts, "ffs": ffs, "dsps": used(tg.dsp_cell), "brams": used(tg.bram_cell),
     }
     if tg.family == "ice40":
@@ -572,6 +580,10 @@ def synthesize(cfg: Config, target: str, unit: str = "trainer", out_dir=None, on
         report["fmax_mhz"] = round(float(fm["achieved"]), 2)
         report["timing_met"] = report["fmax_mhz"] >= freq
     report["critical_path"] = _critical_path(rep, clk_name)
+    if sdf.exists():  # the worst paths with their cells, also after placement only
+        from .sdf_timing import report as sdf_report
+        report["timing_paths"] = sdf_report(sdf.read_text(), n=10, period_ns=1000.0 / freq)
+        report["files"]["sdf"] = str(sdf)
     seg, const_clock = dsp_path_segments(rep, log_text, clk_name)
     if const_clock:
         report["dsp_path_segments_ns"] = seg
