@@ -28,7 +28,7 @@ from ..layout import Layout
 from .backward import backward_beat_layout, k_slot_shape
 from .deltas import eps_width
 from .drain import snapshot_layout
-from .update import update_beat_layout
+from .update import lane_flags, update_beat_layout
 
 __all__ = ["LaneArray", "issue_layout", "lane_beat_layout", "product_shape", "SPLIT"]
 
@@ -183,6 +183,11 @@ class LaneArray(wiring.Component):
                      bb.layer.eq(sa.layer), bb.d.eq(sa.d), bb.klane.eq(sa.klane), bb.kslot.eq(sa.kslot),
                      ub.valid.eq(sa.valid & sa.upd), ub.apply.eq(sa.apply), ub.last.eq(sa.last),
                      ub.addr.eq(sa.addr), ub.slot.eq(sa.slot), ub.rv.eq(sa.rv)]
+        # the update's per-lane enables, registered beside stage A from stage M's control
+        for name, value in lane_flags(sm.valid & sm.upd, sm.apply, sm.last, sm.rv).items():
+            flags = Signal(P, name=f"sa_{name}")
+            m.d.sync += flags.eq(value)
+            m.d.comb += getattr(ub, name).eq(flags)
         m.d.comb += [self.in_flight.eq(s1.valid | r.valid | s2.valid | sm.valid | (sa.valid & sa.upd)),
                      self.fwd_last_in_flight.eq((s1.valid & s1.last & s1.fwd) | (r.valid & r.last & r.fwd) |
                                                 (s2.valid & s2.last & s2.fwd) | (sm.valid & sm.last & sm.fwd))]

@@ -124,8 +124,11 @@ class ControlRegisters(wiring.Component):
         with m.If(self.updated):
             m.d.sync += updates.eq(updates + 1)
         # cycles: every cycle the trainer works on a sample (loading a partial one, holding a
-        # loaded one, or computing); a cycle in which both happen counts once
-        with m.If(~self.idle):
+        # loaded one, or computing); a cycle in which both happen counts once. Counted a
+        # cycle late (from idle_r: idle gathers state from all over the trainer), which
+        # moves each busy stretch by a cycle and leaves its length, so the count read while
+        # idle, as STATUS says, is the same
+        with m.If(~idle_r):
             m.d.sync += cycles.eq(cycles + 1)
 
         from .state import state_regions

@@ -24,7 +24,7 @@ from ..lfsr import lfsr_next, rotl_signature
 from .adam_scalars import AdamScalars, power_write_layout
 from .optimizer_cores import build_core, core_depth, state_shapes, step_shift
 
-__all__ = ["UpdateEngine", "ParamWrite", "update_beat_layout", "NO_RW", "READ_TO_STAGE_A"]
+__all__ = ["UpdateEngine", "ParamWrite", "update_beat_layout", "lane_flags", "NO_RW", "READ_TO_STAGE_A"]
 
 # A parameter word is never read in the cycle it is written (the sequencer orders every
 # read after the write it depends on, and the bus only reaches idle memories), so
@@ -48,9 +48,22 @@ def update_beat_layout(lanes: int, addr_shape, slot_shape) -> data.StructLayout:
     """Stage A's control of an update beat: the weight word ``addr`` (the same in every
     bank), the row block's bias/state ``slot``, ``last`` (the row's last weight: its bias
     updates beside it), ``apply`` (this sample completes a mini-batch) and ``rv`` (lane p
-    holds a row of the layer)."""
+    holds a row of the layer); ``take``, ``hit``, ``hit_last``: :func:`lane_flags` of
+    those, bit p for lane p."""
     return data.StructLayout({"valid": 1, "apply": 1, "last": 1, "addr": addr_shape, "slot": slot_shape,
-                              "rv": lanes})
+                              "rv": lanes, "take": lanes, "hit": lanes, "hit_last": lanes})
+
+
+def lane_flags(valid, apply, last, rv) -> dict:
+    """The beat's per-lane enables, bit p for lane p: ``hit`` (lane p sums this beat),
+    ``take`` (and writes its parameter: the mini-batch completes), ``hit_last`` (the row's
+    last weight: its bias too). Amaranth values or ints. A producer registers them from
+    the stage before A: in their own flip-flops per lane (no two alike, so synthesis keeps
+    them apart), instead of valid, apply and last reaching every lane's enables, which
+    on a large device spans the die (docs/synthesis.md, issue 13)."""
+    if isinstance(rv, int):
+        return {"take": rv if valid and apply else 0, "hit": rv if valid else 0, "hit_last": rv if valid and last else 0}
+    return {"take": Mux(valid & apply, rv, 0), "hit": Mux(valid, rv, 0), "hit_last": Mux(valid & last, rv, 0)}
 
 
 class UpdateEngine(wiring.Component):
@@ -156,10 +169,10 @@ class UpdateEngine(wiring.Component):
             g, gb = _delayed(m, g_rd.data, READ_TO_STAGE_A, f"g{p}"), _delayed(m, gb_rd.data, READ_TO_STAGE_A, f"gb{p}")
             g_sum = Signal(signed(GW), name=f"g_sum{p}")
             gb_sum = Signal(signed(GW), name=f"gb_sum{p}")
-            with m.If(beat.valid):
+            with m.If(beat.hit[p]):
                 m.d.comb += [g_sum.eq(g + total[p]), gb_sum.eq(gb + btotal[p])]
-                m.d.comb += [g_wr.data.eq(Mux(beat.apply, 0, g_sum)), g_wr.en.eq(beat.rv[p]),
-                             gb_wr.data.eq(Mux(beat.apply, 0, gb_sum)), gb_wr.en.eq(beat.rv[p] & beat.last)]
+                m.d.comb += [g_wr.data.eq(Mux(beat.take[p], 0, g_sum)), g_wr.en.eq(1),
+                             gb_wr.data.eq(Mux(beat.take[p], 0, gb_sum)), gb_wr.en.eq(beat.hit_last[p])]
             total[p], btotal[p] = g_sum, gb_sum
 
     def elaborate(self, platform):
@@ -193,17 +206,17 @@ class UpdateEngine(wiring.Component):
             nxt = lfsr_next(lfsr[p])
             nxt2 = lfsr_next(nxt)  # the bias's draw, after its row's last weight
             draw, draw2 = nxt[:step_shift(cfg)], nxt2[:step_shift(cfg)]  # (the bits the rounding uses)
-            take = Signal(name=f"take{p}")  # the beat writes lane p's parameter
-            m.d.comb += take.eq(beat.valid & beat.apply & beat.rv[p])
+            take, take_last = beat.take[p], beat.take[p] & beat.hit_last[p]  # lane p writes its weight, its bias
             if stochastic:
                 with m.If(take):
-                    m.d.sync += lfsr[p].eq(Mux(beat.last, nxt2, nxt))
+                    m.d.sync += lfsr[p].eq(Mux(beat.hit_last[p], nxt2, nxt))
+            # (the item's beat bit: lane 0 holds a row of every beat, so the lanes' OR is valid)
             w_item = {"G": total[p], "w": self.w[p], "s1": s1[p], "s2": s2[p], "rand": draw if stochastic else None,
-                      "ctl": self._ctl(take, 0, beat.valid)}
+                      "ctl": self._ctl(take, 0, beat.hit[p])}
             b_item = {"G": btotal[p], "w": self.b[p], "s1": s1b[p], "s2": s2b[p],
-                      "rand": draw2 if stochastic else None, "ctl": self._ctl(0 if adam else take & beat.last, 1, 0)}
+                      "rand": draw2 if stochastic else None, "ctl": self._ctl(0 if adam else take_last, 1, 0)}
             if adam:  # one core: a row's bias waits in a queue for a cycle without a weight
-                items = [self._bias_queue(m, p, take, beat.last, w_item, b_item, busy)]
+                items = [self._bias_queue(m, p, take, take_last, w_item, b_item, busy)]
             else:
                 items = [w_item, b_item]
             outs = []
@@ -217,17 +230,21 @@ class UpdateEngine(wiring.Component):
                 for d in range(depth):
                     ctl.append(_register(m, ctl[-1], f"ctl_{kind}{p}_{d + 1}"))
                 busy += [c[0] for c in ctl[:-1]]
-                folding.append(_register(m, self._ctl_view(ctl[-1]).beat, f"f_beat_{kind}{p}"))
+                folding.append(self._ctl_view(ctl[-1]).beat)
                 w_new = Signal(signed(cfg.weight.width), name=f"w_new_{kind}{p}")
                 m.d.comb += w_new.eq(saturating_sub(w_in, step, cfg.weight))
                 outs.append((ctl[-1], w_new, s1n, s2n))
             self._writes(m, p, outs)
-            sig, ssig, f_we = self._signatures(m, p, outs)
+            sig, ssig = self._signatures(m, p, outs)
             sigs.append(sig)
             ssigs.append(ssig)
-            folding.append(f_we)
+            folding += [Value.cast(ctl_bits)[0] for ctl_bits, _, _, _ in outs]  # (stage F's write enables)
+        # f_valid: stage F holds a beat or a written word. The OR of the stage-U bits,
+        # registered: the same value as the OR of stage F's registers, without an OR tree
+        # spanning every lane between those registers and the sequencer's idle
+        m.d.sync += self.f_valid.eq(_or(folding))
         m.d.comb += [self.param_signature.eq(_xor(sigs)), self.state_signature.eq(_xor(ssigs)),
-                     self.busy.eq(self.s_valid | _or(busy)), self.f_valid.eq(_or(folding))]
+                     self.busy.eq(self.s_valid | _or(busy))]
         return m
 
     def _ctl(self, we, bias, beat_valid):
@@ -239,7 +256,7 @@ class UpdateEngine(wiring.Component):
     def _ctl_view(self, bits):
         return data.View(self._ctl_layout, bits)
 
-    def _bias_queue(self, m, p, take, last, w_item, b_item, busy):
+    def _bias_queue(self, m, p, take, take_last, w_item, b_item, busy):
         """Adam's single core per lane takes a weight when one comes; a row's bias (pushed
         beside its last weight, with its draw) goes in at the next cycle without one."""
         fields = {k: v for k, v in b_item.items() if v is not None}
@@ -249,7 +266,7 @@ class UpdateEngine(wiring.Component):
         m.submodules[f"bias_queue{p}"] = fifo
         head = data.View(layout, fifo.r_data)
         m.d.comb += [fifo.w_data.eq(Cat(*[Value.cast(fields[k]) for k, _ in layout])),
-                     fifo.w_en.eq(take & last), fifo.r_en.eq(~take)]
+                     fifo.w_en.eq(take_last), fifo.r_en.eq(~take)]
         busy.append(fifo.r_rdy)
         item = {}
         for k, v in w_item.items():
@@ -279,7 +296,6 @@ class UpdateEngine(wiring.Component):
         (weights and biases apart, golden/signature.py); the state alike."""
         regs = {}
         sig = {k: Signal(32, name=f"{k}{p}") for k in ("sig_w", "sig_b", "st_w", "st_b")}
-        f_any = []
         for i, (ctl, w_new, s1n, s2n) in enumerate(outs):
             f_we, f_bias = _register(m, ctl[0], f"f_we{p}_{i}"), _register(m, ctl[1], f"f_bias{p}_{i}")
             f_w = _register(m, w_new, f"f_w{p}_{i}")
@@ -291,7 +307,6 @@ class UpdateEngine(wiring.Component):
                     m.d.sync += word.eq(v ^ v2 ^ (v2 >> 32))
                 else:
                     m.d.sync += word.eq(v)
-            f_any.append(f_we)
             regs[i] = (f_we, f_bias, f_w, word)
         for key, bias in (("w", 0), ("b", 1)):
             # sig_clear only arms the clear: the registers keep the last update's signature
@@ -309,7 +324,7 @@ class UpdateEngine(wiring.Component):
                 m.d.sync += [sig[f"sig_{key}"].eq(new_p), sig[f"st_{key}"].eq(new_s), armed.eq(0)]
             with m.If(self.sig_clear):
                 m.d.sync += armed.eq(1)
-        return sig["sig_w"] ^ sig["sig_b"], sig["st_w"] ^ sig["st_b"], _or(f_any)
+        return sig["sig_w"] ^ sig["sig_b"], sig["st_w"] ^ sig["st_b"]
 
 
 def _register(m, value, name):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from amaranth.hdl import Module
+from amaranth.hdl import Const, Module
 from amaranth.lib import wiring
 
 from golden.config import Config
@@ -31,7 +31,7 @@ from ..params import ParameterBanks
 from ..top import trainer_ports
 from ..registers import ControlRegisters
 from ..state import StateBanks, state_regions
-from ..update import UpdateEngine
+from ..update import UpdateEngine, lane_flags
 from .lanes import SampleLanes
 from .loader import GroupLoader
 from .reduction import GradientReduction, bias_shape, grad_shape
@@ -104,6 +104,7 @@ class SampleTrainer(wiring.Component):
         ob = red.out_beat
         m.d.comb += [upd.beat.valid.eq(ob.valid), upd.beat.apply.eq(ob.apply), upd.beat.last.eq(ob.last),
                      upd.beat.addr.eq(ob.waddr), upd.beat.slot.eq(ob.slot), upd.beat.rv.eq(1),
+                     *(getattr(upd.beat, k).eq(v) for k, v in lane_flags(ob.valid, ob.apply, ob.last, Const(1, 1)).items()),
                      upd.grad[0].eq(red.grad), upd.eps[0].eq(red.eps), upd.w[0].eq(red.w_out),
                      upd.b[0].eq(red.b_out), upd.state_addr.eq(red.state_addr), upd.state_slot.eq(red.state_slot),
                      upd.sig_clear.eq(seq.sig_clear)]

@@ -28,6 +28,7 @@ from golden.signature import params_signature
 from golden.tables import softmax_codes
 from hdl.layout import PIPE_LATENCY, UPDATE_LATENCY, check_limits, tree_stages
 from hdl.trainer.deltas import eps_width
+from hdl.trainer.update import lane_flags
 
 XOR = "examples/xor.toml"
 
@@ -238,7 +239,10 @@ def update_stimulus(cfg, lay, dut, n_samples: int, seed: int) -> UpdateStimulus:
     def idle(n):
         for _ in range(n):
             c = {n_: garbage(rng, s) for n_, s in shapes.items()}
-            c["beat"] &= ~1  # valid is bit 0
+            g = beat_layout.from_bits(c["beat"])
+            # not valid: valid and the lanes' enables 0 (the rest garbage)
+            c["beat"] = beat_layout.const({**{k: g[k] for k in ("apply", "last", "addr", "slot", "rv")},
+                                           "valid": 0, **lane_flags(0, 0, 0, 0)}).as_bits()
             c["sig_clear"] = 0
             cyc.append(c)
 
@@ -290,7 +294,8 @@ def update_stimulus(cfg, lay, dut, n_samples: int, seed: int) -> UpdateStimulus:
                                 writes.append(((c + UPDATE_LATENCY - PIPE_LATENCY, "b", p, slot,
                                                 int(after[l][j, n_in])), f"{where}, bias"))
                     cyc[c]["beat"] = beat_layout.const({"valid": 1, "apply": apply, "last": last, "addr": addr,
-                                                        "slot": slot, "rv": rv}).as_bits()
+                                                        "slot": slot, "rv": rv,
+                                                        **lane_flags(1, apply, last, rv)}).as_bits()
                     cyc[c - PIPE_LATENCY].update(state_addr=addr, state_slot=slot)
         if apply:
             updates += 1
