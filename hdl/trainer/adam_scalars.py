@@ -47,10 +47,12 @@ class AdamScalars(wiring.Component):
         beta1^t, beta2^t of the next update (the bus reads them).
     alpha, r2, e2 : Out
         This update's step size and 1 / (1 - beta2^t) = r2 * 2**(e2 - recip_frac_bits).
+
+    ``dsp``: how the multiplies are built (hdl/dsp.py), as in the rest of the trainer.
     """
 
-    def __init__(self, cfg: Config):
-        self._cfg = cfg
+    def __init__(self, cfg: Config, *, dsp: str = "generic"):
+        self._cfg, self._dsp = cfg, dsp
         super().__init__({
             "start": In(1),
             "lr": In(unsigned(ADAM_ALPHA_WIDTH - 1)),
@@ -88,7 +90,7 @@ class AdamScalars(wiring.Component):
             nxt[name] = (rd.data, n2)
         # 3, 4: lr * R1 (a registered multiply); 5: its quotient by 2^(rf - e1), e1 = 33 - n1,
         # and the rounding flags; 6: alpha, rounded (nearest-even) and clamped
-        prod, lat = pipelined_product(m, self.lr, nxt["1"][0], name="lr_r1")
+        prod, lat = pipelined_product(m, self.lr, nxt["1"][0], dsp=self._dsp, name="lr_r1")
         e2_now = Signal(E2_SHAPE, name="e2_now")
         m.d.comb += e2_now.eq(BETA_POW_FRAC_BITS + 1 - nxt["2"][1])
         n1, r2, e2 = _delayed(m, nxt["1"][1], lat, "n1"), _delayed(m, nxt["2"][0], lat, "r2"), \
@@ -112,7 +114,7 @@ class AdamScalars(wiring.Component):
         nxt_p = []
         for p, c in ((self.p1, cfg.adam_c1), (self.p2, cfg.adam_c2)):
             beta = Const((1 << OPT_FRAC_BITS) - c, OPT_FRAC_BITS)
-            pp, _ = pipelined_product(m, p, beta, name=f"pow{len(nxt_p) + 1}")
+            pp, _ = pipelined_product(m, p, beta, dsp=self._dsp, name=f"pow{len(nxt_p) + 1}")
             pn = Signal(BETA_POW_FRAC_BITS, name=f"p{len(nxt_p) + 1}_next")
             m.d.sync += pn.eq(round_shift(pp, OPT_FRAC_BITS))
             nxt_p.append(pn)

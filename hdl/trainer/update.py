@@ -182,7 +182,7 @@ class UpdateEngine(wiring.Component):
         train_B, stochastic = cfg.batch_size > 1, cfg.rounding == "stochastic"
         adam = cfg.optimizer == "adam"
         if adam:
-            m.submodules.scalars = scalars = AdamScalars(cfg)
+            m.submodules.scalars = scalars = AdamScalars(cfg, dsp=self._dsp)
             m.d.comb += [scalars.start.eq(self.sig_clear), scalars.lr.eq(self.adam_lr),
                          scalars.pow_wr.eq(self.pow_wr), self.p1.eq(scalars.p1), self.p2.eq(scalars.p2)]
             sc = {"alpha": scalars.alpha, "r2": scalars.r2, "e2": scalars.e2}

@@ -109,12 +109,15 @@ def test_random_stalls_change_nothing(cfg, tmp_path):
                       batch_size=2, rounding="stochastic")),
     ("icarus", xor(layers=(2, 4, 3), activations=("relu", "softmax"), loss="cross_entropy", lanes=10,
                    batch_size=10, parallelism="samples")),
-], ids=["icarus-xor", "verilator-softmax-batch2-stochastic", "icarus-samples-10lanes"])
+    ("verilator", xor(optimizer="adam", learning_rate=0.05, layers=(2, 5, 4, 1), activations=("sigmoid",) * 3,
+                      lanes=2, batch_size=4, rounding="stochastic", sr_seed=5)),
+], ids=["icarus-xor", "verilator-softmax-batch2-stochastic", "icarus-samples-10lanes", "verilator-adam-b4-stochastic"])
 def test_ecp5_multipliers_train_bit_exactly(simulator, cfg, tmp_path):
     """The trainer as synthesis for ecp5-85k builds it, every multiplier a MULT18X18D with
     its own registers (hdl/dsp.py), simulated on the primitive's model (sim/runners/primitives):
     the same bits as golden, so the primitives change nothing but timing. The 10-lane
-    samples trainer also has its control's register copies as TRELLIS_FF instances."""
+    samples trainer also has its control's register copies as TRELLIS_FF instances; Adam's
+    cores and its step-size scalars multiply on MULT18X18D too."""
     require_simulator(simulator)
     r = run_train(cfg, simulator, epochs=10, check_params="every", dsp="ecp5", build_root=str(tmp_path.parent / "build"))
     assert r["mismatches"] == 0, r["first_mismatch"]
