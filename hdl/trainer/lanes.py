@@ -26,6 +26,7 @@ from ..activation import ActivationDerivative
 from ..dsp import registered_product
 from ..layout import Layout
 from .backward import backward_beat_layout, k_slot_shape
+from .copies import register_copies
 from .deltas import eps_width
 from .drain import snapshot_layout
 from .update import lane_flags, update_beat_layout
@@ -141,8 +142,6 @@ class LaneArray(wiring.Component):
         r_dl, r_e = _registered(m, self.delta, "r1_dl"), _registered(m, self.eps, "r1_e")
         r_a, r_i = Signal.like(self.act, name="r1_a"), Signal.like(self.inp, name="r1_i")
         m.d.sync += [r_a.eq(self.act), r_i.eq(self.inp)]
-        a_in = Signal.like(self.act)  # the activation operand
-        m.d.comb += a_in.eq(Mux(r.in0, r_i, r_a))
         d_r = self._derivatives(m, r, r_a)
         # stages 2, M, A: the control (with sigma' from stage R), weight and bias carried
         s2 = Signal(layout, name="s2")
@@ -156,12 +155,17 @@ class LaneArray(wiring.Component):
         # the operands, chosen in stage R by the beat's phase
         mul_a = [Signal(_operand_shapes(cfg)[0], name=f"mul_a{p}") for p in range(P)]
         mul_b = [Signal(_operand_shapes(cfg)[1], name=f"mul_b{p}") for p in range(P)]
+        # (stage R's phase bits in a register copy per lane, hdl/trainer/copies.py: one
+        # register driving every lane's operand multiplexers spans the device)
+        sel = {f: register_copies(m, getattr(s1, f), P, f"r1_{f}", self._dsp) for f in ("fwd", "bwd", "upd", "in0")}
         for p in range(P):
-            with m.If(r.fwd):
+            a_in = Signal.like(self.act, name=f"a_in{p}")  # the activation operand
+            m.d.comb += a_in.eq(Mux(sel["in0"][p], r_i, r_a))
+            with m.If(sel["fwd"][p]):
                 m.d.comb += [mul_a[p].eq(r_w[p]), mul_b[p].eq(a_in)]
-            with m.If(r.bwd):
+            with m.If(sel["bwd"][p]):
                 m.d.comb += [mul_a[p].eq(r_w[p]), mul_b[p].eq(Mux(r.rv[p], r_dl[p], 0))]
-            with m.If(r.upd):
+            with m.If(sel["upd"][p]):
                 m.d.comb += [mul_a[p].eq(r_e[p]), mul_b[p].eq(a_in)]
         self._multipliers(m, mul_a, mul_b)
         # stage 2's copy of operand a, carried to stage A: the update's eps, which the bias
@@ -171,10 +175,12 @@ class LaneArray(wiring.Component):
 
         # forward: a block's first beat starts the sum at bias * 1.0 (exact: a shift)
         acc = [Signal(signed(cfg.forward_acc_width()), name=f"acc{p}") for p in range(P)]
+        first = register_copies(m, sm.first, P, "sa_first", self._dsp)  # (copies, as stage R's)
+        fwd = register_copies(m, sm.fwd & sm.valid, P, "sa_fwd", self._dsp)
         for p in range(P):
-            m.d.comb += self.sums[p].eq(Mux(sa.first, b_a[p] << af, acc[p]) + self.prod[p])
-        with m.If(sa.fwd & sa.valid):
-            m.d.sync += [acc[p].eq(self.sums[p]) for p in range(P)]
+            m.d.comb += self.sums[p].eq(Mux(first[p], b_a[p] << af, acc[p]) + self.prod[p])
+            with m.If(fwd[p]):
+                m.d.sync += acc[p].eq(self.sums[p])
         m.d.comb += [self.snapshot.valid.eq(sa.fwd & sa.valid & sa.last), self.snapshot.rowbase.eq(sa.rowbase),
                      self.snapshot.layer.eq(sa.layer),
                      self.snapshot.one_row.eq(~sa.rv[1] if P > 1 else 1)]  # (row 1 of the block is past the layer)

@@ -22,6 +22,7 @@ from ..arith import saturating_sub
 from ..layout import Layout
 from ..lfsr import lfsr_next, rotl_signature
 from .adam_scalars import AdamScalars, power_write_layout
+from .copies import register_copies
 from .optimizer_cores import build_core, core_depth, state_shapes, step_shift
 
 __all__ = ["UpdateEngine", "ParamWrite", "update_beat_layout", "lane_flags", "NO_RW", "READ_TO_STAGE_A"]
@@ -185,9 +186,13 @@ class UpdateEngine(wiring.Component):
             m.submodules.scalars = scalars = AdamScalars(cfg, dsp=self._dsp)
             m.d.comb += [scalars.start.eq(self.sig_clear), scalars.lr.eq(self.adam_lr),
                          scalars.pow_wr.eq(self.pow_wr), self.p1.eq(scalars.p1), self.p2.eq(scalars.p2)]
-            sc = {"alpha": scalars.alpha, "r2": scalars.r2, "e2": scalars.e2}
+            # a copy per lane (hdl/trainer/copies.py), a cycle behind the latched values:
+            # they change at an update's first beat (start), which its first item reaches
+            # the core's use of them PIPE_LATENCY + 1 + a dozen core stages later
+            sc_lanes = {k: register_copies(m, getattr(scalars, k), P, f"sc_{k}", self._dsp)
+                        for k in ("alpha", "r2", "e2")}
         else:
-            sc = None
+            sc_lanes = None
 
         # stage A: the exact step (the product, or the batch sum), the state, the LFSR draws
         total = list(self.grad)
@@ -225,7 +230,8 @@ class UpdateEngine(wiring.Component):
                 # stage S: the item registered; then the core; stage U: subtract, saturate, write
                 sv = {k: _register(m, v, f"s_{k}_{kind}{p}") for k, v in item.items() if v is not None}
                 step, w_in, s1n, s2n = build_core(m, cfg, f"core{kind}{p}", sv["G"], sv["w"], sv.get("s1"), sv.get("s2"),
-                                                  sv.get("rand"), sc, dsp=self._dsp)
+                                                  sv.get("rand"), sc_lanes and {k: v[p] for k, v in sc_lanes.items()},
+                                                  dsp=self._dsp)
                 ctl = [sv["ctl"]]
                 for d in range(depth):
                     ctl.append(_register(m, ctl[-1], f"ctl_{kind}{p}_{d + 1}"))

@@ -52,7 +52,13 @@ def synth(config_path, target, unit, bus, freq_mhz, no_route, n_paths, out_dir):
         rep.fail(f"the design does not fit {target}: {e}")
     con.print(f"LUTs {r['luts']}  FFs {r['ffs']}  DSPs {r['dsps']}  BRAMs {r['brams']}  "
               f"Fmax {rep.fmt(r['fmax_mhz'], 2)} MHz ({r['fmax_kind']}; timing {'met' if r.get('timing_met') else 'not met'})")
-    for p in (r.get("timing_paths") or {}).get("paths", [])[:n_paths]:
+    tp = r.get("timing_paths") or {}
+    if tp.get("failing_groups"):
+        con.print(f"failing endpoints: {tp['failing_endpoints_below_ns'].get('0', 0)} of {tp['endpoints']}; "
+                  f"worst groups (launching signal -> capturing signal, # = lane or bit):")
+        for gr in tp["failing_groups"][:max(n_paths, 5)]:
+            con.print(f"    {gr['worst_ns']:7.2f} ns  {gr['endpoints']:5d} endpoints  {gr['from']} -> {gr['to']}")
+    for p in tp.get("paths", [])[:n_paths]:
         con.print(f"path {p['required_ns']:.2f} ns ({p['logic_cells']} cells, {p['routing_ns']:.2f} ns routing): "
                   f"{p['from']} -> {p['to']}")
         for cell, port, incr, at in p["steps"]:

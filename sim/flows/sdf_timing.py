@@ -19,7 +19,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-__all__ = ["TimingGraph", "parse_sdf", "worst_paths", "slack_histogram", "summarize_path", "report"]
+__all__ = ["TimingGraph", "parse_sdf", "worst_paths", "slack_histogram", "summarize_path", "signal_of", "path_groups",
+           "report"]
 
 # Clock pins of the ECP5 primitives in nextpnr's SDF (FF, block RAM, DSP, distributed RAM).
 _CLOCK_PIN = re.compile(r"^(CLK\w*|WCK|CLK[AB])$")
@@ -165,9 +166,56 @@ def summarize_path(steps) -> list:
     return rows
 
 
+# What yosys and nextpnr append to the name of the signal a cell belongs to (a flip-flop's
+# bit, a LUT's place in a cone, a memory's slices), and numbers (bits, lanes, instances).
+_CELL_SUFFIX = re.compile(r"_(TRELLIS_FF|LUT4|CCU2C|PFUMX|L6MUX21|MULT18X18D|DP16KD|TRELLIS_DPR16X4|TRELLIS_RAMW"
+                          r"|SB_DFF\w*|SB_LUT4|SB_CARRY|SB_MAC16|SB_RAM40_4K).*")
+_MEMORY_SLICE = re.compile(r"\.storage\..*|\.\d+\.\d+\$DPRAM.*|\$DPRAM.*")
+
+
+def signal_of(cell: str) -> str:
+    """The design signal a cell comes from, lane and bit numbers as ``#``: ``update.s_ctl_w3_TRELLIS_FF_Q_2``
+    -> ``update.s_ctl_w#``; a distributed RAM's slices -> ``name[mem]``."""
+    c = _CELL_SUFFIX.sub("", cell)
+    c = _MEMORY_SLICE.sub("[mem]", c)
+    return re.sub(r"\d+", "#", c)
+
+
+def path_groups(g: TimingGraph, period_ps: float) -> list:
+    """The endpoints failing ``period_ps``, grouped by (launching signal, capturing signal)
+    (:func:`signal_of`), worst group first: ``[{"from", "to", "endpoints", "worst_ns",
+    "through"}]``, ``through`` the signals on the group's worst path."""
+    arr, pred = _arrivals(g)
+    groups = {}
+    for p, su in g.setup.items():
+        if p not in arr or arr[p] + su <= period_ps:
+            continue
+        q, through = p, []
+        while pred.get(q) is not None:
+            q = pred[q][0]
+            through.append(q[0])
+        key = (signal_of(q[0]), signal_of(p[0]))
+        worst = groups.get(key)
+        if worst is None:
+            groups[key] = [1, arr[p] + su, through]
+        else:
+            worst[0] += 1
+            if arr[p] + su > worst[1]:
+                worst[1:] = [arr[p] + su, through]
+    out = []
+    for (frm, to), (count, t, through) in sorted(groups.items(), key=lambda kv: -kv[1][1]):
+        names = []
+        for c in reversed(through):
+            sig = signal_of(c)
+            if sig not in names and sig not in (frm, to):
+                names.append(sig)
+        out.append({"from": frm, "to": to, "endpoints": count, "worst_ns": round(t / 1000, 3), "through": names})
+    return out
+
+
 def report(text: str, n: int = 10, period_ns: float | None = None) -> dict:
     """Fmax, the ``n`` worst paths (each summarized) and, given a clock period, the slack
-    histogram, from the text of an SDF file."""
+    histogram and the 30 worst groups of failing endpoints, from the text of an SDF file."""
     g = parse_sdf(text)
     worst = worst_paths(g, n)
     if not worst:
@@ -181,4 +229,5 @@ def report(text: str, n: int = 10, period_ns: float | None = None) -> dict:
         hist, total = slack_histogram(g, period_ns * 1000)
         out["endpoints"] = total
         out["failing_endpoints_below_ns"] = {str(k): v for k, v in hist.items()}
+        out["failing_groups"] = path_groups(g, period_ns * 1000)[:30]
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal, Value, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -31,6 +31,7 @@ from ...activation import ActivationDerivative, ActivationFunction
 from ...arith import round_shift, saturate
 from ...dsp import registered_product
 from ...output import SoftmaxArith
+from ..copies import register_copies
 from ..update import NO_RW
 from ..update import _or, _register as _reg  # (the update engine's register helpers)
 from .schedule import SampleLayout, sample_issue_layout
@@ -42,26 +43,6 @@ __all__ = ["SampleLanes", "lane_product_shape", "update_beat_a_layout", "LANE_GR
 # stage R and stage A registers, one per LANE_GROUP lanes (a register drives a few lanes,
 # not all P of them).
 LANE_GROUP = 8
-
-
-def _copies(m, value, n, name, dsp):
-    """``n`` registers, each ``value`` a cycle later (reset to 0 as a sync signal). yosys
-    merges identical flip-flops, so on ecp5 each bit is a TRELLIS_FF instance of its own."""
-    value = Value.cast(value)
-    out = []
-    for g in range(n):
-        q = Signal(value.shape(), name=f"{name}_g{g}")
-        if dsp == "ecp5" and n > 1:
-            for i in range(len(value)):
-                m.submodules[f"{name}_g{g}_ff{i}"] = Instance(
-                    "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
-                    p_SRMODE="LSR_OVER_CE", p_REGSET="RESET",
-                    i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_CE=Const(1, 1), i_DI=value[i],
-                    o_Q=q[i])
-        else:
-            m.d.sync += q.eq(value)
-        out.append(q)
-    return out
 
 
 def _operand_shapes(cfg: Config):
@@ -156,8 +137,8 @@ class SampleLanes(wiring.Component):
         # stage R as the lanes see it: a copy of the beat's control and the weight per group
         n_g, dsp = -(-P // LANE_GROUP), self._dsp
         r_fields = ["fwd", "bwd", "upd", "in0", "layer", "prob" if softmax else "out"]
-        rc = {f: _copies(m, getattr(s1, f), n_g, f"rc_{f}", dsp) for f in r_fields}
-        rc["w"] = _copies(m, self.w, n_g, "rc_w", dsp)
+        rc = {f: register_copies(m, getattr(s1, f), n_g, f"rc_{f}", dsp) for f in r_fields}
+        rc["w"] = register_copies(m, self.w, n_g, "rc_w", dsp)
         rg = [SimpleNamespace(**{f: v[g] for f, v in rc.items()}) for g in range(n_g)]
         lr = [rg[p // LANE_GROUP] for p in range(P)]  # lane p's copy
         a_in = [Mux(lr[p].in0, r_i[p], r_a[p]) for p in range(P)]
@@ -180,8 +161,8 @@ class SampleLanes(wiring.Component):
         b_a = _reg(m, bm, "ba")
         m.d.comb += [self.w_a.eq(w_a), self.b_a.eq(b_a)]
         # stage A as the lanes' sums see it, a copy per group
-        ac = {f: _copies(m, getattr(sm, f), n_g, f"ac_{f}", dsp) for f in ("valid", "first", "fwd", "bwd")}
-        ac["b"] = _copies(m, bm, n_g, "ac_b", dsp)
+        ac = {f: register_copies(m, getattr(sm, f), n_g, f"ac_{f}", dsp) for f in ("valid", "first", "fwd", "bwd")}
+        ac["b"] = register_copies(m, bm, n_g, "ac_b", dsp)
         la = [SimpleNamespace(**{f: v[p // LANE_GROUP] for f, v in ac.items()}) for p in range(P)]
         opa, opb = _operand_shapes(cfg)
         prod = []
@@ -231,7 +212,7 @@ class SampleLanes(wiring.Component):
             busy += self._output_delta(m, sa.valid & sa.out, sa, prod)
         if smx is not None:
             def lane_copies(value, name):
-                c = _copies(m, value, n_g, name, dsp)
+                c = register_copies(m, value, n_g, name, dsp)
                 return [c[p // LANE_GROUP] for p in range(P)]
             a_req, b = smx.exp_pass(m, r, r_a, lane_copies)
             self._a_writes.append(a_req)
@@ -288,8 +269,8 @@ class SampleLanes(wiring.Component):
         self._a_writes.append((v2, dst2, Cat(*outs)))
         if smx is not None:
             n_g = -(-P // LANE_GROUP)
-            tv = _copies(m, v1 & (lay1 == L - 1), n_g, "tm_v", self._dsp)
-            tf = _copies(m, dst1 == self._sl.abase(L), n_g, "tm_first", self._dsp)
+            tv = register_copies(m, v1 & (lay1 == L - 1), n_g, "tm_v", self._dsp)
+            tf = register_copies(m, dst1 == self._sl.abase(L), n_g, "tm_first", self._dsp)
             smx.track_max(m, [tv[p // LANE_GROUP] for p in range(P)], [tf[p // LANE_GROUP] for p in range(P)], zs)
         return [(v0, go), (v1, v0), (v2, v1)]
 

@@ -6,7 +6,7 @@ is the one nextpnr reports."""
 import re
 import subprocess
 
-from sim.flows.sdf_timing import parse_sdf, report, slack_histogram, worst_paths
+from sim.flows.sdf_timing import parse_sdf, path_groups, report, signal_of, slack_histogram, worst_paths
 
 # a -> LUT -> carry (2 hops) -> b; a -> b directly; c is launched but reaches nothing.
 # Escaped names: the cell "x/y$1" is written x\/y\$1.
@@ -89,6 +89,16 @@ def test_longest_path_by_hand():
     assert r["paths"][0]["routing_ns"] == 0.73
     hist, n = slack_histogram(g, 2000.0, edges_ns=(0, -0.2, -0.5))
     assert n == 2 and hist == {0: 1, -0.2: 1, -0.5: 0}
+    # both endpoints fail 0.5 ns: one group a -> b, its worst path through the LUT and the carry
+    assert path_groups(g, 500.0) == [{"from": "a", "to": "b", "endpoints": 2, "worst_ns": 2.27,
+                                      "through": ["x/y$#", "c#"]}]
+    assert path_groups(g, 2000.0)[0]["endpoints"] == 1
+
+
+def test_signal_of_cell_names():
+    assert signal_of("update.s_ctl_w3_TRELLIS_FF_Q_2") == "update.s_ctl_w#"
+    assert signal_of("update.gbmem3.0.0$DPRAM_COMB3") == "update.gbmem#[mem]"
+    assert signal_of("lanes.acc5_LUT4_Z_1") == "lanes.acc#"
 
 
 _DESIGN = """module s(input clk, input d, output q);
